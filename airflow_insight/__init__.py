@@ -1,0 +1,1 @@
+"""airflow-insight: run FICO Xpress Insight compute jobs from Apache Airflow."""
