@@ -1,0 +1,268 @@
+"""Events the protocol core hands to its driver: frozen values named as facts.
+
+Every event has a ``log_level`` (a :mod:`logging` level) and a ``describe()`` text, so both
+drivers log the same line for the same event with ``log.log(event.log_level, event.describe())``.
+Events that ask the driver to do something end in ``Due``; the driver answers each one by calling
+the matching :class:`~airflow_insight.protocol.follower.Follower` method (see that module).
+
+No event carries a token or a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import ClassVar
+
+from airflow_insight.protocol.outcome import JobOutcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """A followed job reported a status different from the last one seen."""
+
+    log_level: ClassVar[int] = logging.INFO
+
+    job_id: str
+    status: str
+    model_status: str | None
+    execution_attempts: int
+
+    def describe(self) -> str:
+        """One log line."""
+        model = f", model status {self.model_status}" if self.model_status is not None else ""
+        return (
+            f"Insight compute job {self.job_id}: status {self.status}{model} "
+            f"(execution attempt {self.execution_attempts})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobRequeued:
+    """``executionAttempts`` grew: the server requeued the job and a new attempt starts (§A6)."""
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    job_id: str
+    execution_attempts: int
+
+    def describe(self) -> str:
+        """The marker line written into the task log."""
+        return (
+            f"----- Insight requeued compute job {self.job_id}: execution attempt "
+            f"{self.execution_attempts} starts; the earlier attempt's log stays above -----"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunLogLines:
+    """Run-log lines to forward, in order, each exactly once.
+
+    ``first_line`` is the 0-based position of ``lines[0]`` in the job's whole run log.
+    """
+
+    log_level: ClassVar[int] = logging.INFO
+
+    job_id: str
+    execution_attempts: int
+    first_line: int
+    lines: tuple[str, ...]
+
+    @property
+    def last_line(self) -> int:
+        """The position of the last line of the batch."""
+        return self.first_line + len(self.lines) - 1
+
+    def describe(self) -> str:
+        """A summary; drivers log the lines themselves, one log record per line."""
+        return (
+            f"Insight compute job {self.job_id}: run-log lines {self.first_line}-{self.last_line}"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunLogGap:
+    """Run-log lines that will never be forwarded (the final run log could not fill them)."""
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    job_id: str
+    first_line: int
+    last_line: int
+
+    def describe(self) -> str:
+        """One log line."""
+        return (
+            f"Insight compute job {self.job_id}: run-log lines {self.first_line}-{self.last_line} "
+            "were lost and are not in this log (see the job's run log in Insight)"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunLogFetchDue:
+    """The job is finished: GET ``run_log_url`` and feed it to ``run_log_fetched``.
+
+    On any REST failure call ``run_log_unavailable`` instead. ``run_log_url`` is the raw
+    server-relative URL from the message; resolve it against the configured base URL (§A1).
+    """
+
+    log_level: ClassVar[int] = logging.DEBUG
+
+    job_id: str
+    run_log_url: str
+
+    def describe(self) -> str:
+        """One log line."""
+        return f"Insight compute job {self.job_id}: fetching the final run log"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobFinished:
+    """The job reached its end and its run log was forwarded; nothing more comes for it."""
+
+    log_level: ClassVar[int] = logging.INFO
+
+    outcome: JobOutcome
+
+    @property
+    def job_id(self) -> str:
+        """The compute job id."""
+        return self.outcome.compute_job_id
+
+    def describe(self) -> str:
+        """One log line."""
+        o = self.outcome
+        model = "null" if o.model_status is None else o.model_status
+        return f"Insight compute job {o.compute_job_id} ended: {o.status}, model status {model}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenRefreshDue:
+    """A third of the token's lifetime is left: mint a new one, then call ``token_refreshed``."""
+
+    log_level: ClassVar[int] = logging.DEBUG
+
+    def describe(self) -> str:
+        """One log line."""
+        return "Insight bearer token refresh is due"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReconnectDue:
+    """Open a new WebSocket now; then call ``connection_opened`` or ``connection_failed``."""
+
+    log_level: ClassVar[int] = logging.INFO
+
+    #: 1 for the first attempt after the socket went away, growing with each failure.
+    attempt: int
+
+    def describe(self) -> str:
+        """One log line."""
+        return f"Reconnecting the Insight progress WebSocket (attempt {self.attempt})"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReconcileDue:
+    """GET the job over REST; answer with ``job_document_received``, ``job_gone`` (404) or
+    ``reconcile_failed``."""
+
+    log_level: ClassVar[int] = logging.DEBUG
+
+    job_id: str
+
+    def describe(self) -> str:
+        """One log line."""
+        return f"Insight compute job {self.job_id}: checking its status over REST"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppMessageAnswered:
+    """A solver callback arrived although callbacks are never enabled; it was answered (§A10)."""
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    job_id: str
+    app_message_id: str
+    app_message_type: str | None
+
+    def describe(self) -> str:
+        """One log line."""
+        return (
+            f"Insight compute job {self.job_id}: answered unexpected solver callback "
+            f"{self.app_message_type} ({self.app_message_id}) with interruptSolve=false"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PingAnswered:
+    """A JSON ``PING`` arrived and a JSON ``PONG`` with the same payload was queued (§A2)."""
+
+    log_level: ClassVar[int] = logging.DEBUG
+
+    def describe(self) -> str:
+        """One log line."""
+        return "Answered a JSON PING from the Insight server"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorReceived:
+    """The server sent an ``ERROR`` the core has no specific reaction to (§B9 #14)."""
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    job_id: str | None
+    error_type: str | None
+    error_message: str | None
+
+    def describe(self) -> str:
+        """One log line."""
+        job = f" about compute job {self.job_id}" if self.job_id else ""
+        return f"Insight server reported {self.error_type}{job}: {self.error_message}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """A received text could not be used at all (malformed JSON, missing fields); it was dropped."""
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    reason: str
+
+    def describe(self) -> str:
+        """One log line."""
+        return f"Dropped an unusable Insight message: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageIgnored:
+    """A well-formed message that needs nothing (unknown type, unknown or finished job)."""
+
+    log_level: ClassVar[int] = logging.DEBUG
+
+    reason: str
+    job_id: str | None = None
+
+    def describe(self) -> str:
+        """One log line."""
+        return f"Ignored an Insight message: {self.reason}"
+
+
+Event = (
+    StatusChanged
+    | JobRequeued
+    | RunLogLines
+    | RunLogGap
+    | RunLogFetchDue
+    | JobFinished
+    | TokenRefreshDue
+    | ReconnectDue
+    | ReconcileDue
+    | AppMessageAnswered
+    | PingAnswered
+    | ErrorReceived
+    | MessageRejected
+    | MessageIgnored
+)
+
+#: What :class:`~airflow_insight.protocol.runlog.RunLog` produces.
+RunLogEvent = RunLogLines | RunLogGap

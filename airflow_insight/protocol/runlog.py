@@ -1,0 +1,192 @@
+"""Run-log bookkeeping for one job: forward every line exactly once, in order (§A6, §B9 #11/#12).
+
+Numbering. Lines are 0-based positions in the job's *whole* run log, the text ``runLogUrl``
+returns; ``startLine`` and the end line are inclusive. The end line (``endLines``/``endLine``) is
+only a hint: the batch covers ``startLine .. startLine + len(lines) - 1`` whatever it says.
+
+Requeues. The reference says a requeued job keeps its earlier attempt's log, and does not say how
+the next attempt numbers its lines. This class assumes numbering *continues* (the whole log is one
+text and a position names one line in it), so "dedupe by attempt and line" reduces to "dedupe by
+position". To stay correct with a server that restarts at 0 for each attempt, the first batch after
+a requeue that starts at line 0 while lines were already forwarded switches this job to
+per-attempt numbering: the new attempt's line ``n`` becomes position ``offset + n``, where
+``offset`` is one past the last forwarded line, and ``SUBSCRIBE`` reports the last line in the
+server's per-attempt numbering. Any gap left open in the earlier attempt is given up at that point
+(reported as :class:`~.events.RunLogGap`), because the server can no longer replay it.
+
+Gaps. A batch that starts past the next expected line is buffered until the gap is filled (by a
+later batch, a replay after ``SUBSCRIBE``, or the final REST run log). Buffering is bounded by
+``max_buffered_lines``; past it the gap is given up so live lines keep flowing.
+
+The final REST log is the truth for every position it covers: buffered lines at those positions
+are dropped in favour of the REST text. Buffered lines *beyond* the end of the REST text (a log
+fetched while the server was still writing, or a truncated one) are forwarded after it rather
+than lost, with a :class:`~.events.RunLogGap` for anything still missing before them. Lines
+taken from the REST log are labelled with the current execution attempt (the text does not say
+which attempt wrote them).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+
+from airflow_insight.protocol.events import RunLogEvent, RunLogGap, RunLogLines
+
+DEFAULT_TAIL_LINES = 10
+DEFAULT_MAX_BUFFERED_LINES = 10_000
+
+
+def split_run_log(text: str) -> list[str]:
+    """Split a REST run log into lines: line ``i`` is index ``i``.
+
+    Only ``\\n`` separates lines (a ``\\r`` before it is dropped). :meth:`str.splitlines` would
+    also split on form feeds and Unicode separators that a solver may print inside a line, which
+    would shift every later line number. A final newline does not start an extra empty line.
+    """
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+class RunLog:
+    """The forwarded part of one job's run log, plus the lines waiting for a gap to close."""
+
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        execution_attempts: int = 0,
+        last_forwarded_line: int = -1,
+        tail_lines: int = DEFAULT_TAIL_LINES,
+        max_buffered_lines: int = DEFAULT_MAX_BUFFERED_LINES,
+    ) -> None:
+        self.job_id = job_id
+        self._attempts = execution_attempts
+        self._forwarded = max(-1, last_forwarded_line)
+        # Buffered lines by position, with the attempt that was current when each arrived.
+        self._pending: dict[int, tuple[int, str]] = {}
+        self._tail: collections.deque[str] = collections.deque(maxlen=max(0, tail_lines))
+        self._max_buffered = max(1, max_buffered_lines)
+        # Position of the server's line 0 for the current attempt (non-zero only when the server
+        # restarts numbering per attempt, see the module docstring).
+        self._offset = 0
+        self._awaiting_first_batch_of_attempt = False
+
+    # ----------------------------------------------------------------------------- reading
+
+    @property
+    def execution_attempts(self) -> int:
+        """The execution attempt the lines now arriving belong to (0 when not known yet)."""
+        return self._attempts
+
+    @property
+    def last_forwarded_line(self) -> int:
+        """Position of the last line forwarded without a gap before it; -1 when none."""
+        return self._forwarded
+
+    @property
+    def last_server_line(self) -> int:
+        """``lastRunLogLine`` for ``SUBSCRIBE``: the last forwarded line in the server's numbering.
+
+        The last *contiguous* line is reported, not the highest one buffered, so the server's
+        replay fills any gap (duplicates of buffered lines are dropped).
+        """
+        return self._forwarded - self._offset if self._forwarded >= self._offset else -1
+
+    @property
+    def buffered_line_count(self) -> int:
+        """How many lines wait for a gap to close."""
+        return len(self._pending)
+
+    @property
+    def tail(self) -> tuple[str, ...]:
+        """The last few forwarded lines, for failure messages."""
+        return tuple(self._tail)
+
+    # ----------------------------------------------------------------------------- feeding
+
+    def new_attempt(self, execution_attempts: int) -> None:
+        """Record that ``executionAttempts`` grew to ``execution_attempts`` (a requeue)."""
+        if execution_attempts <= self._attempts:
+            return
+        self._attempts = execution_attempts
+        self._awaiting_first_batch_of_attempt = True
+
+    def accept(self, start_line: int, lines: Sequence[str]) -> list[RunLogEvent]:
+        """Take a ``RUNLOG_UPDATED`` batch (server numbering); return what to forward now."""
+        events: list[RunLogEvent] = []
+        if not lines:
+            return events
+        if self._awaiting_first_batch_of_attempt:
+            self._awaiting_first_batch_of_attempt = False
+            if start_line == 0 and self._forwarded >= 0:
+                # The server restarted numbering for the new attempt: map it after what we have.
+                events.extend(self._give_up_gaps())
+                self._offset = self._forwarded + 1
+        first = self._offset + start_line
+        for index, line in enumerate(lines):
+            position = first + index
+            if position > self._forwarded:
+                # The first copy of a line wins; a duplicate carries the same text anyway.
+                self._pending.setdefault(position, (self._attempts, line))
+        events.extend(self._drain())
+        if len(self._pending) > self._max_buffered:
+            events.extend(self._give_up_gaps())
+        return events
+
+    def fill_from_text(self, text: str) -> list[RunLogEvent]:
+        """Take the final REST run log: forward every line after the last forwarded one.
+
+        See the module docstring for what happens to buffered lines.
+        """
+        rest_lines = split_run_log(text)
+        for position in [p for p in self._pending if p < len(rest_lines)]:
+            del self._pending[position]
+        events: list[RunLogEvent] = []
+        start = self._forwarded + 1
+        if start < len(rest_lines):
+            events.append(self._forward(start, rest_lines[start:]))
+        events.extend(self._give_up_gaps())
+        return events
+
+    def flush(self) -> list[RunLogEvent]:
+        """Give up every gap: forward all buffered lines, reporting what is missing."""
+        return self._give_up_gaps()
+
+    # ----------------------------------------------------------------------------- internals
+
+    def _forward(
+        self, first: int, lines: Sequence[str], attempts: int | None = None
+    ) -> RunLogLines:
+        self._forwarded = first + len(lines) - 1
+        self._tail.extend(lines)
+        attempts = self._attempts if attempts is None else attempts
+        return RunLogLines(self.job_id, attempts, first, tuple(lines))
+
+    def _drain(self) -> list[RunLogEvent]:
+        """Forward the buffered lines that now follow on without a gap, one event per attempt."""
+        events: list[RunLogEvent] = []
+        while self._forwarded + 1 in self._pending:
+            attempts = self._pending[self._forwarded + 1][0]
+            run: list[str] = []
+            position = self._forwarded + 1
+            while position in self._pending and self._pending[position][0] == attempts:
+                run.append(self._pending.pop(position)[1])
+                position += 1
+            events.append(self._forward(self._forwarded + 1, run, attempts))
+        return events
+
+    def _give_up_gaps(self) -> list[RunLogEvent]:
+        """Forward everything buffered, with a gap event before each hole."""
+        events: list[RunLogEvent] = []
+        while self._pending:
+            next_position = min(self._pending)
+            if next_position > self._forwarded + 1:
+                events.append(RunLogGap(self.job_id, self._forwarded + 1, next_position - 1))
+                self._forwarded = next_position - 1
+            events.extend(self._drain())
+        return events

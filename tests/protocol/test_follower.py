@@ -1,0 +1,652 @@
+"""The session state machine, driven by scripted message texts and an explicit clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Sequence
+from typing import TypeVar
+
+import pytest
+
+from airflow_insight.exceptions import ConfigurationError
+from airflow_insight.protocol import events as ev
+from airflow_insight.protocol import messages as m
+from airflow_insight.protocol.follower import Follower, FollowerConfig
+from airflow_insight.protocol.outcome import JobOutcome, Verdict
+
+T = TypeVar("T")
+
+RUN_LOG_URL = "/api/scenarios/s1/run-log"
+RESULT_URL = "/api/scenarios/s1/attachments/r1/file"
+CONFIG = FollowerConfig(
+    silence_limit_seconds=10.0,
+    reconnect_initial_delay_seconds=0.5,
+    reconnect_max_delay_seconds=4.0,
+    reconnect_multiplier=2.0,
+    jitter_fraction=0.2,
+)
+
+
+# ----------------------------------------------------------------------------- script helpers
+
+
+def status(
+    job_id: str,
+    value: str,
+    model_status: str | None = None,
+    *,
+    attempts: int | None = 1,
+    run_log_url: str | None = RUN_LOG_URL,
+    result_url: str | None = None,
+    current: bool = False,
+    spelling: m.Spelling = m.CURRENT_SPELLING,
+) -> str:
+    report = m.JobStatusReport(
+        job_id,
+        value,
+        model_status,
+        attempts,
+        result_url=result_url,
+        run_log_url=run_log_url,
+        current=current,
+    )
+    return m.encode_server_message(report, spelling)
+
+
+def run_log(
+    job_id: str,
+    start: int,
+    lines: Sequence[str],
+    *,
+    end: int | None = None,
+    spelling: m.Spelling = m.CURRENT_SPELLING,
+) -> str:
+    return m.encode_server_message(m.RunLogUpdated(job_id, start, tuple(lines), end), spelling)
+
+
+def numbered(count: int, start: int = 0) -> list[str]:
+    return [f"line {n}" for n in range(start, start + count)]
+
+
+def sent(follower: Follower) -> list[m.ClientMessage]:
+    return [m.decode_client_message(text) for text in follower.data_to_send()]
+
+
+def of_type(events: Sequence[object], kind: type[T]) -> list[T]:
+    return [event for event in events if isinstance(event, kind)]
+
+
+def forwarded(events: Sequence[object]) -> list[str]:
+    return [line for batch in of_type(events, ev.RunLogLines) for line in batch.lines]
+
+
+def opened(*job_ids: str, config: FollowerConfig = CONFIG) -> Follower:
+    follower = Follower(config)
+    follower.connection_opened("conn-1", 0.0)
+    for job_id in job_ids:
+        follower.follow(job_id, now=0.0)
+    follower.data_to_send()
+    return follower
+
+
+def feed(follower: Follower, texts: Sequence[str], now: float = 1.0) -> list[ev.Event]:
+    events: list[ev.Event] = []
+    for text in texts:
+        events.extend(follower.receive_text(text, now))
+    return events
+
+
+# ----------------------------------------------------------------------------- a normal run
+
+
+def test_normal_run_forwards_each_line_once_and_finishes() -> None:
+    follower = Follower(CONFIG)
+    follower.connection_opened("conn-1", 0.0)
+    assert sent(follower) == []
+    follower.follow("job-1", now=0.0)
+    # SUBSCRIBE right after following, even though the connection-id header was used (§B9 #5).
+    assert sent(follower) == [m.Subscribe((m.Subscription("job-1", 0, -1),))]
+    events = feed(
+        follower,
+        [
+            status("job-1", "QUEUED", run_log_url=None),
+            status("job-1", "EXECUTING"),
+            run_log("job-1", 0, numbered(3)),
+            run_log("job-1", 3, numbered(2, 3)),
+            m.encode_server_message(m.RunLogCompleted("job-1", 5)),
+            status("job-1", "COMPLETED", "OK", result_url=RESULT_URL),
+        ],
+    )
+    assert [e.status for e in of_type(events, ev.StatusChanged)] == [
+        "QUEUED",
+        "EXECUTING",
+        "COMPLETED",
+    ]
+    assert forwarded(events) == numbered(5)
+    assert events[-1] == ev.RunLogFetchDue("job-1", RUN_LOG_URL)
+    assert follower.active and follower.status_of("job-1") == "COMPLETED"
+    assert follower.subscriptions() == ()  # a finished job is not resubscribed
+
+    final = follower.run_log_fetched("job-1", "\n".join(numbered(5)) + "\n", 2.0)
+    assert forwarded(final) == []
+    (finished,) = final
+    assert isinstance(finished, ev.JobFinished)
+    assert finished.outcome == JobOutcome(
+        "job-1",
+        "COMPLETED",
+        "OK",
+        execution_attempts=1,
+        result_url=RESULT_URL,
+        run_log_url=RUN_LOG_URL,
+        last_run_log_line=4,
+        run_log_tail=tuple(numbered(5)),
+    )
+    assert finished.outcome.verdict() is Verdict.SUCCESS
+    assert not follower.active and follower.following == ()
+    assert follower.next_deadline() is None
+    # Answers that come too late change nothing.
+    assert follower.run_log_fetched("job-1", "x", 3.0) == []
+    assert follower.run_log_unavailable("job-1", 3.0) == []
+
+
+def test_duplicate_statuses_and_batches_are_tolerated() -> None:
+    follower = opened("job-1")
+    batch = run_log("job-1", 0, numbered(2))
+    events = feed(
+        follower,
+        [status("job-1", "EXECUTING"), status("job-1", "EXECUTING"), batch, batch],
+    )
+    assert len(of_type(events, ev.StatusChanged)) == 1
+    assert forwarded(events) == numbered(2)
+
+
+def test_out_of_order_batches_are_forwarded_in_order() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            run_log("job-1", 4, numbered(2, 4)),
+            run_log("job-1", 0, numbered(2)),
+            run_log("job-1", 2, numbered(2, 2)),
+        ],
+    )
+    assert forwarded(events) == numbered(6)
+    assert [b.first_line for b in of_type(events, ev.RunLogLines)] == [0, 2]
+
+
+@pytest.mark.parametrize("spelling", [m.CURRENT_SPELLING, m.LEGACY_SPELLING])
+def test_both_end_line_spellings_and_a_wrong_end_value(spelling: m.Spelling) -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            run_log("job-1", 0, numbered(3), spelling=spelling),
+            # The end line disagrees with the lines: the lines are trusted.
+            run_log("job-1", 3, numbered(2, 3), end=99, spelling=spelling),
+            status("job-1", "COMPLETED", "OK", result_url=RESULT_URL, spelling=spelling),
+        ],
+    )
+    assert forwarded(events) == numbered(5)
+    finished = follower.run_log_fetched("job-1", "\n".join(numbered(5)), 2.0)
+    outcome = of_type(finished, ev.JobFinished)[0].outcome
+    assert outcome.result_url == RESULT_URL
+    assert outcome.last_run_log_line == 4
+
+
+def test_gap_is_filled_from_the_final_run_log_without_duplicates() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            run_log("job-1", 0, numbered(2)),
+            run_log("job-1", 5, numbered(2, 5)),
+            status("job-1", "FAILED", "ERROR"),
+        ],
+    )
+    assert forwarded(events) == numbered(2)
+    final = follower.run_log_fetched("job-1", "\n".join(numbered(8)) + "\n", 2.0)
+    assert forwarded(final) == numbered(6, 2)
+    outcome = of_type(final, ev.JobFinished)[0].outcome
+    assert outcome.verdict() is Verdict.FAILURE
+    assert outcome.last_run_log_line == 7
+    assert "line 7" in str(outcome.error())
+
+
+def test_run_log_unavailable_flushes_buffered_lines_with_a_gap() -> None:
+    follower = opened("job-1")
+    feed(follower, [run_log("job-1", 0, ["a"]), run_log("job-1", 3, ["d"])])
+    feed(follower, [status("job-1", "COMPLETED", "OK")])
+    final = follower.run_log_unavailable("job-1", 2.0, "HTTP 503")
+    assert of_type(final, ev.RunLogGap) == [ev.RunLogGap("job-1", 1, 2)]
+    assert forwarded(final) == ["d"]
+    assert of_type(final, ev.JobFinished)[0].outcome.last_run_log_line == 3
+
+
+def test_requeue_emits_a_marker_and_numbering_continues() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "EXECUTING", attempts=1),
+            run_log("job-1", 0, numbered(3)),
+            status("job-1", "QUEUED", attempts=2),
+            status("job-1", "EXECUTING", attempts=2),
+            run_log("job-1", 3, numbered(2, 3)),
+            status("job-1", "EXECUTING", attempts=1),  # stale: attempts never shrink
+        ],
+    )
+    assert of_type(events, ev.JobRequeued) == [ev.JobRequeued("job-1", 2)]
+    marker_at = events.index(ev.JobRequeued("job-1", 2))
+    assert forwarded(events[:marker_at]) == numbered(3)
+    assert forwarded(events[marker_at:]) == numbered(2, 3)
+    assert [b.execution_attempts for b in of_type(events, ev.RunLogLines)] == [1, 2]
+    assert follower.subscriptions() == (m.Subscription("job-1", 2, 4),)
+    assert "attempt 2" in ev.JobRequeued("job-1", 2).describe()
+
+
+def test_requeue_where_the_server_restarts_numbering() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "EXECUTING", attempts=1),
+            run_log("job-1", 0, numbered(3)),
+            status("job-1", "EXECUTING", attempts=2),
+            run_log("job-1", 0, ["second 0", "second 1"]),
+        ],
+    )
+    assert forwarded(events) == [*numbered(3), "second 0", "second 1"]
+    # SUBSCRIBE speaks the server's numbering for the current attempt.
+    assert follower.subscriptions() == (m.Subscription("job-1", 2, 1),)
+
+
+def test_first_terminal_status_wins() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "COMPLETED", None, result_url=None),
+            status("job-1", "EXECUTING"),
+            status("job-1", "CANCELLED"),
+            # The same terminal status again fills in fields that were missing.
+            status("job-1", "COMPLETED", "OK", result_url=RESULT_URL),
+        ],
+    )
+    assert [e.status for e in of_type(events, ev.StatusChanged)] == ["COMPLETED"]
+    assert len(of_type(events, ev.MessageIgnored)) == 2
+    assert len(of_type(events, ev.RunLogFetchDue)) == 1
+    assert follower.job_gone("job-1", 2.0) == []  # terminal already seen
+    outcome = of_type(follower.run_log_unavailable("job-1", 2.0), ev.JobFinished)[0].outcome
+    assert (outcome.status, outcome.model_status, outcome.result_url) == (
+        "COMPLETED",
+        "OK",
+        RESULT_URL,
+    )
+    late = feed(follower, [status("job-1", "EXECUTING"), run_log("job-1", 0, ["x"])])
+    assert [type(e) for e in late] == [ev.MessageIgnored, ev.MessageIgnored]
+    assert all("finished" in e.describe() for e in of_type(late, ev.MessageIgnored))
+
+
+def test_terminal_without_run_log_url_finishes_at_once() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "QUEUED", run_log_url=None),
+            status("job-1", "CANCELLED", None, run_log_url=None),
+        ],
+    )
+    outcome = of_type(events, ev.JobFinished)[0].outcome
+    assert outcome.verdict() is Verdict.CANCELLED
+    assert of_type(events, ev.RunLogFetchDue) == []
+
+
+# ----------------------------------------------------------------------------- bad and odd input
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"messagePayload": {}}',
+        '{"messageType": "RUNLOG_UPDATED", "computeJobId": "job-1"}',
+        '{"messageType": "JOB_STATUS_UPDATED", "computeJobId": "job-1", "messagePayload": 3}',
+        "[" * 100_000 + "]" * 100_000,
+        b"\xff\xfe",
+    ],
+)
+def test_unusable_text_is_rejected_without_raising(text: str | bytes) -> None:
+    follower = opened("job-1")
+    (event,) = follower.receive_text(text, 1.0)
+    assert isinstance(event, ev.MessageRejected)
+    assert event.reason
+    assert follower.active and follower.data_to_send() == []
+
+
+def test_unknown_type_and_unknown_job_are_ignored() -> None:
+    follower = opened("job-1")
+    unknown = m.encode_server_message(m.UnknownMessage("NEW_THING", "job-1", {"x": 1}))
+    events = feed(follower, [unknown, status("other", "EXECUTING"), run_log("other", 0, ["x"])])
+    assert [type(e) for e in events] == [ev.MessageIgnored] * 3
+    assert "NEW_THING" in events[0].describe()
+    assert all(e.log_level == 10 for e in events)  # debug
+    assert follower.status_of("other") is None
+
+
+def test_json_ping_is_answered_with_the_same_payload() -> None:
+    follower = opened()
+    payload = {"n": 7, "text": "héllo"}
+    events = follower.receive_text(m.encode_server_message(m.PingReceived(payload)), 1.0)
+    assert events == [ev.PingAnswered()]
+    assert sent(follower) == [m.Pong(payload)]
+
+
+def test_app_message_is_answered_without_interrupting() -> None:
+    follower = opened("job-1")
+    text = m.encode_server_message(m.AppMessage("job-1", "app-9", "BARLOG", None, {"a": 1}))
+    events = follower.receive_text(text, 1.0)
+    assert events == [ev.AppMessageAnswered("job-1", "app-9", "BARLOG")]
+    (answer,) = sent(follower)
+    assert answer == m.AppMessageResponse("job-1", "app-9", interrupt_solve=False)
+    raw = json.loads(m.encode_client_message(answer))
+    assert raw["messagePayload"]["appMessage"] == {"interruptSolve": False}
+
+
+def test_errors_from_the_server() -> None:
+    follower = opened("job-1", "job-2")
+    not_found = m.ErrorReported("job-1", m.COMPUTE_JOB_NOT_FOUND, "no such job")
+    events = feed(follower, [m.encode_server_message(not_found)])
+    assert events == [ev.ReconcileDue("job-1")]
+    anonymous = m.ErrorReported(None, m.COMPUTE_JOB_NOT_FOUND, None)
+    assert feed(follower, [m.encode_server_message(anonymous)]) == [
+        ev.ReconcileDue("job-1"),
+        ev.ReconcileDue("job-2"),
+    ]
+    stranger = m.ErrorReported("zzz", m.COMPUTE_JOB_NOT_FOUND, None)
+    assert of_type(feed(follower, [m.encode_server_message(stranger)]), ev.MessageIgnored)
+    other = m.ErrorReported(None, m.INVALID_TOKEN, "expired")
+    events = feed(follower, [m.encode_server_message(other)])
+    assert events == [ev.ErrorReceived(None, m.INVALID_TOKEN, "expired")]
+    assert "INVALID_TOKEN" in events[0].describe()
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+def test_token_refresh_due_at_two_thirds_of_a_default_lifetime() -> None:
+    follower = opened("job-1", config=FollowerConfig(silence_limit_seconds=10_000.0))
+    follower.token_refreshed("tok-1", 900.0, 0.0)
+    # The first token was used for the handshake of the open socket: UPDATE_TOKEN is harmless.
+    assert sent(follower) == [m.UpdateToken("tok-1")]
+    assert follower.next_deadline() == pytest.approx(600.0)
+    assert follower.tick(599.0) == []
+    assert follower.tick(600.0) == [ev.TokenRefreshDue()]
+    # No answer (a failed mint): asked again a little later, not on every tick.
+    assert follower.tick(600.5) == []
+    assert follower.tick(675.0) == [ev.TokenRefreshDue()]
+    follower.token_refreshed("tok-2", 1575.0, 675.0)
+    assert sent(follower) == [m.UpdateToken("tok-2")]
+    assert follower.next_deadline() == pytest.approx(1275.0)
+
+
+def test_token_refresh_scales_to_three_second_tokens_and_cached_tokens() -> None:
+    follower = Follower(CONFIG)
+    follower.token_refreshed("tok-1", 103.0, 101.0, lifetime_seconds=3.0)
+    assert sent(follower) == []  # no socket yet: the handshake carries the token
+    assert follower.next_deadline() == pytest.approx(102.0)
+    assert follower.tick(101.9) == []
+    assert follower.tick(102.0) == [ev.TokenRefreshDue()]
+
+
+def test_tokens_never_show_in_events_or_reprs() -> None:
+    follower = opened("job-1")
+    follower.token_refreshed("s3cr3t-token", 3.0, 0.0)
+    events = follower.tick(2.0)
+    assert events == [ev.TokenRefreshDue()]
+    assert all("s3cr3t" not in repr(e) + e.describe() for e in events)
+    assert "s3cr3t" not in repr(follower)
+    assert "s3cr3t-token" in follower.data_to_send()[0]  # only on the wire
+
+
+# ----------------------------------------------------------------------------- connection
+
+
+def test_reconnect_backoff_sequence_then_resubscribe() -> None:
+    follower = opened("job-1", "job-2")
+    feed(
+        follower,
+        [
+            status("job-1", "EXECUTING", attempts=2),
+            run_log("job-1", 0, numbered(70)),
+            status("job-2", "QUEUED", run_log_url=None),
+        ],
+    )
+    follower.connection_lost(5.0, "closed by peer (1006)")
+    assert not follower.is_open and follower.connection_id is None
+    assert follower.last_connection_error == "closed by peer (1006)"
+    follower.connection_lost(5.0)  # a second report of the same loss changes nothing
+    due_times: list[float] = []
+    now = 5.0
+    while len(due_times) < 5:
+        deadline = follower.next_deadline()
+        assert deadline is not None
+        reconnect = [e for e in follower.tick(deadline) if isinstance(e, ev.ReconnectDue)]
+        if not reconnect:  # a REST check came first
+            continue
+        assert reconnect == [ev.ReconnectDue(len(due_times) + 1)]
+        due_times.append(deadline - now)
+        now = deadline
+        follower.connection_failed(now, "connection refused")
+    assert due_times == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0])
+    follower.connection_opened("conn-2", now)
+    assert follower.is_open and follower.connection_id == "conn-2"
+    assert sent(follower) == [
+        m.Subscribe((m.Subscription("job-1", 2, 69), m.Subscription("job-2", 1, -1)))
+    ]
+    # Backoff starts over after a success.
+    follower.connection_lost(now)
+    assert ev.ReconnectDue(1) in follower.tick(now + 0.5)
+
+
+def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
+    delays = []
+    for seed in range(20):
+        follower = Follower(CONFIG, jitter_source=random.Random(seed).random)
+        follower.connection_opened("c", 0.0)
+        follower.connection_lost(0.0)
+        deadline = follower.next_deadline()
+        assert deadline is not None
+        delays.append(deadline)
+    assert all(0.4 <= d <= 0.6 for d in delays)
+    assert len(set(delays)) > 1
+    high = Follower(CONFIG, jitter_source=lambda: 1.0)
+    high.connection_failed(0.0)
+    assert high.next_deadline() == pytest.approx(1.2)
+
+
+def test_following_before_any_connection_asks_for_one() -> None:
+    follower = Follower(CONFIG)
+    assert follower.next_deadline() is None
+    follower.follow("job-1", now=3.0)
+    assert follower.tick(3.0) == [ev.ReconnectDue(1)]
+    # While that connect is under way, another job does not ask for a second one.
+    follower.follow("job-2", now=3.05)
+    assert follower.tick(3.05) == []
+    follower.unfollow("job-2")
+    follower.connection_opened(None, 3.1)
+    assert sent(follower) == [m.Subscribe((m.Subscription("job-1", 0, -1),))]
+    # Resuming a job another process was following: SUBSCRIBE carries what was forwarded.
+    follower.follow("job-0", execution_attempts=2, last_run_log_line=41, now=3.2)
+    assert sent(follower) == [m.Subscribe((m.Subscription("job-0", 2, 41),))]
+    follower.follow("job-0", now=3.3)  # already followed: nothing new
+    assert sent(follower) == []
+
+
+def test_queued_texts_are_dropped_with_the_socket() -> None:
+    follower = opened("job-1")
+    follower.receive_text(m.encode_server_message(m.PingReceived(1)), 1.0)
+    follower.connection_lost(2.0)
+    assert follower.data_to_send() == []
+
+
+# ----------------------------------------------------------------------------- liveness and REST
+
+
+def test_silent_job_is_checked_over_rest() -> None:
+    follower = opened("job-1")
+    feed(follower, [status("job-1", "EXECUTING")], now=4.0)
+    assert follower.next_deadline() == pytest.approx(14.0)
+    assert follower.tick(13.9) == []
+    assert follower.tick(14.0) == [ev.ReconcileDue("job-1")]
+    # Unanswered: asked again after another silence limit, never lost.
+    assert follower.tick(24.0) == [ev.ReconcileDue("job-1")]
+    follower.reconcile_failed("job-1", 24.5, "HTTP 503")
+    assert follower.next_deadline() == pytest.approx(34.5)
+    events = follower.job_document_received("job-1", {"status": "EXECUTING"}, 25.0)
+    assert events == []  # nothing new
+    assert follower.next_deadline() == pytest.approx(35.0)
+
+
+def test_rest_document_reconciles_to_finished() -> None:
+    follower = opened("job-1")
+    feed(follower, [status("job-1", "EXECUTING"), run_log("job-1", 0, numbered(2))])
+    document = {
+        "id": "job-1",
+        "objectType": "COMPUTE_JOB",
+        "status": "COMPLETED",
+        "modelStatus": "OK",
+        "executionAttempts": 1,
+        "resultsUrl": RESULT_URL,  # legacy spelling is accepted here too
+        "runLogUrl": RUN_LOG_URL,
+        "prettyStatus": "Completed",
+    }
+    events = follower.job_document_received("job-1", document, 20.0)
+    assert events == [
+        ev.StatusChanged("job-1", "COMPLETED", "OK", 1),
+        ev.RunLogFetchDue("job-1", RUN_LOG_URL),
+    ]
+    # The driver never answers the fetch: it is asked for again, then it answers.
+    assert follower.tick(30.0) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)]
+    final = follower.run_log_fetched("job-1", "line 0\nline 1\nline 2\n", 31.0)
+    assert forwarded(final) == ["line 2"]
+    outcome = of_type(final, ev.JobFinished)[0].outcome
+    assert (outcome.status, outcome.result_url) == ("COMPLETED", RESULT_URL)
+
+
+def test_bad_rest_document_is_reported() -> None:
+    follower = opened("job-1")
+    (event,) = follower.job_document_received("job-1", {"status": None}, 1.0)
+    assert isinstance(event, ev.MessageRejected)
+    assert follower.job_document_received("unknown", {"status": "COMPLETED"}, 1.0) == []
+
+
+def test_job_gone_finishes_as_deleted() -> None:
+    follower = opened("job-1")
+    feed(follower, [status("job-1", "EXECUTING"), run_log("job-1", 0, ["last words"])])
+    events = follower.job_gone("job-1", 12.0)
+    assert events[0] == ev.StatusChanged("job-1", "DELETED", None, 1)
+    outcome = of_type(events, ev.JobFinished)[0].outcome
+    assert outcome.status == "DELETED" and outcome.verdict() is Verdict.CANCELLED
+    assert outcome.detail and "404" in outcome.detail
+    assert "last words" in str(outcome.error())
+    assert follower.job_gone("job-1", 13.0) == []
+
+
+def test_rest_checks_back_off_while_the_socket_is_down() -> None:
+    follower = opened("job-1")
+    follower.connection_lost(0.0)
+    checks: list[float] = []
+    now = 0.0
+    while len(checks) < 6:
+        deadline = follower.next_deadline()
+        assert deadline is not None
+        now = deadline
+        for event in follower.tick(now):
+            if isinstance(event, ev.ReconcileDue):
+                checks.append(now)
+                follower.job_document_received("job-1", {"status": "EXECUTING"}, now)
+            elif isinstance(event, ev.ReconnectDue):
+                follower.connection_failed(now)
+    gaps = [b - a for a, b in itertools.pairwise(checks)]
+    assert checks[0] == pytest.approx(0.5)
+    assert gaps == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0])
+
+
+# ----------------------------------------------------------------------------- multiplexing
+
+
+def test_many_jobs_share_one_session() -> None:
+    follower = Follower(CONFIG)
+    follower.connection_opened("conn-1", 0.0)
+    for job_id in ("a", "b", "c"):
+        follower.follow(job_id, now=0.0)
+    assert len(sent(follower)) == 3
+    events = feed(
+        follower,
+        [
+            run_log("a", 0, ["a0"]),
+            run_log("b", 0, ["b0", "b1"]),
+            status("c", "FAILED", "ERROR", run_log_url=None),
+            run_log("a", 1, ["a1"]),
+            status("b", "COMPLETED", "OK"),
+        ],
+    )
+    by_job: dict[str, list[str]] = {}
+    for batch in of_type(events, ev.RunLogLines):
+        by_job.setdefault(batch.job_id, []).extend(batch.lines)
+    assert by_job == {"a": ["a0", "a1"], "b": ["b0", "b1"]}
+    assert [f.job_id for f in of_type(events, ev.JobFinished)] == ["c"]
+    assert follower.following == ("a", "b")
+    assert follower.subscriptions() == (m.Subscription("a", 0, 1),)
+    follower.unfollow("b")
+    follower.unfollow("never-followed")
+    assert list(follower.following) == ["a"]
+    assert of_type(feed(follower, [run_log("b", 2, ["b2"])]), ev.MessageIgnored)
+
+
+# ----------------------------------------------------------------------------- events and config
+
+
+def test_every_event_describes_itself() -> None:
+    outcome = JobOutcome("j", "COMPLETED", "OK")
+    samples: list[ev.Event] = [
+        ev.StatusChanged("j", "EXECUTING", None, 1),
+        ev.StatusChanged("j", "COMPLETED", "OK", 1),
+        ev.JobRequeued("j", 2),
+        ev.RunLogLines("j", 1, 3, ("a", "b")),
+        ev.RunLogGap("j", 1, 2),
+        ev.RunLogFetchDue("j", RUN_LOG_URL),
+        ev.JobFinished(outcome),
+        ev.TokenRefreshDue(),
+        ev.ReconnectDue(3),
+        ev.ReconcileDue("j"),
+        ev.AppMessageAnswered("j", "m", "BARLOG"),
+        ev.PingAnswered(),
+        ev.ErrorReceived("j", "X", "y"),
+        ev.MessageRejected("bad"),
+        ev.MessageIgnored("odd"),
+    ]
+    for event in samples:
+        assert event.describe()
+        assert event.log_level in (10, 20, 30)
+    assert ev.RunLogLines("j", 1, 3, ("a", "b")).last_line == 4
+    assert ev.JobFinished(outcome).job_id == "j"
+    assert "model status OK" in ev.StatusChanged("j", "COMPLETED", "OK", 1).describe()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"silence_limit_seconds": 0},
+        {"reconnect_initial_delay_seconds": -1},
+        {"reconnect_max_delay_seconds": float("nan")},
+        {"reconnect_multiplier": 0.5},
+        {"jitter_fraction": 1.0},
+    ],
+)
+def test_config_rejects_unusable_values(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ConfigurationError):
+        FollowerConfig(**kwargs)  # type: ignore[arg-type]
