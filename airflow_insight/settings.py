@@ -34,6 +34,8 @@ class ConnectionSettings:
     accepted_model_statuses: frozenset[str] = DEFAULT_ACCEPTED_MODEL_STATUSES
     #: Base URL of the Insight web UI for extra links; defaults to ``base_url``.
     ui_base_url: str | None = None
+    #: Overrides the job link's shape; see :func:`airflow_insight.links.job_ui_url`.
+    ui_job_url_template: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)

@@ -8,10 +8,11 @@ Connection fields:
   to ``https``. (Airflow's URI form puts the URI path into ``schema``, so a URI such as
   ``insight://id:secret@insight.example.com:8443/https`` selects the scheme that way.)
 * ``login``: the REST API client id; ``password``: its secret.
-* extras (JSON values, or strings as the URI form gives them): ``token_max_age_seconds``,
-  ``verify_tls`` (default true), ``ca_bundle_path``, ``connect_timeout_seconds``,
+* extras (JSON values, or strings as the URI form gives them): ``max_age_seconds`` (the token
+  lifetime asked for; not named ``token_...`` because Airflow masks every extra whose name holds
+  "token"), ``verify_tls`` (default true), ``ca_bundle_path``, ``connect_timeout_seconds``,
   ``read_timeout_seconds``, ``accepted_model_statuses`` (a list or a comma-separated string),
-  ``ui_base_url``.
+  ``ui_base_url``, ``ui_job_url_template``.
 
 :func:`settings_from_connection` does no I/O, so a trigger can call it on the connection it got
 from ``await BaseHook.aget_connection(conn_id)``.
@@ -28,6 +29,7 @@ from airflow.sdk import BaseHook
 
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,10 @@ def _settings(conn: ConnectionLike, extras: Mapping[str, Any]) -> ConnectionSett
     if unknown:
         log.warning("Ignoring unknown Insight connection extras %s (check the spelling)", unknown)
     options: dict[str, Any] = {}
-    for name, parse in _PARSERS.items():
+    for name, (field, parse) in _EXTRAS.items():
         value = extras.get(name)
         if value is not None and not (isinstance(value, str) and not value.strip()):
-            options[name] = parse(name, value)
+            options[field] = parse(name, value)
     return ConnectionSettings(
         base_url=base_url(conn.host, conn.schema, conn.port),
         client_id=(conn.login or "").strip(),
@@ -173,17 +175,19 @@ def _model_statuses(name: str, value: Any) -> frozenset[str]:
     return statuses
 
 
-#: The extras and how each is read; a missing or empty one keeps the ConnectionSettings default.
-_PARSERS: dict[str, Callable[[str, Any], Any]] = {
-    "token_max_age_seconds": _positive_int,
-    "verify_tls": _boolean,
-    "ca_bundle_path": _text,
-    "connect_timeout_seconds": _positive_float,
-    "read_timeout_seconds": _positive_float,
-    "accepted_model_statuses": _model_statuses,
-    "ui_base_url": _url,
+#: Each extra: the ConnectionSettings field it sets and how it is read; a missing or empty one
+#: keeps the ConnectionSettings default.
+_EXTRAS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "max_age_seconds": ("token_max_age_seconds", _positive_int),
+    "verify_tls": ("verify_tls", _boolean),
+    "ca_bundle_path": ("ca_bundle_path", _text),
+    "connect_timeout_seconds": ("connect_timeout_seconds", _positive_float),
+    "read_timeout_seconds": ("read_timeout_seconds", _positive_float),
+    "accepted_model_statuses": ("accepted_model_statuses", _model_statuses),
+    "ui_base_url": ("ui_base_url", _url),
+    "ui_job_url_template": ("ui_job_url_template", _text),
 }
-KNOWN_EXTRAS = frozenset(_PARSERS)
+KNOWN_EXTRAS = frozenset(_EXTRAS)
 
 
 class InsightHook(BaseHook):
@@ -212,5 +216,11 @@ class InsightHook(BaseHook):
             self._rest_client = InsightRestClient(self.get_settings())
         return self._rest_client
 
-    # The WebSocket driver (another module in transport/) gets its opener here, from the same
-    # settings and the REST client's token, and test_connection() joins later.
+    def test_connection(self) -> tuple[bool, str]:
+        """Mint a token and read it back; Airflow's "Test" button shows the message."""
+        try:
+            settings = self.get_settings()
+        except ConfigurationError as exc:
+            return False, str(exc)
+        result = probe_server(settings)
+        return result.ok, result.message

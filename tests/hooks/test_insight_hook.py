@@ -25,7 +25,7 @@ def test_default_connection_in_json_form_keeps_typed_extras(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     extra = {
-        "token_max_age_seconds": 600,
+        "max_age_seconds": 600,
         "verify_tls": False,
         "connect_timeout_seconds": 2.5,
         "read_timeout_seconds": 30,
@@ -61,7 +61,7 @@ def test_uri_form_with_string_extras_and_scheme_in_schema(monkeypatch: pytest.Mo
     monkeypatch.setenv(
         "AIRFLOW_CONN_INSIGHT_URI",
         "insight://client-1:s3cret-value-xyz@insight.example.com:8080/http"
-        "?verify_tls=false&read_timeout_seconds=5&token_max_age_seconds=300"
+        "?verify_tls=false&read_timeout_seconds=5&max_age_seconds=300"
         "&accepted_model_statuses=OK%2CSOLVED",
     )
     settings = InsightHook("insight_uri").get_settings()
@@ -105,9 +105,9 @@ def test_base_url_from_host_schema_and_port(
         ({"host": "insight.example.com", "schema": "ftp"}, "schema 'ftp'"),
         ({"host": "https://h.example:1/x", "port": 2}, "different ports"),
         ({"host": "h.example", "extra": {"verify_tls": "maybe"}}, "'verify_tls' must be true"),
-        ({"host": "h.example", "extra": {"token_max_age_seconds": "ten"}}, "must be a number"),
-        ({"host": "h.example", "extra": {"token_max_age_seconds": 0}}, "positive"),
-        ({"host": "h.example", "extra": {"token_max_age_seconds": 1.5}}, "whole number"),
+        ({"host": "h.example", "extra": {"max_age_seconds": "ten"}}, "must be a number"),
+        ({"host": "h.example", "extra": {"max_age_seconds": 0}}, "positive"),
+        ({"host": "h.example", "extra": {"max_age_seconds": 1.5}}, "whole number"),
         ({"host": "h.example", "extra": {"read_timeout_seconds": -1}}, "positive"),
         ({"host": "h.example", "extra": {"connect_timeout_seconds": True}}, "number"),
         ({"host": "h.example", "extra": {"accepted_model_statuses": " , "}}, "is empty"),
