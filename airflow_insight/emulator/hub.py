@@ -1,0 +1,290 @@
+"""The emulator's shared state and the one path every pushed message takes.
+
+Jobs, sockets, tokens, script rules and faults live here. Everything but the fault registry,
+the script rules and the record is touched only on the emulator's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fnmatch
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from airflow_insight.emulator import faults as f
+from airflow_insight.emulator.config import EmulatorConfig
+from airflow_insight.emulator.jobs import Job
+from airflow_insight.emulator.record import Record
+from airflow_insight.emulator.scripts import JobScript
+from airflow_insight.emulator.tokens import TokenStore
+from airflow_insight.protocol import messages as m
+
+if TYPE_CHECKING:
+    from airflow_insight.emulator.connections import Connection
+
+F = TypeVar("F")
+
+#: Where handlers find the hub and the path prefix.
+HUB_KEY: web.AppKey[Hub] = web.AppKey("hub")
+PREFIX_KEY = web.AppKey("prefix", str)
+
+#: Lines per RUNLOG_UPDATED when replaying after a SUBSCRIBE.
+REPLAY_BATCH_LINES = 1000
+
+
+@dataclasses.dataclass
+class _ActiveFault:
+    fault: f.Fault
+    remaining: int | None
+    #: Set for faults that came from a job's script: they apply to that job only.
+    job_scope: str | None = None
+
+
+class FaultRegistry:
+    """Injected faults and how many more times each fires; thread-safe."""
+
+    def __init__(self) -> None:
+        self._active: list[_ActiveFault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: f.Fault, job_scope: str | None = None) -> None:
+        """Arm a fault (``times`` counts from now)."""
+        if not isinstance(fault, f.FAULT_TYPES):
+            raise TypeError(f"not a fault: {fault!r}")
+        with self._lock:
+            self._active.append(_ActiveFault(fault, fault.times, job_scope))
+
+    def clear(self, job_scope: str | None = None) -> None:
+        """Disarm all global faults, or the faults of one job."""
+        with self._lock:
+            self._active = [a for a in self._active if a.job_scope != job_scope]
+
+    def take(
+        self,
+        kind: type[F],
+        job_id: str | None = None,
+        match: Callable[[F], bool] | None = None,
+    ) -> F | None:
+        """Fire the first armed fault of ``kind`` that matches, or return None."""
+        if not self._active:  # the common case, without taking the lock
+            return None
+        with self._lock:
+            for index, active in enumerate(self._active):
+                fault = active.fault
+                if not isinstance(fault, kind) or not _job_matches(active, job_id):
+                    continue
+                if match is not None and not match(fault):
+                    continue
+                if active.remaining is not None:
+                    active.remaining -= 1
+                    if active.remaining <= 0:
+                        del self._active[index]
+                return fault
+        return None
+
+
+def _job_matches(active: _ActiveFault, job_id: str | None) -> bool:
+    pattern = getattr(active.fault, "job_id", "*")
+    if active.job_scope is None and pattern == "*":
+        return True
+    if job_id is None:
+        return False
+    if active.job_scope is not None and active.job_scope != job_id:
+        return False
+    return fnmatch.fnmatchcase(job_id, pattern)
+
+
+def _message_type(message: m.ServerMessage) -> str:
+    match message:
+        case m.JobStatusReport():
+            return m.CURRENT_JOB_STATUS if message.current else m.JOB_STATUS_UPDATED
+        case m.RunLogUpdated():
+            return m.RUNLOG_UPDATED
+        case m.RunLogCompleted():
+            return m.RUNLOG_COMPLETED
+        case m.AppMessage():
+            return m.APP_MESSAGE
+        case m.ErrorReported():
+            return m.ERROR
+        case m.PingReceived():
+            return m.PING
+        case m.UnknownMessage():
+            return message.message_type
+    return "?"  # pragma: no cover
+
+
+def _edit_payload(text: str, edit: Callable[[dict[str, Any]], None]) -> str:
+    document = json.loads(text)
+    payload = document.get("messagePayload")
+    if isinstance(payload, dict):
+        edit(payload)
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+class Hub:
+    """Jobs, sockets, tokens, rules and faults, plus pushing messages to sockets."""
+
+    def __init__(self, config: EmulatorConfig, record: Record) -> None:
+        self.config = config
+        self.record = record
+        self.tokens = TokenStore(dict(config.credentials), config.token_max_age_cap_seconds)
+        self.faults = FaultRegistry()
+        self.jobs: dict[str, Job] = {}
+        self.connections: dict[str, Connection] = {}
+        self._rules: tuple[tuple[str, JobScript], ...] = ()
+        self._rules_lock = threading.Lock()
+        #: Tasks started outside a job's own timeline (cancellations), kept from the GC.
+        self.background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ tokens
+
+    def expire_tokens(self) -> None:
+        """Expire every token issued so far; sockets holding one close now (the fault)."""
+        self.record.add("fault", {"fault": "expire-tokens"})
+        self.tokens.expire_all()
+        for connection in list(self.connections.values()):
+            connection.token_expired()
+
+    # ------------------------------------------------------------------ scripts
+
+    def add_rule(self, pattern: str, script: JobScript) -> None:
+        """Run jobs whose id matches ``pattern`` (fnmatch) with ``script``; later rules win."""
+        with self._rules_lock:
+            self._rules = (*self._rules, (pattern, script))
+
+    def script_for(self, job_id: str) -> JobScript:
+        """The script of the last matching rule, else the default script."""
+        for pattern, script in reversed(self._rules):
+            if fnmatch.fnmatchcase(job_id, pattern):
+                return script
+        return self.config.default_script
+
+    # ------------------------------------------------------------------ pushing
+
+    def connection_of(self, job: Job) -> Connection | None:
+        """The open socket the job's events go to, if any."""
+        if job.connection_id is None:
+            return None
+        connection = self.connections.get(job.connection_id)
+        if connection is None or connection.closed:
+            return None
+        return connection
+
+    def push(self, job: Job, message: m.ServerMessage) -> None:
+        """Send a message about ``job`` to its socket; without a socket nothing is sent (§A4)."""
+        connection = self.connection_of(job)
+        if connection is not None:
+            self.send_to(connection, job, message)
+
+    def send_to(self, connection: Connection, job: Job, message: m.ServerMessage) -> None:
+        """Render ``message`` (applying message faults) and queue it on ``connection``."""
+        connection.enqueue(self._render(job, message), job.id)
+
+    def _render(self, job: Job, message: m.ServerMessage) -> list[str]:
+        kind = _message_type(message)
+        spelling = self.config.spelling
+        if self.faults.take(f.LegacyFields, job.id) is not None:
+            spelling = m.LEGACY_SPELLING
+        texts = self._injected_before(job)
+        text = m.encode_server_message(message, spelling)
+        text = self._edit_fields(job, kind, text)
+        held, job.held_texts = job.held_texts, []
+        if kind == m.RUNLOG_UPDATED:
+            if self.faults.take(f.OutOfOrderRunLog, job.id) is not None:
+                self._note_fault(job, "out-of-order-runlog")
+                job.held_texts = [text]
+                return texts + held
+            if self.faults.take(f.DuplicateRunLog, job.id) is not None:
+                self._note_fault(job, "duplicate-runlog")
+                texts.append(text)
+        texts.append(text)
+        return texts + held
+
+    def _injected_before(self, job: Job) -> list[str]:
+        texts: list[str] = []
+        if self.faults.take(f.MalformedJson, job.id) is not None:
+            self._note_fault(job, "malformed-json")
+            texts.append('{"computeJobId": "' + job.id + '", "messageType": "JOB_STATUS_UPD')
+        unknown_type = self.faults.take(f.UnknownMessageType, job.id)
+        if unknown_type is not None:
+            self._note_fault(job, "unknown-message-type")
+            texts.append(
+                m.encode_server_message(
+                    m.UnknownMessage(unknown_type.message_type, job.id, {"detail": "emulated"})
+                )
+            )
+        if self.faults.take(f.UnknownJobMessage, job.id) is not None:
+            self._note_fault(job, "unknown-job")
+            ghost = m.JobStatusReport(f"no-such-job-{uuid.uuid4().hex[:8]}", "EXECUTING", None, 1)
+            texts.append(m.encode_server_message(ghost, self.config.spelling))
+        return texts
+
+    def _edit_fields(self, job: Job, kind: str, text: str) -> str:
+        def for_kind(fault: f.MissingFields | f.ExtraFields) -> bool:
+            return fault.message_type in ("*", kind)
+
+        missing = self.faults.take(f.MissingFields, job.id, for_kind)
+        if missing is not None:
+            self._note_fault(job, "missing-fields")
+            names = missing.fields
+
+            def drop(payload: dict[str, Any]) -> None:
+                for name in names:
+                    payload.pop(name, None)
+
+            text = _edit_payload(text, drop)
+        extra = self.faults.take(f.ExtraFields, job.id, for_kind)
+        if extra is not None:
+            self._note_fault(job, "extra-fields")
+            text = _edit_payload(text, lambda p: p.update(extra.fields))
+        return text
+
+    def _note_fault(self, job: Job | None, name: str, **data: Any) -> None:
+        self.record.add(
+            "fault", {"fault": name, **data}, compute_job_id=None if job is None else job.id
+        )
+
+    # ------------------------------------------------------------------ job events
+
+    def set_status(self, job: Job, status: str) -> None:
+        """Change the job's status and push JOB_STATUS_UPDATED (or drop its socket instead)."""
+        job.status = status
+        if status != "QUEUED":
+            job.run_log_published = True
+        self.record.add(
+            "job_status",
+            {"status": status, "executionAttempts": job.execution_attempts},
+            compute_job_id=job.id,
+        )
+        drop = self.faults.take(f.DropSocket, job.id, lambda d: d.status == status)
+        if drop is not None:
+            connection = self.connection_of(job)
+            if connection is not None:
+                self._note_fault(job, "drop-socket", status=status)
+                connection.drop(drop.close_code)
+                return
+        self.push(job, job.report())
+
+    def emit_lines(self, job: Job, lines: list[str]) -> None:
+        """Append lines to the job's log and push them as one RUNLOG_UPDATED batch."""
+        if not lines:
+            return
+        start = len(job.log)
+        job.log.extend(lines)
+        job.flushed_upto = len(job.log) - 1
+        if job.run_log_messages:
+            self.push(job, m.RunLogUpdated(job.id, start, tuple(lines)))
+
+    def replay(self, connection: Connection, job: Job, last_line: int) -> None:
+        """Re-send, as RUNLOG_UPDATED batches, the lines after ``last_line`` (§A5)."""
+        start = max(last_line + 1, 0)
+        for first in range(start, job.flushed_upto + 1, REPLAY_BATCH_LINES):
+            stop = min(first + REPLAY_BATCH_LINES, job.flushed_upto + 1)
+            batch = m.RunLogUpdated(job.id, first, tuple(job.log[first:stop]))
+            self.send_to(connection, job, batch)

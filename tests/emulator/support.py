@@ -1,0 +1,187 @@
+"""Small plain-library helpers (requests, websocket-client) for emulator tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import websocket
+
+from airflow_insight.emulator import Emulator, EmulatorConfig, JobScript
+
+V2 = "application/vnd.com.fico.xpress.insight.v2+json"
+FAST = JobScript(
+    name="fast",
+    queued_seconds=0.01,
+    log_lines=6,
+    lines_per_second=0.0,
+    batch_size=3,
+    completing_seconds=0.01,
+    cancel_seconds=0.01,
+)
+SLOW = JobScript(
+    name="slow", queued_seconds=0.01, log_lines=400, lines_per_second=100.0, batch_size=2
+)
+
+
+def make_config(**overrides: Any) -> EmulatorConfig:
+    """A config with tiny intervals and the fast script."""
+    settings: dict[str, Any] = {
+        "default_script": FAST,
+        "ping_interval_seconds": 0.5,
+        "pong_timeout_seconds": 5.0,
+    }
+    settings.update(overrides)
+    return EmulatorConfig(**settings)
+
+
+def mint(emulator: Emulator, max_age: float = 60, **headers: str) -> str:
+    response = requests.post(
+        emulator.base_url + "/api/authentication/token",
+        data=json.dumps({"clientId": "demo-client", "secret": "demo-secret", "maxAge": max_age}),
+        headers={"Accept": "text/plain", "Content-Type": V2, **headers},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def auth(token: str, accept: str = V2) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": accept}
+
+
+def job_request(job_id: str, **fields: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True}
+    document.update(fields)
+    return document
+
+
+def zip_of(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def submit(
+    emulator: Emulator,
+    token: str,
+    document: dict[str, Any] | str,
+    *,
+    connection_id: str | None = None,
+    payload: bytes | None = None,
+    part_type: str = V2,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    text = document if isinstance(document, str) else json.dumps(document)
+    files: dict[str, Any] = {"computeJobRequest": (None, text, part_type)}
+    if payload is not None:
+        files["payload"] = ("payload.zip", payload, "application/zip")
+    all_headers = auth(token)
+    if connection_id is not None:
+        all_headers["connection-id"] = connection_id
+    all_headers.update(headers or {})
+    return requests.post(
+        emulator.base_url + "/api/compute-jobs", files=files, headers=all_headers, timeout=5
+    )
+
+
+def connect(emulator: Emulator, token: str, timeout: float = 5.0) -> websocket.WebSocket:
+    return websocket.create_connection(
+        emulator.websocket_url, header=[f"Authorization: Bearer {token}"], timeout=timeout
+    )
+
+
+def connection_id(ws: websocket.WebSocket) -> str:
+    headers = ws.getheaders()
+    assert headers is not None
+    return str(headers["connection-id"])
+
+
+def send(ws: websocket.WebSocket, message_type: str, payload: Any, **extra: Any) -> None:
+    ws.send(json.dumps({"messageType": message_type, "messagePayload": payload, **extra}))
+
+
+def recv_json(ws: websocket.WebSocket) -> dict[str, Any]:
+    message = json.loads(ws.recv())
+    assert isinstance(message, dict)
+    return message
+
+
+def collect(
+    ws: websocket.WebSocket,
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float = 5.0,
+) -> list[dict[str, Any]]:
+    """Messages up to and including the first that satisfies ``until``."""
+    deadline = time.monotonic() + timeout
+    messages: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        messages.append(recv_json(ws))
+        if until(messages[-1]):
+            return messages
+    raise AssertionError(f"condition not met; got {messages}")
+
+
+def is_status(status: str) -> Callable[[dict[str, Any]], bool]:
+    def check(message: dict[str, Any]) -> bool:
+        return message["messageType"] in ("JOB_STATUS_UPDATED", "CURRENT_JOB_STATUS") and (
+            message["messagePayload"].get("status") == status
+        )
+
+    return check
+
+
+def statuses(messages: list[dict[str, Any]]) -> list[str]:
+    return [
+        m["messagePayload"]["status"] for m in messages if m["messageType"] == "JOB_STATUS_UPDATED"
+    ]
+
+
+def log_lines(messages: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for message in messages:
+        if message["messageType"] == "RUNLOG_UPDATED":
+            lines.extend(message["messagePayload"]["lines"])
+    return lines
+
+
+def wait_for_close(ws: websocket.WebSocket, timeout: float = 5.0) -> int | None:
+    """Read (answering pings) until the server closes; the close code, None if aborted."""
+    deadline = time.monotonic() + timeout
+    ws.settimeout(timeout)
+    while time.monotonic() < deadline:
+        try:
+            opcode, data = ws.recv_data(control_frame=True)
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return None
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int(struct.unpack("!H", data[:2])[0]) if len(data) >= 2 else 1005
+    raise AssertionError("the server did not close the socket")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def assert_quiet(ws: websocket.WebSocket, seconds: float = 0.2) -> None:
+    """Assert that no data frame arrives for ``seconds`` (control frames are answered)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        ws.settimeout(left)
+        try:
+            opcode, data = ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            return
+        assert opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG), data

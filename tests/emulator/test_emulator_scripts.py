@@ -1,0 +1,166 @@
+"""Job scripts: named scripts, rules, pre-executing statuses, real solves and their fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, timeline
+
+from .support import (
+    auth,
+    collect,
+    connect,
+    connection_id,
+    job_request,
+    log_lines,
+    statuses,
+    submit,
+    zip_of,
+)
+
+TINY_LP = """\\ a tiny LP
+Maximize
+ obj: x + 2 y
+Subject To
+ c1: x + y <= 4
+ c2: x + 3 y <= 6
+Bounds
+ 0 <= x <= 3
+End
+"""
+SOLVING = dataclasses.replace(NAMED_SCRIPTS["quick"], name="solving", solve=True)
+needs_xpress = pytest.mark.skipif(
+    importlib.util.find_spec("xpress") is None, reason="xpress is not installed"
+)
+
+
+def _follow(emulator: Emulator, token: str, document: dict[str, Any], **kw: Any) -> list[Any]:
+    ws = connect(emulator, token)
+    submit(emulator, token, document, connection_id=connection_id(ws), **kw)
+    terminal = ("COMPLETED", "FAILED", "CANCELLED")
+    return collect(
+        ws,
+        lambda m: (
+            m["messageType"] == "JOB_STATUS_UPDATED" and m["messagePayload"]["status"] in terminal
+        ),
+        timeout=30,
+    )
+
+
+def _results(emulator: Emulator, token: str, job_id: str) -> dict[str, bytes]:
+    document = emulator.job(job_id)
+    assert document is not None
+    response = requests.get(emulator.base_url + document["resultUrl"], headers=auth(token, "*/*"))
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.parametrize(
+    ("name", "final", "model_status"),
+    [
+        ("quick", "COMPLETED", "OK"),
+        ("failed", "FAILED", None),
+        ("model-error", "COMPLETED", "ERROR"),
+        ("cancelled", "CANCELLED", None),
+        ("silent", "COMPLETED", "OK"),
+    ],
+)
+def test_named_scripts(
+    emulator: Emulator, token: str, name: str, final: str, model_status: str | None
+) -> None:
+    emulator.add_script(f"{name}-*", NAMED_SCRIPTS[name])
+    messages = _follow(emulator, token, job_request(f"{name}-1"))
+    assert statuses(messages)[-1] == final
+    assert messages[-1]["messagePayload"]["modelStatus"] == model_status
+    assert bool(log_lines(messages)) == (name != "silent")
+
+
+def test_requeue_script(emulator: Emulator, token: str) -> None:
+    emulator.add_script("rq-*", NAMED_SCRIPTS["requeue"])
+    messages = _follow(emulator, token, job_request("rq-1"))
+    assert statuses(messages).count("QUEUED") == 2
+    assert messages[-1]["messagePayload"]["executionAttempts"] == 2
+
+
+def test_later_rules_win_and_pre_executing_statuses(emulator: Emulator, token: str) -> None:
+    emulator.add_script("x-*", NAMED_SCRIPTS["failed"])
+    script = JobScript(
+        queued_seconds=0.01,
+        pre_executing_statuses=("CONNECTING", "WARMING_UP"),
+        status_step_seconds=0.01,
+        log_lines=2,
+        lines_per_second=0,
+    )
+    emulator.add_script("x-*", script)
+    messages = _follow(emulator, token, job_request("x-1"))
+    assert statuses(messages) == [
+        "QUEUED",
+        "CONNECTING",
+        "WARMING_UP",
+        "EXECUTING",
+        "COMPLETING",
+        "COMPLETED",
+    ]
+    connecting = messages[1]["messagePayload"]
+    assert connecting["runLogUrl"]  # set once the job left QUEUED
+
+
+def test_line_template_and_canned_lines() -> None:
+    script = JobScript(line_template="{job_id}#{attempt}:{n}")
+    assert script.line(4, "j", 2) == "j#2:4"
+    assert JobScript(lines=("a", "b")).line(3, "j", 1) == "b"
+
+
+def test_demo_script_looks_real_and_scripted_results(start_emulator: Any) -> None:
+    fast_demo = dataclasses.replace(
+        NAMED_SCRIPTS["demo"], queued_seconds=0.01, lines_per_second=0, completing_seconds=0.01
+    )
+    emulator = start_emulator(default_script=fast_demo)
+    from .support import mint
+
+    token = mint(emulator)
+    messages = _follow(emulator, token, job_request("demo-1", computeJobType="MOSEL"))
+    lines = log_lines(messages)
+    assert len(lines) >= 30 and lines[0].startswith("FICO Xpress")
+    assert json.loads(_results(emulator, token, "demo-1")["solution-status.json"]) == {
+        "demo-1": "Optimal"
+    }
+
+
+@needs_xpress
+def test_real_solve_streams_the_solver_log(emulator: Emulator, token: str) -> None:
+    emulator.add_script("solve-*", SOLVING)
+    document = job_request("solve-1", solver={"resultsToInclude": ["SOLUTION"]})
+    messages = _follow(emulator, token, document, payload=zip_of({"tiny.lp": TINY_LP}))
+    lines = log_lines(messages)
+    assert any("Optimal" in line for line in lines)
+    assert lines == emulator.run_log("solve-1")
+    assert messages[-1]["messagePayload"]["modelStatus"] == "OK"
+    files = _results(emulator, token, "solve-1")
+    assert json.loads(files["solution-status.json"]) == {"tiny": "Optimal"}
+    assert "tiny.slx" in files
+
+
+def test_solve_falls_back_to_the_script_without_a_model(emulator: Emulator, token: str) -> None:
+    emulator.add_script("solve-*", SOLVING)
+    messages = _follow(emulator, token, job_request("solve-2"), payload=zip_of({"a.txt": "x"}))
+    assert log_lines(messages) == [SOLVING.line(n, "solve-2", 1) for n in range(5)]
+
+
+def test_solve_falls_back_when_no_solver(
+    emulator: Emulator, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(timeline, "_solver_module", lambda: (None, "xpress is not installed"))
+    emulator.add_script("solve-*", SOLVING)
+    messages = _follow(emulator, token, job_request("solve-3"), payload=zip_of({"m.lp": TINY_LP}))
+    lines = log_lines(messages)
+    assert lines[0].startswith("Emulator: real solve unavailable")
+    assert statuses(messages)[-1] == "COMPLETED"
