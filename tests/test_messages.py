@@ -38,11 +38,19 @@ def test_unknown_message_type_is_kept() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["{not json", "[]", '{"messagePayload":{}}', '{"messageType":"RUNLOG_UPDATED"}'],
+    [
+        "{not json",
+        "[]",
+        '{"messagePayload":{}}',
+        '{"messageType":"RUNLOG_UPDATED"}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
 )
 def test_server_messages_that_cannot_be_used_raise(text: str) -> None:
     with pytest.raises(RemoteProtocolError):
         m.decode_server_message(text)
+    with pytest.raises(RemoteProtocolError):
+        m.decode_client_message(text)
 
 
 def test_client_messages_round_trip() -> None:

@@ -48,6 +48,9 @@ class EmulatorConfig:
     max_message_bytes: int = 1024 * 1024
     #: Messages waiting for a slow socket above this close it (1008): memory stays bounded.
     send_queue_limit: int = 20_000
+    #: A close the client does not take up within this (it stopped reading) aborts the TCP
+    #: connection instead, so a stuck client never keeps its socket open.
+    close_timeout_seconds: float = 2.0
     #: Execution services a job may name; anything else is 422 (§B3.3.1).
     execution_services: tuple[str, ...] = ("DEFAULT", "PRIMARY", "SECONDARY")
     #: Keep at most this many record entries (oldest dropped); None keeps all.

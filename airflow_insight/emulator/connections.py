@@ -137,8 +137,17 @@ class Connection:
 
     async def _close(self, code: int, reason: str) -> None:
         self.hub.record.add("ws_closing", {"code": code, "reason": reason}, connection_id=self.id)
-        with contextlib.suppress(Exception):
-            await self.ws.close(code=code, message=reason.encode())
+        closing = self.ws.close(code=code, message=reason.encode())
+        try:
+            await asyncio.wait_for(closing, self.hub.config.close_timeout_seconds)
+        except TimeoutError:
+            # A client that stopped reading leaves no room for the close frame, and a plain
+            # transport close would wait for the buffer to drain: cut the TCP connection.
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+        except Exception:
+            pass  # the peer is gone already: nothing left to close
 
     # ------------------------------------------------------------------ keep-alive
 

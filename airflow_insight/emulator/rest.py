@@ -99,7 +99,7 @@ async def _read_json(request: web.Request) -> Any:
     body = await request.read()
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ApiError(422, f"body is not valid JSON: {exc}", inner_code=INVALID_VALUE) from exc
 
 
@@ -242,7 +242,7 @@ def _parse_request_part(hub: Hub, part: BodyPartReader, data: bytes) -> Any:
         )
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ApiError(
             422,
             f"{COMPUTE_JOB_REQUEST_PART} is not valid JSON: {exc}",
@@ -338,7 +338,7 @@ async def delete_compute_job(request: web.Request) -> web.Response:
         hub.faults.clear(job_scope=job.id)
         return web.Response(status=204)
     if job.status != "CANCELLING":
-        task = asyncio.get_running_loop().create_task(cancel_job(hub, job))
+        task = cancel_job(hub, job)
         hub.background.add(task)
         task.add_done_callback(hub.background.discard)
     return web.Response(status=202)

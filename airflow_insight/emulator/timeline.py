@@ -7,7 +7,6 @@ costs one sleeping task and one message per batch however fast its log runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -67,13 +66,21 @@ async def _finish(
     hub.set_status(job, final_status)
 
 
-async def cancel_job(hub: Hub, job: Job) -> None:
-    """Stop a running job: CANCELLING now, CANCELLED after the script's cancel time."""
+def cancel_job(hub: Hub, job: Job) -> asyncio.Task[None]:
+    """Stop a running job: CANCELLING now, CANCELLED after the script's cancel time.
+
+    The job's timeline is cancelled and CANCELLING set synchronously, in the caller's turn of
+    the loop: the timeline cannot reach a terminal status in between (which CANCELLING would
+    then overwrite), and a second DELETE already sees CANCELLING and starts no second cancel.
+    Returns the task that sets CANCELLED; the caller keeps a reference to it.
+    """
     if job.task is not None:
-        job.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await job.task
+        job.task.cancel()  # takes effect at the timeline's current await: it never runs again
     hub.set_status(job, "CANCELLING")
+    return asyncio.get_running_loop().create_task(_cancelled_after_delay(hub, job))
+
+
+async def _cancelled_after_delay(hub: Hub, job: Job) -> None:
     await asyncio.sleep(job.script.cancel_seconds)
     hub.set_status(job, "CANCELLED")
 

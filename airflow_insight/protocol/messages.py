@@ -299,6 +299,9 @@ def _load_envelope(text: str | bytes) -> tuple[str, str | None, Any]:
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"message is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        # Deeply nested arrays/objects exhaust the decoder's stack: bad input, not our bug.
+        raise RemoteProtocolError("message is nested too deeply to decode") from exc
     if not isinstance(document, dict):
         raise RemoteProtocolError("message is not a JSON object")
     message_type = document.get("messageType")

@@ -81,7 +81,7 @@ def describe_error_body(body: bytes | str) -> str | None:
         return None
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to be an error body
         if text.startswith("<") or "\n" in text:
             return None
         return _clip(text)

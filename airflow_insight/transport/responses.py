@@ -64,7 +64,7 @@ def json_or_none(response: requests.Response) -> Any:
     """The JSON body, or ``None`` when the body is empty or not JSON."""
     try:
         return json.loads(response.content) if response.content.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to decode
         return None
 
 

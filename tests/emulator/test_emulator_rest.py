@@ -71,7 +71,14 @@ def test_bad_credentials_get_401(emulator: Emulator, body: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize(
-    "body", ["{not json", {"clientId": 1, "secret": "x"}, {**GOOD, "maxAge": -5}, [1, 2]]
+    "body",
+    [
+        "{not json",
+        {"clientId": 1, "secret": "x"},
+        {**GOOD, "maxAge": -5},
+        [1, 2],
+        "[" * 100_000 + "]" * 100_000,
+    ],
 )
 def test_invalid_token_request_gets_422(emulator: Emulator, body: Any) -> None:
     _error(_token_post(emulator, body), 422)

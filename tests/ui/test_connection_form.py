@@ -5,6 +5,9 @@ user an admin), checks the form metadata over the UI REST API, then drives headl
 the Chrome DevTools Protocol (a tiny client on ``websocket-client``): open "Add Connection", pick
 the Insight type, fill the standard fields, open "Extra Fields", take the screenshot kept at
 ``docs/images/connection-form.png`` and save the connection, which is then read back over REST.
+
+Screenshots go to a temporary directory, so a test run leaves the repository untouched; set
+``INSIGHT_UPDATE_SCREENSHOTS=1`` to refresh the ones under ``docs/images`` instead.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import pytest
 import websocket
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "images" / "connection-form.png"
-SCREENSHOT_STANDARD = REPO / "docs" / "images" / "connection-form-standard.png"
+SCREENSHOT_DIR = REPO / "docs" / "images"
+SCREENSHOT = "connection-form.png"
+SCREENSHOT_STANDARD = "connection-form-standard.png"
 CHROMIUM = "/usr/bin/chromium"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -277,7 +281,10 @@ def _screenshot_dialog(browser: _DevTools, path: Path) -> None:
     path.write_bytes(png)
 
 
-def test_add_connection_form_in_browser(api_server: str, browser: _DevTools) -> None:
+def test_add_connection_form_in_browser(
+    api_server: str, browser: _DevTools, tmp_path: Path
+) -> None:
+    shots = SCREENSHOT_DIR if os.environ.get("INSIGHT_UPDATE_SCREENSHOTS") == "1" else tmp_path
     browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=1500,
                  deviceScaleFactor=1, mobile=False)  # fmt: skip
     browser.call("Page.navigate", url=f"{api_server}/connections")
@@ -300,7 +307,7 @@ def test_add_connection_form_in_browser(api_server: str, browser: _DevTools) -> 
     browser.type_into(f"{DIALOG}.querySelector('input[name=host]')", "https://insight.example.com")
     browser.type_into(f"{DIALOG}.querySelector('input[name=login]')", "ui-test-client")
     browser.type_into(f"{DIALOG}.querySelector('input[name=password]')", "ui-test-secret")
-    _screenshot_dialog(browser, SCREENSHOT_STANDARD)
+    _screenshot_dialog(browser, shots / SCREENSHOT_STANDARD)
 
     browser.click(_button("Extra Fields", DIALOG))
     browser.wait_for(f"{DIALOG}.innerText.includes('Job link template')")
@@ -309,7 +316,7 @@ def test_add_connection_form_in_browser(api_server: str, browser: _DevTools) -> 
     for label in EXTRA_LABELS:
         assert label in dialog_text
 
-    _screenshot_dialog(browser, SCREENSHOT)
+    _screenshot_dialog(browser, shots / SCREENSHOT)
 
     browser.click(_button("Save", DIALOG))
     browser.wait_for(f"!{DIALOG}", timeout=20)
