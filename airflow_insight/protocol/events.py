@@ -61,7 +61,8 @@ class RunLogLines:
     ``first_line`` is the 0-based position of ``lines[0]`` in the job's whole run log.
     """
 
-    log_level: ClassVar[int] = logging.INFO
+    # DEBUG: the lines themselves go to the task log; a summary per batch would interleave.
+    log_level: ClassVar[int] = logging.DEBUG
 
     job_id: str
     execution_attempts: int

@@ -1,0 +1,69 @@
+"""Contract adapter for the blocking driver (:mod:`airflow_insight.transport.sync_driver`).
+
+Interface: see the docstring of ``tests/contract/conftest.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow_insight.protocol.events import RunLogLines
+from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.sync_driver import SyncJobFollower
+
+NAME = "sync"
+
+
+def _sink(on_line: Callable[[str], None]) -> Callable[[RunLogLines], None]:
+    def forward(batch: RunLogLines) -> None:
+        for line in batch.lines:
+            on_line(line)
+
+    return forward
+
+
+def follow_job(
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+    job_request: Mapping[str, Any],
+    payload: bytes | None,
+    *,
+    config: FollowerConfig,
+    on_line: Callable[[str], None],
+    timeout_seconds: float,
+) -> JobOutcome:
+    """Open the socket, submit with its connection-id, follow to the end."""
+    with SyncJobFollower(settings, rest, on_lines=_sink(on_line), config=config) as driver:
+        driver.open()
+        driver.submit(job_request, payload)
+        outcome = driver.wait(str(job_request["id"]), timeout_seconds=timeout_seconds)
+    if outcome is None:
+        raise TimeoutError(f"job {job_request['id']!r} did not end in {timeout_seconds} s")
+    return outcome
+
+
+def reattach(
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+    job_id: str,
+    *,
+    execution_attempts: int,
+    last_run_log_line: int,
+    config: FollowerConfig,
+    on_line: Callable[[str], None],
+    timeout_seconds: float,
+) -> JobOutcome:
+    """Follow a job submitted elsewhere, resuming after ``last_run_log_line``."""
+    with SyncJobFollower(settings, rest, on_lines=_sink(on_line), config=config) as driver:
+        driver.open()
+        driver.follow(
+            job_id, execution_attempts=execution_attempts, last_run_log_line=last_run_log_line
+        )
+        outcome = driver.wait(job_id, timeout_seconds=timeout_seconds)
+    if outcome is None:
+        raise TimeoutError(f"job {job_id!r} did not end in {timeout_seconds} s")
+    return outcome

@@ -1,0 +1,407 @@
+"""One contract for every driver: right end state, every line once and in order, no secrets.
+
+Each scenario arms §A9 faults on a fresh emulator, lets the driver follow one job through them,
+and compares what the driver forwarded with the emulator's own full run log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator, EmulatorConfig, JobScript
+from airflow_insight.emulator import faults as f
+from airflow_insight.exceptions import InsightError, PermissionDenied, ServerError, SubmitRejected
+from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.rest import InsightRestClient
+
+TIMEOUT_SECONDS = 20.0
+
+#: A short job: 30 lines in batches of 3 over about 0.3 s, so faults hit it mid-run.
+BASE_SCRIPT = JobScript(
+    name="contract",
+    queued_seconds=0.02,
+    status_step_seconds=0.02,
+    log_lines=30,
+    lines_per_second=100.0,
+    batch_size=3,
+    completing_seconds=0.02,
+    cancel_seconds=0.02,
+)
+
+FAST_FOLLOWER = FollowerConfig(
+    silence_limit_seconds=0.5,
+    reconnect_initial_delay_seconds=0.02,
+    reconnect_max_delay_seconds=0.2,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One fault setup and what the driver must end with."""
+
+    name: str
+    faults: tuple[f.Fault, ...] = ()
+    #: Faults armed once the first socket is open.
+    later: tuple[f.Fault, ...] = ()
+    script: JobScript = BASE_SCRIPT
+    emulator: dict[str, Any] = dataclasses.field(default_factory=dict)
+    status: str = "COMPLETED"
+    model_status: str | None = "OK"
+    execution_attempts: int = 1
+    raises: type[InsightError] | None = None
+    #: How many sockets the emulator must have seen opened: (at least, at most).
+    sockets: tuple[int, int | None] = (1, None)
+
+
+SCENARIOS = [
+    Scenario("clean", sockets=(1, 1)),
+    Scenario("drop-after-5-messages", (f.DropSocket(after_messages=5),), sockets=(2, None)),
+    Scenario(
+        "drop-with-close-frame",
+        (f.DropSocket(after_messages=4, close_code=1011),),
+        sockets=(2, None),
+    ),
+    Scenario("drop-repeatedly", (f.DropSocket(after_messages=3, times=6),), sockets=(4, None)),
+    Scenario("drop-at-executing", (f.DropSocket(status="EXECUTING"),), sockets=(2, None)),
+    Scenario("drop-at-completed", (f.DropSocket(status="COMPLETED"),)),
+    Scenario("refuse-handshake-401", (f.RefuseHandshake(401),)),
+    Scenario("refuse-handshake-503-x3", (f.RefuseHandshake(503, times=3),)),
+    Scenario("socket-never-opens", (f.RefuseHandshake(503, times=None),), sockets=(0, 0)),
+    Scenario(
+        "missed-pong",
+        (f.IgnorePongs(),),
+        script=dataclasses.replace(BASE_SCRIPT, lines_per_second=50.0),
+        emulator={"pong_timeout_seconds": 0.25},
+        sockets=(2, None),
+    ),
+    Scenario("socket-token-expiry", (f.TokenExpiry(seconds=0.1),), sockets=(2, None)),
+    Scenario("expire-all-tokens", later=(f.ExpireTokens(),)),
+    Scenario("http-401-on-submit", (f.HttpError("POST", "/api/compute-jobs", 401),)),
+    Scenario(
+        "http-403-on-submit",
+        (f.HttpError("POST", "/api/compute-jobs", 403),),
+        raises=PermissionDenied,
+    ),
+    Scenario(
+        "http-409-on-submit",
+        (f.HttpError("POST", "/api/compute-jobs", 409),),
+        raises=SubmitRejected,
+    ),
+    Scenario(
+        "http-422-on-submit",
+        (f.HttpError("POST", "/api/compute-jobs", 422),),
+        raises=SubmitRejected,
+    ),
+    Scenario(
+        "http-429-retry-after",
+        (f.HttpError("POST", "/api/compute-jobs", 429, retry_after_seconds=0.05),),
+    ),
+    Scenario(
+        "http-500-on-submit", (f.HttpError("POST", "/api/compute-jobs", 500),), raises=ServerError
+    ),
+    Scenario("http-503-x2-on-submit", (f.HttpError("POST", "/api/compute-jobs", 503, times=2),)),
+    Scenario(
+        "http-errors-while-socket-down",
+        (
+            f.DropSocket(after_messages=4),
+            f.HttpError("GET", "/api/compute-jobs/*", 503, times=2, retry_after_seconds=0.01),
+            f.HttpError("GET", "/api/compute-jobs/*", 500, times=2),
+        ),
+        # Every reconnect is refused: the job is followed over REST through its errors.
+        later=(f.RefuseHandshake(503, times=None),),
+    ),
+    Scenario("http-500-on-run-log", (f.HttpError("GET", "/api/scenarios/*/run-log", 500),)),
+    Scenario("delayed-submit", (f.Delay("POST", "/api/compute-jobs", 0.3),)),
+    Scenario("delayed-reconcile", (f.DropSocket(after_messages=4), f.Delay("GET", "*", 0.2))),
+    Scenario("malformed-json", (f.MalformedJson(times=3),)),
+    Scenario("unknown-message-type", (f.UnknownMessageType(times=3),)),
+    Scenario("message-for-unknown-job", (f.UnknownJobMessage(times=3),)),
+    Scenario("missing-execution-attempts", (f.MissingFields(("executionAttempts",), times=5),)),
+    Scenario(
+        "missing-run-log-lines",
+        (f.MissingFields(("lines",), message_type="RUNLOG_UPDATED", times=2),),
+    ),
+    Scenario(
+        "missing-status",
+        (f.MissingFields(("status",), message_type="JOB_STATUS_UPDATED", times=2),),
+    ),
+    Scenario("extra-fields", (f.ExtraFields({"futureField": {"a": 1}}, times=None),)),
+    Scenario("legacy-fields", (f.LegacyFields(),)),
+    Scenario("duplicate-run-log", (f.DuplicateRunLog(times=4),)),
+    Scenario("out-of-order-run-log", (f.OutOfOrderRunLog(times=4),)),
+    Scenario("requeue", (f.Requeue(after_lines=12),), execution_attempts=2),
+    Scenario("json-pings", emulator={"json_pings": True, "ping_interval_seconds": 0.02}),
+    Scenario("finish-failed", (f.FinishWith("FAILED"),), status="FAILED", model_status=None),
+    Scenario(
+        "finish-cancelled", (f.FinishWith("CANCELLED"),), status="CANCELLED", model_status=None
+    ),
+    Scenario(
+        "finish-model-error",
+        (f.FinishWith("COMPLETED", model_status="ERROR"),),
+        model_status="ERROR",
+    ),
+]
+
+
+def _tokens(emulator: Emulator) -> list[str]:
+    """Every token the emulator issued (test-only peek at its token store)."""
+    return list(emulator.hub.tokens._tokens)
+
+
+def _assert_no_secrets(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    captured = capsys.readouterr()
+    text = caplog.text + captured.out + captured.err
+    assert text, "nothing was captured: the check would prove nothing"
+    tokens = _tokens(emulator)
+    assert tokens, "no token was issued"
+    assert DEMO_CLIENT_SECRET not in text
+    for token in tokens:
+        assert token not in text
+
+
+def _arm_when_open(emulator: Emulator, later: tuple[f.Fault, ...]) -> None:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while not emulator.record.of_kind("ws_open") and time.monotonic() < deadline:
+        time.sleep(0.002)
+    emulator.inject(*later)
+
+
+def _run(
+    driver: ModuleType,
+    emulator: Emulator,
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+    scenario: Scenario,
+) -> tuple[Callable[[], JobOutcome], list[str], str]:
+    job_id = f"contract-{scenario.name}"
+    emulator.add_script("*", scenario.script)
+    emulator.inject(*scenario.faults)
+    if scenario.later:
+        threading.Thread(
+            target=_arm_when_open, args=(emulator, scenario.later), daemon=True
+        ).start()
+    lines: list[str] = []
+    request = {"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True}
+
+    def follow() -> JobOutcome:
+        outcome: JobOutcome = driver.follow_job(
+            settings,
+            rest,
+            request,
+            None,
+            config=FAST_FOLLOWER,
+            on_line=lines.append,
+            timeout_seconds=TIMEOUT_SECONDS,
+        )
+        return outcome
+
+    return follow, lines, job_id
+
+
+@pytest.fixture(params=SCENARIOS, ids=[s.name for s in SCENARIOS])
+def scenario(request: pytest.FixtureRequest) -> Scenario:
+    """One fault scenario."""
+    chosen: Scenario = request.param
+    return chosen
+
+
+@pytest.fixture
+def emulator_config(scenario: Scenario) -> EmulatorConfig:
+    """The suite's tiny intervals plus the scenario's own settings."""
+    config = EmulatorConfig(ping_interval_seconds=0.05, pong_timeout_seconds=2.0)
+    return dataclasses.replace(config, **scenario.emulator)
+
+
+def test_fault_scenario(
+    driver: ModuleType,
+    scenario: Scenario,
+    emulator: Emulator,
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level("DEBUG")
+    follow, lines, job_id = _run(driver, emulator, settings, rest, scenario)
+    if scenario.raises is not None:
+        with pytest.raises(scenario.raises):
+            follow()
+        assert lines == []
+        _assert_no_secrets(emulator, caplog, capsys)
+        return
+    outcome = follow()
+    assert outcome.compute_job_id == job_id
+    assert outcome.status == scenario.status
+    assert outcome.model_status == scenario.model_status
+    assert outcome.execution_attempts == scenario.execution_attempts
+    full_log = emulator.run_log(job_id)
+    assert full_log, "the emulator wrote no run log"
+    assert lines == full_log
+    assert outcome.last_run_log_line == len(full_log) - 1
+    assert outcome.run_log_tail == tuple(full_log[-len(outcome.run_log_tail) :])
+    opened = len(emulator.record.of_kind("ws_open"))
+    least, most = scenario.sockets
+    assert opened >= least
+    assert most is None or opened <= most
+    _assert_no_secrets(emulator, caplog, capsys)
+
+
+def _request(job_id: str) -> dict[str, Any]:
+    return {"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True}
+
+
+@pytest.mark.parametrize("scenario", [Scenario("connection-id")], ids=["connection-id"])
+def test_submit_carries_the_connection_id(
+    driver: ModuleType, emulator: Emulator, settings: ConnectionSettings, rest: InsightRestClient
+) -> None:
+    lines: list[str] = []
+    driver.follow_job(
+        settings,
+        rest,
+        _request("contract-cid"),
+        None,
+        config=FAST_FOLLOWER,
+        on_line=lines.append,
+        timeout_seconds=TIMEOUT_SECONDS,
+    )
+    (post,) = emulator.record.requests("POST", "/api/compute-jobs")
+    (opened,) = emulator.record.of_kind("ws_open")
+    assert post.data["headers"]["connection-id"] == opened.connection_id
+    assert lines == emulator.run_log("contract-cid")
+
+
+SILENT = dataclasses.replace(
+    BASE_SCRIPT, name="silent", queued_seconds=1.6, log_lines=2, batch_size=2
+)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [Scenario("silent", script=SILENT, emulator={"token_max_age_cap_seconds": 0.9})],
+    ids=["silent-job-short-token"],
+)
+def test_update_token_keeps_a_silent_socket_open(
+    driver: ModuleType,
+    scenario: Scenario,
+    emulator: Emulator,
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level("DEBUG")
+    emulator.add_script("*", scenario.script)
+    lines: list[str] = []
+    outcome = driver.follow_job(
+        settings,
+        rest,
+        _request("contract-silent"),
+        None,
+        config=dataclasses.replace(FAST_FOLLOWER, silence_limit_seconds=5.0),
+        on_line=lines.append,
+        timeout_seconds=TIMEOUT_SECONDS,
+    )
+    assert outcome.status == "COMPLETED"
+    assert lines == emulator.run_log("contract-silent")
+    updates = emulator.record.of_kind("update_token")
+    assert updates, "no UPDATE_TOKEN was sent although the job outlived the token"
+    assert all(update.data["valid"] for update in updates)
+    # The one socket survived the first token's expiry: no reconnect was needed.
+    assert len(emulator.record.of_kind("ws_open")) == 1
+    _assert_no_secrets(emulator, caplog, capsys)
+
+
+FLOOD = JobScript(
+    name="flood",
+    queued_seconds=0.01,
+    log_lines=20_000,
+    lines_per_second=40_000.0,
+    batch_size=200,
+    completing_seconds=0.01,
+)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [Scenario("flood", emulator={"ping_interval_seconds": 0.02, "pong_timeout_seconds": 0.5})],
+    ids=["flood"],
+)
+def test_pings_are_answered_during_a_flood(
+    driver: ModuleType,
+    scenario: Scenario,
+    emulator: Emulator,
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+) -> None:
+    emulator.add_script("*", FLOOD)
+    lines: list[str] = []
+    flood_log = logging.getLogger("tests.contract.flood")
+
+    def forward(line: str) -> None:
+        # A real sink formats a log record per line; do the same amount of work here.
+        flood_log.info("run log | %s", line)
+        lines.append(line)
+
+    outcome = driver.follow_job(
+        settings,
+        rest,
+        _request("contract-flood"),
+        None,
+        config=FAST_FOLLOWER,
+        on_line=forward,
+        timeout_seconds=60.0,
+    )
+    assert outcome.status == "COMPLETED"
+    assert lines == emulator.run_log("contract-flood")
+    assert len(lines) == FLOOD.log_lines
+    assert emulator.record.of_kind("pong"), "no pong was recorded"
+    assert len(emulator.record.of_kind("ws_open")) == 1, "the socket was closed during the flood"
+
+
+SLOWER = dataclasses.replace(BASE_SCRIPT, name="slower", log_lines=40, lines_per_second=60.0)
+
+
+@pytest.mark.parametrize("scenario", [Scenario("reattach", script=SLOWER)], ids=["reattach"])
+def test_reattach_forwards_only_later_lines(
+    driver: ModuleType,
+    scenario: Scenario,
+    emulator: Emulator,
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+) -> None:
+    emulator.add_script("*", scenario.script)
+    job_id = "contract-reattach"
+    rest.submit_job(_request(job_id), None, None)
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while len(emulator.run_log(job_id)) < 10:
+        assert time.monotonic() < deadline, "the job wrote no lines"
+        time.sleep(0.01)
+    lines: list[str] = []
+    outcome = driver.reattach(
+        settings,
+        rest,
+        job_id,
+        execution_attempts=1,
+        last_run_log_line=4,
+        config=FAST_FOLLOWER,
+        on_line=lines.append,
+        timeout_seconds=TIMEOUT_SECONDS,
+    )
+    assert outcome.status == "COMPLETED"
+    full_log = emulator.run_log(job_id)
+    assert len(full_log) == SLOWER.log_lines
+    assert lines == full_log[5:]
+    (subscribe, *_) = emulator.record.of_kind("subscribe")
+    assert subscribe.data["lastRunLogLine"] == 4
