@@ -1,0 +1,199 @@
+"""The sensor that waits for an Insight compute job submitted elsewhere.
+
+:class:`InsightJobSensor` takes a (templated) ``compute_job_id``, e.g. pulled from an XCom, and
+waits for that job's end in ``poke``, ``reschedule`` or deferrable mode. It ends per §A7: success
+returns the same result dict as ``InsightJobOperator`` (the XCom ``return_value``); a failed,
+cancelled or model-failed job raises :class:`~airflow_insight.exceptions.JobFailed`; an error a
+retry cannot fix raises ``AirflowFailException``.
+
+Decisions:
+
+* The sensor does not own the job, so by default it never cancels it: ``cancel_on_kill`` defaults
+  to False, and the deferrable sensor hands no ``end_by`` to the trigger. Its own ``timeout``
+  becomes the defer timeout, which fails the task (``AirflowSensorTimeout``) without cancelling.
+* Poke and reschedule modes read the job over REST once per poke; a 404 means "not there (yet)"
+  and a transient REST error means "try at the next poke". The run log is forwarded into the task
+  log once, at the end (a rescheduled sensor is a new instance each poke and would repeat it).
+  Deferrable mode streams it live from the triggerer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_insight.exceptions import InsightError, JobNotFound
+from airflow_insight.hooks.insight import InsightHook
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.statuses import JobStatus, is_terminal
+from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event, trigger_kwargs
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RUN_LOG_LOGGER = "airflow_insight.sensors.insight.InsightJobSensor.run_log"
+
+
+class InsightJobSensor(BaseSensorOperator):
+    """Wait for an Insight compute job to end; return its result dict or fail as it failed.
+
+    :param compute_job_id: the job to wait for (templated).
+    :param insight_conn_id: the Airflow connection of type ``insight``.
+    :param accepted_model_statuses: model statuses counted as success at ``COMPLETED``; default:
+        the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
+    :param silence_limit_seconds: deferrable mode: check the job over REST when nothing was heard
+        for this long.
+    :param deferrable: wait in the triggerer instead of poking.
+    :param cancel_on_kill: deferrable mode: cancel the job when a user marks the task failed or
+        success, or clears it (default False: the job belongs to someone else).
+    """
+
+    template_fields: Sequence[str] = ("compute_job_id",)
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        compute_job_id: str,
+        insight_conn_id: str = InsightHook.default_conn_name,
+        accepted_model_statuses: Sequence[str] | None = None,
+        silence_limit_seconds: float = 60.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.compute_job_id = compute_job_id
+        self.insight_conn_id = insight_conn_id
+        self.accepted_model_statuses = (
+            None if accepted_model_statuses is None else list(accepted_model_statuses)
+        )
+        self.silence_limit_seconds = silence_limit_seconds
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self._hook: InsightHook | None = None
+
+    @property
+    def hook(self) -> InsightHook:
+        """The hook of ``insight_conn_id`` (one per sensor instance)."""
+        if self._hook is None:
+            self._hook = InsightHook(self.insight_conn_id)
+        return self._hook
+
+    def trigger_kwargs(self) -> dict[str, Any]:
+        """The deferrable sensor's trigger kwargs, built by the triggers module's one helper."""
+        return trigger_kwargs(
+            insight_conn_id=self.insight_conn_id,
+            compute_job_id=self.compute_job_id,
+            accepted_model_statuses=self.accepted_model_statuses,
+            silence_limit_seconds=self.silence_limit_seconds,
+            end_by=None,
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def execute(self, context: Context) -> Any:
+        """Poke (poke/reschedule modes) or defer to the trigger (deferrable)."""
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(
+            trigger=InsightJobTrigger(**self.trigger_kwargs()),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One REST look at the job: done (with the result) or not yet."""
+        try:
+            document = self.hook.get_rest_client().get_job(self.compute_job_id)
+        except JobNotFound:
+            self.log.info("Insight compute job %s not found (yet)", self.compute_job_id)
+            return False
+        except InsightError as exc:
+            if exc.permanent:
+                raise _fail(exc) from exc
+            self.log.warning("Checking Insight compute job %s failed: %s", self.compute_job_id, exc)
+            return False
+        outcome = _outcome_of(self.compute_job_id, document)
+        if not is_terminal(outcome.status):
+            self.log.info("Insight compute job %s: status %s", self.compute_job_id, outcome.status)
+            return False
+        self._forward_rest_log(outcome, -1)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(outcome))
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger's event: fill the log from REST, end like a poke."""
+        try:
+            outcome = outcome_from_event(event)
+        except InsightError as exc:
+            raise (_fail(exc) if exc.permanent else exc) from exc
+        self._forward_rest_log(outcome, int(event.get("last_run_log_line", -1)))
+        return self._finish(outcome)
+
+    # ----------------------------------------------------------------------------- internals
+
+    def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
+        """The outcome as the operator's result dict, or the job's failure raised."""
+        settings = self.hook.get_settings()
+        accepted = (
+            frozenset(self.accepted_model_statuses)
+            if self.accepted_model_statuses is not None
+            else settings.accepted_model_statuses
+        )
+        warning = outcome.warning(accepted)
+        if warning:
+            self.log.warning(warning)
+        outcome.raise_for_failure(accepted)
+        return {
+            "compute_job_id": outcome.compute_job_id,
+            "status": outcome.status,
+            "model_status": outcome.model_status,
+            "execution_attempts": outcome.execution_attempts,
+            "result_url": settings.url(outcome.result_url) if outcome.result_url else None,
+            "run_log_url": settings.url(outcome.run_log_url) if outcome.run_log_url else None,
+        }
+
+    def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
+        """Forward the run-log lines after ``last_forwarded``, one record per line."""
+        if outcome.run_log_url is None:
+            return
+        try:
+            text = self.hook.get_rest_client().get_run_log(
+                outcome.run_log_url, compute_job_id=outcome.compute_job_id
+            )
+        except InsightError as exc:
+            self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
+            return
+        run_log = structlog.get_logger(RUN_LOG_LOGGER)
+        for line in split_run_log(text)[last_forwarded + 1 :]:
+            run_log.info(line)
+
+
+def _fail(exc: InsightError) -> AirflowFailException:
+    return AirflowFailException(f"{exc} (not retried: a retry cannot fix this)")
+
+
+def _outcome_of(job_id: str, document: Mapping[str, Any]) -> JobOutcome:
+    """A REST job document read as an outcome (both spellings of the URL fields)."""
+
+    def text(*names: str) -> str | None:
+        for name in names:
+            value = document.get(name)
+            if isinstance(value, str):
+                return value
+        return None
+
+    attempts = document.get("executionAttempts")
+    return JobOutcome(
+        compute_job_id=job_id,
+        status=text("status") or JobStatus.QUEUED.value,
+        model_status=text("modelStatus"),
+        execution_attempts=attempts if isinstance(attempts, int) else 0,
+        result_url=text("resultUrl", "resultsUrl"),
+        run_log_url=text("runLogUrl"),
+    )

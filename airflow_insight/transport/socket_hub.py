@@ -1,0 +1,226 @@
+"""One progress socket per Insight connection per event loop, shared by every job followed on it.
+
+A triggerer following 1,000 jobs on one connection holds one socket, not 1,000: the first
+:meth:`SocketHub.watch` for a connection opens an
+:class:`~airflow_insight.transport.async_driver.AsyncJobFollower` (one
+:class:`~airflow_insight.protocol.follower.Follower`, one loop task, one REST client) and every
+later watch on that connection follows its job on the same socket, multiplexed by
+``computeJobId``. Each watcher (a trigger) gets a :class:`JobWatch`: the events of its job, in
+order, ending with exactly one :class:`~airflow_insight.protocol.events.JobFinished` or
+:class:`~airflow_insight.transport.async_driver.FollowFailed`. The watcher logs them itself, so the
+lines land in *its* task's log (the loop task runs in a context of its own).
+
+Lifecycle decisions:
+
+* Sockets are keyed by the caller's connection key (the Airflow conn id), the connection settings
+  and the follower timing: an edited connection, or triggers asking for another silence limit,
+  get their own socket; triggers with the defaults on one connection share one.
+* Two watches of the same job (the triggerer runs a trigger twice, or a sensor and an operator
+  wait on the same job) share one subscription; each gets every event. A watch that joins after
+  the job ended gets the end at once. A watch that missed earlier lines does not get later
+  ones out of order: its ``last_run_log_line`` stays at the last line it got without a gap, so
+  the task's resume method fetches the rest from the REST run log (no duplicates, no gaps).
+* :meth:`JobWatch.close` unsubscribes; the job keeps running on the server (cancelling is the
+  trigger's ``on_kill``/timeout decision, never the hub's). When the last watch of a socket
+  closes, the socket closes; the next watch opens a new one.
+* A failure that concerns every job (refused credentials) is sent to every watch and retires the
+  socket from the hub, so the next watch starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+import weakref
+from collections.abc import Coroutine, Hashable
+from typing import Any
+
+from airflow_insight.exceptions import InsightError
+from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.async_driver import AsyncJobFollower, DriverEvent, FollowFailed
+from airflow_insight.transport.rest import InsightRestClient
+
+log = logging.getLogger(__name__)
+
+_HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SocketHub] = weakref.WeakKeyDictionary()
+
+
+class JobWatch:
+    """One watcher's view of one job: await :meth:`next_event` until the end arrives."""
+
+    def __init__(self, shared: _SharedSocket, job_id: str, last_run_log_line: int) -> None:
+        self.job_id = job_id
+        #: The last run-log line handed to this watch with no gap before it.
+        self.last_run_log_line = last_run_log_line
+        self._shared = shared
+        self._queue: asyncio.Queue[DriverEvent] = asyncio.Queue()
+        self._behind = False
+        self._closed = False
+
+    async def next_event(self) -> DriverEvent:
+        """The next event of this job (``JobFinished``/``FollowFailed`` is the last one)."""
+        return await self._queue.get()
+
+    def close(self) -> None:
+        """Stop watching (idempotent); the job keeps running on the server."""
+        if not self._closed:
+            self._closed = True
+            self._shared.remove(self)
+
+    def deliver(self, event: DriverEvent) -> None:
+        """Queue one event; run-log batches are cut to the lines after ``last_run_log_line``."""
+        if isinstance(event, ev.RunLogLines):
+            batch = self._new_lines(event)
+            if batch is None:
+                return
+            event = batch
+        elif isinstance(event, ev.RunLogGap) and event.first_line <= self.last_run_log_line + 1:
+            # Those lines will never come: the watermark moves past them (the core said so).
+            self.last_run_log_line = max(self.last_run_log_line, event.last_line)
+        self._queue.put_nowait(event)
+
+    def _new_lines(self, batch: ev.RunLogLines) -> ev.RunLogLines | None:
+        skip = self.last_run_log_line + 1 - batch.first_line
+        if self._behind or batch.last_line <= self.last_run_log_line:
+            return None
+        if skip < 0:
+            # This watch joined a subscription that was further on: it keeps its watermark and
+            # leaves the rest to the REST run log at resume, rather than forward with a hole.
+            self._behind = True
+            return None
+        self.last_run_log_line = batch.last_line
+        if skip == 0:
+            return batch
+        return dataclasses.replace(
+            batch, first_line=batch.first_line + skip, lines=batch.lines[skip:]
+        )
+
+
+class _SharedSocket:
+    """One driver and its watches."""
+
+    def __init__(
+        self, hub: SocketHub, key: Hashable, settings: ConnectionSettings, config: FollowerConfig
+    ) -> None:
+        self.hub = hub
+        self.key = key
+        self.rest = InsightRestClient(settings)
+        self.driver = AsyncJobFollower(
+            settings, self.rest, on_lines=self._route, on_event=self._on_event, config=config
+        )
+        self.watches: dict[str, list[JobWatch]] = {}
+        #: The last event of each job that ended while watched, for watches that join late.
+        self.ended: dict[str, DriverEvent] = {}
+        self._opening = hub.spawn(self._open())
+
+    async def _open(self) -> None:
+        try:
+            await self.driver.open()
+        except InsightError as exc:
+            self._on_event(FollowFailed(None, exc))
+
+    def add(self, job_id: str, execution_attempts: int, last_run_log_line: int) -> JobWatch:
+        watch = JobWatch(self, job_id, last_run_log_line)
+        if job_id in self.ended:
+            watch.deliver(self.ended[job_id])
+        elif job_id not in self.watches:
+            self.driver.follow(
+                job_id, execution_attempts=execution_attempts, last_run_log_line=last_run_log_line
+            )
+        self.watches.setdefault(job_id, []).append(watch)
+        return watch
+
+    def remove(self, watch: JobWatch) -> None:
+        watches = self.watches.get(watch.job_id, [])
+        if watch in watches:
+            watches.remove(watch)
+        if not watches:
+            self.watches.pop(watch.job_id, None)
+            self.ended.pop(watch.job_id, None)
+            self.driver.unfollow(watch.job_id)
+        if not self.watches:
+            self.hub.retire(self)
+            self.hub.spawn(self._close())
+
+    async def _close(self) -> None:
+        # The last watch may leave before the socket even opened: stop the opening first.
+        self._opening.cancel()
+        await asyncio.gather(self._opening, return_exceptions=True)
+        await self.driver.close()
+        await asyncio.to_thread(self.rest.close)
+
+    def _route(self, event: DriverEvent) -> None:
+        job_id = getattr(event, "job_id", None)
+        if isinstance(event, ev.JobFinished | FollowFailed) and job_id is not None:
+            self.ended[job_id] = event
+        if job_id is not None:
+            targets = self.watches.get(job_id, [])
+        elif event.log_level >= logging.INFO:
+            # Socket-wide news (a reconnect, a failure for all jobs) goes to every task log.
+            targets = [watch for watches in self.watches.values() for watch in watches]
+        else:
+            targets = []
+        for watch in list(targets):
+            watch.deliver(event)
+        if isinstance(event, FollowFailed) and job_id is None:
+            self.hub.retire(self)
+
+    def _on_event(self, event: DriverEvent) -> None:
+        if not isinstance(event, ev.RunLogLines):  # Lines come through on_lines.
+            self._route(event)
+
+
+class SocketHub:
+    """The shared sockets of one event loop; get it with :meth:`for_running_loop`."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[Hashable, _SharedSocket] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def for_running_loop(cls) -> SocketHub:
+        """The hub of the running event loop (the triggerer runs every trigger on one loop)."""
+        loop = asyncio.get_running_loop()
+        hub = _HUBS.get(loop)
+        if hub is None:
+            hub = _HUBS[loop] = cls()
+        return hub
+
+    def watch(
+        self,
+        key: Hashable,
+        settings: ConnectionSettings,
+        job_id: str,
+        *,
+        execution_attempts: int = 0,
+        last_run_log_line: int = -1,
+        config: FollowerConfig | None = None,
+    ) -> JobWatch:
+        """Follow ``job_id`` on the shared socket of ``key`` (opened on first use)."""
+        config = config or FollowerConfig()
+        full_key = (key, settings, config)
+        shared = self._sockets.get(full_key)
+        if shared is None:
+            shared = self._sockets[full_key] = _SharedSocket(self, full_key, settings, config)
+        return shared.add(job_id, execution_attempts, last_run_log_line)
+
+    @property
+    def socket_count(self) -> int:
+        """How many shared sockets the hub holds now."""
+        return len(self._sockets)
+
+    def retire(self, shared: _SharedSocket) -> None:
+        """Take a socket out of use: the next watch of its key opens a new one."""
+        if self._sockets.get(shared.key) is shared:
+            del self._sockets[shared.key]
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a hub task in a fresh context (its logs belong to no trigger) and keep it alive."""
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

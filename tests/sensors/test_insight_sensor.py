@@ -1,0 +1,114 @@
+"""InsightJobSensor: poke mode against the emulator, and the deferrable sensor's trigger."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from sensor_support import SENSOR_SCRIPT
+
+from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
+from airflow_insight.exceptions import JobFailed
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.sensors.insight import InsightJobSensor
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger, trigger_kwargs
+
+RUN_LOG_MARK = "InsightJobSensor.run_log]"
+
+
+def _submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:
+    if script_changes:
+        emulator.add_script(job_id, dataclasses.replace(SENSOR_SCRIPT, **script_changes))
+    settings = ConnectionSettings(emulator.base_url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    with InsightRestClient(settings) as rest:
+        rest.submit_job({"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True})
+
+
+def _sensor(job_id: str, **kwargs: Any) -> InsightJobSensor:
+    return InsightJobSensor(
+        task_id="wait", compute_job_id=job_id, poke_interval=0.05, timeout=20, **kwargs
+    )
+
+
+def test_poke_mode_returns_the_result_and_forwards_the_run_log(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _submit(emulator, "poke-ok")
+    result = _sensor("poke-ok").execute(context={})  # type: ignore[arg-type]
+    assert result["compute_job_id"] == "poke-ok"
+    assert (result["status"], result["model_status"]) == ("COMPLETED", "OK")
+    assert result["run_log_url"].startswith(emulator.base_url)
+    captured = capsys.readouterr()
+    forwarded = [
+        record.split("]", 1)[1].split("[", 1)[0].strip()
+        for record in (captured.out + captured.err).splitlines()
+        if RUN_LOG_MARK in record
+    ]
+    assert forwarded == [line.strip() for line in emulator.run_log("poke-ok")]
+    assert DEMO_CLIENT_SECRET not in captured.out + captured.err
+
+
+def test_poke_mode_fails_with_the_job(emulator: Emulator) -> None:
+    _submit(emulator, "poke-bad", final_status="FAILED", model_status=None)
+    with pytest.raises(JobFailed, match="FAILED"):
+        _sensor("poke-bad").execute(context={})  # type: ignore[arg-type]
+
+
+def test_poke_mode_waits_for_a_job_not_there_yet(emulator: Emulator) -> None:
+    sensor = _sensor("later-1")
+    assert sensor.poke(context={}) is False  # type: ignore[arg-type]
+    _submit(emulator, "later-1")
+    assert sensor.execute(context={})["status"] == "COMPLETED"  # type: ignore[arg-type]
+
+
+def test_refused_credentials_fail_without_retry(emulator: Emulator) -> None:
+    _submit(emulator, "creds-1")
+    with pytest.raises(AirflowFailException, match="not retried") as info:
+        _sensor("creds-1", insight_conn_id="insight_bad").execute(context={})  # type: ignore[arg-type]
+    assert "not-the-secret" not in str(info.value)
+
+
+def test_deferrable_sensor_defers_with_the_shared_trigger_kwargs() -> None:
+    sensor = _sensor("deferred-1", deferrable=True, accepted_model_statuses=["OK", "SOLVED"])
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(context={})  # type: ignore[arg-type]
+    deferred = info.value
+    assert isinstance(deferred.trigger, InsightJobTrigger)
+    classpath, kwargs = deferred.trigger.serialize()
+    assert classpath == CLASSPATH
+    assert kwargs == trigger_kwargs(
+        insight_conn_id="insight_default",
+        compute_job_id="deferred-1",
+        accepted_model_statuses=["OK", "SOLVED"],
+        end_by=None,
+        cancel_on_kill=False,
+    )
+    assert deferred.method_name == "execute_complete"
+    # The sensor's own timeout fails the task without cancelling a job it does not own.
+    assert deferred.timeout is not None and deferred.timeout.total_seconds() == 20
+    assert "compute_job_id" in InsightJobSensor.template_fields
+
+
+def test_execute_complete_ends_like_a_poke(emulator: Emulator) -> None:
+    _submit(emulator, "complete-1")
+    document = emulator.wait_for_status("complete-1", {"COMPLETED"})
+    outcome = JobOutcome(
+        "complete-1", "COMPLETED", "OK", 1, document.get("resultUrl"), document["runLogUrl"], 7
+    )
+    event = {"kind": "finished", "outcome": outcome.to_dict(), "last_run_log_line": 7}
+    result = _sensor("complete-1", deferrable=True).execute_complete({}, event)  # type: ignore[arg-type]
+    assert result["status"] == "COMPLETED"
+    error = {
+        "kind": "error",
+        "error_type": "AuthenticationError",
+        "message": "refused",
+        "permanent": True,
+        "compute_job_id": "complete-1",
+        "last_run_log_line": -1,
+    }
+    with pytest.raises(AirflowFailException, match="refused"):
+        _sensor("complete-1", deferrable=True).execute_complete({}, error)  # type: ignore[arg-type]

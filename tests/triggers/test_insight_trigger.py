@@ -1,0 +1,326 @@
+"""InsightJobTrigger: run() on a real event loop against the emulator on 127.0.0.1 port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from typing import Any
+
+import pytest
+from airflow.triggers.base import TriggerEvent
+from trigger_support import SCRIPT, connection_json
+
+from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
+from airflow_insight.emulator import faults as f
+from airflow_insight.exceptions import ConfigurationError, InsightTimeout, JobFailed
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.socket_hub import SocketHub
+from airflow_insight.triggers.insight import (
+    CLASSPATH,
+    InsightJobTrigger,
+    outcome_from_event,
+    trigger_kwargs,
+)
+
+RUN_LOG_MARK = "InsightJobTrigger.run_log]"
+#: What the triggerer passes when a user marks the task failed/success or clears it.
+USER_ACTION = "__airflow_user_action__"
+
+
+def _settings(emulator: Emulator) -> ConnectionSettings:
+    return ConnectionSettings(emulator.base_url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+
+
+def _submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:
+    """Submit a job over REST with no connection-id (the trigger must SUBSCRIBE to it)."""
+    if script_changes:
+        emulator.add_script(job_id, dataclasses.replace(SCRIPT, **script_changes))
+    with InsightRestClient(_settings(emulator)) as rest:
+        rest.submit_job({"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True})
+
+
+def _trigger(job_id: str, **changes: Any) -> InsightJobTrigger:
+    kwargs = trigger_kwargs(
+        insight_conn_id="insight_default", compute_job_id=job_id, silence_limit_seconds=0.5
+    )
+    kwargs.update(changes)
+    return InsightJobTrigger(**kwargs)
+
+
+async def _collect(trigger: InsightJobTrigger, timeout: float = 15.0) -> list[TriggerEvent]:
+    async with asyncio.timeout(timeout):
+        return [event async for event in trigger.run()]
+
+
+def _only_event(events: list[TriggerEvent]) -> dict[str, Any]:
+    assert len(events) == 1, events
+    payload: dict[str, Any] = events[0].payload
+    json.dumps(payload)  # JSON-safe
+    return payload
+
+
+def _forwarded(text: str, job_id: str) -> list[str]:
+    """The run-log lines of ``job_id`` forwarded as records of the run_log logger."""
+    lines = []
+    for record in text.splitlines():
+        if RUN_LOG_MARK in record and f"{job_id}: run-log line" in record:
+            lines.append(record.split("]", 1)[1].split("[", 1)[0].strip())
+    return lines
+
+
+def _run_log(emulator: Emulator, job_id: str) -> list[str]:
+    return [line.strip() for line in emulator.run_log(job_id)]
+
+
+def _assert_no_secrets(emulator: Emulator, *texts: str) -> None:
+    text = "\n".join(texts)
+    assert text
+    tokens = list(emulator.hub.tokens._tokens)
+    assert tokens, "no token was issued: the check would prove nothing"
+    assert DEMO_CLIENT_SECRET not in text
+    for token in tokens:
+        assert token not in text
+
+
+async def _until(condition: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------------- kwargs
+
+
+def test_serialize_round_trip_and_no_secrets() -> None:
+    trigger = _trigger("job-1", accepted_model_statuses=["OK", "SOLVED"], end_by=1e9)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == CLASSPATH
+    again = InsightJobTrigger(**kwargs)
+    assert again.serialize() == (classpath, kwargs)
+    assert kwargs["accepted_model_statuses"] == ["OK", "SOLVED"]
+    assert set(kwargs) == {
+        "insight_conn_id",
+        "compute_job_id",
+        "execution_attempts",
+        "last_run_log_line",
+        "accepted_model_statuses",
+        "silence_limit_seconds",
+        "end_by",
+        "cancel_on_kill",
+    }
+    assert DEMO_CLIENT_SECRET not in json.dumps(kwargs)
+
+
+# --------------------------------------------------------------------------------- outcomes
+
+
+def test_success_streams_every_line_once(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _submit(emulator, "ok-1")
+    payload = _only_event(asyncio.run(_collect(_trigger("ok-1"))))
+    assert payload["kind"] == "finished"
+    outcome = outcome_from_event(payload)
+    assert (outcome.status, outcome.model_status) == ("COMPLETED", "OK")
+    assert outcome.succeeded()
+    full_log = _run_log(emulator, "ok-1")
+    assert len(full_log) == 20
+    assert payload["last_run_log_line"] == outcome.last_run_log_line == 19
+    captured = capsys.readouterr()
+    assert _forwarded(captured.out + captured.err, "ok-1") == full_log
+    _assert_no_secrets(emulator, captured.out, captured.err, json.dumps(payload))
+
+
+def test_resume_forwards_only_later_lines(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _submit(emulator, "resume-1")
+    trigger = _trigger("resume-1", last_run_log_line=11, execution_attempts=1)
+    payload = _only_event(asyncio.run(_collect(trigger)))
+    captured = capsys.readouterr()
+    assert (
+        _forwarded(captured.out + captured.err, "resume-1") == _run_log(emulator, "resume-1")[12:]
+    )
+    assert payload["last_run_log_line"] == 19
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "model_status"),
+    [
+        ({"final_status": "FAILED", "model_status": None}, "FAILED", None),
+        ({"model_status": "ERROR"}, "COMPLETED", "ERROR"),
+    ],
+    ids=["job-failed", "model-failed"],
+)
+def test_failures_are_reported_as_outcomes(
+    emulator: Emulator, changes: dict[str, Any], status: str, model_status: str | None
+) -> None:
+    _submit(emulator, "bad-1", **changes)
+    payload = _only_event(asyncio.run(_collect(_trigger("bad-1"))))
+    outcome = outcome_from_event(payload)
+    assert (outcome.status, outcome.model_status) == (status, model_status)
+    error = outcome.error()
+    assert isinstance(error, JobFailed)
+    assert status in str(error)
+
+
+def test_socket_drop_resubscribes_without_losing_lines(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator.inject(f.DropSocket(after_messages=4))
+    # Runs ~1.5 s: well past the reconnect backoff (0.5 s), so the new socket sees the job run.
+    _submit(emulator, "drop-1", log_lines=60, lines_per_second=40.0, batch_size=2)
+    payload = _only_event(asyncio.run(_collect(_trigger("drop-1"))))
+    assert outcome_from_event(payload).succeeded()
+    assert len(emulator.record.of_kind("ws_open")) >= 2
+    assert len(emulator.record.of_kind("subscribe")) >= 2
+    captured = capsys.readouterr()
+    assert _forwarded(captured.out + captured.err, "drop-1") == _run_log(emulator, "drop-1")
+
+
+@pytest.mark.parametrize(
+    "emulator_config",
+    [EmulatorConfig(ping_interval_seconds=0.05, token_max_age_cap_seconds=1.2)],
+    ids=["token-cap-1.2s"],
+)
+def test_token_refresh_sends_update_token_on_the_open_socket(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _submit(emulator, "token-1", log_lines=25, lines_per_second=10.0, batch_size=1)
+    payload = _only_event(asyncio.run(_collect(_trigger("token-1"))))
+    assert outcome_from_event(payload).succeeded()
+    assert emulator.record.of_kind("update_token"), "no UPDATE_TOKEN reached the emulator"
+    # The socket outlived its first token thanks to UPDATE_TOKEN: no reconnect was needed.
+    assert len(emulator.record.of_kind("ws_open")) == 1
+    captured = capsys.readouterr()
+    assert _forwarded(captured.out + captured.err, "token-1") == _run_log(emulator, "token-1")
+    _assert_no_secrets(emulator, captured.out, captured.err, json.dumps(payload))
+
+
+def test_missing_connection_is_a_permanent_error(emulator: Emulator) -> None:
+    payload = _only_event(asyncio.run(_collect(_trigger("x-1", insight_conn_id="no_such_conn"))))
+    assert payload["kind"] == "error"
+    assert payload["error_type"] == "ConfigurationError"
+    assert payload["permanent"] is True
+    with pytest.raises(ConfigurationError, match="no_such_conn"):
+        outcome_from_event(payload)
+
+
+# --------------------------------------------------------------------------------- kill, timeout
+
+
+def test_end_by_cancels_the_job_and_reports_timeout(emulator: Emulator) -> None:
+    _submit(emulator, "slow-1", log_lines=200, lines_per_second=20.0, batch_size=1)
+    payload = _only_event(asyncio.run(_collect(_trigger("slow-1", end_by=time.time() + 0.6))))
+    assert payload["kind"] == "timeout"
+    assert payload["cancelled"] is True
+    assert payload["compute_job_id"] == "slow-1"
+    assert payload["last_run_log_line"] >= 0
+    assert [e.compute_job_id for e in emulator.record.of_kind("delete")] == ["slow-1"]
+    emulator.wait_for_status("slow-1", {"CANCELLED"})
+    with pytest.raises(InsightTimeout, match="cancelled"):
+        outcome_from_event(payload)
+
+
+async def _run_then_stop(
+    emulator: Emulator, trigger: InsightJobTrigger, message: str | None
+) -> None:
+    """Run the trigger as the triggerer does, then cancel it (with the user-action message)."""
+    runner = asyncio.create_task(_collect(trigger))
+    await _until(lambda: (emulator.job("long-1") or {}).get("status") == "EXECUTING")
+    await asyncio.sleep(0.1)  # some lines flow
+    runner.cancel(message)
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    if message == USER_ACTION:
+        await trigger.on_kill()
+    await trigger.cleanup()
+
+
+def test_on_kill_cancels_the_job(emulator: Emulator) -> None:
+    _submit(emulator, "long-1", log_lines=200, lines_per_second=20.0, batch_size=1)
+    asyncio.run(_run_then_stop(emulator, _trigger("long-1"), USER_ACTION))
+    assert [e.compute_job_id for e in emulator.record.of_kind("delete")] == ["long-1"]
+    emulator.wait_for_status("long-1", {"CANCELLED"})
+
+
+def test_on_kill_respects_cancel_on_kill_false(emulator: Emulator) -> None:
+    _submit(emulator, "long-1", log_lines=30, lines_per_second=50.0, batch_size=1)
+    asyncio.run(_run_then_stop(emulator, _trigger("long-1", cancel_on_kill=False), USER_ACTION))
+    assert emulator.record.of_kind("delete") == []
+    emulator.wait_for_status("long-1", {"COMPLETED"})
+
+
+def test_restart_or_move_cancels_nothing(emulator: Emulator) -> None:
+    """A triggerer shutdown cancels run() without the user-action message; cleanup() runs."""
+    _submit(emulator, "long-1", log_lines=30, lines_per_second=50.0, batch_size=1)
+    asyncio.run(_run_then_stop(emulator, _trigger("long-1"), None))
+    assert emulator.record.of_kind("delete") == []
+    emulator.wait_for_status("long-1", {"COMPLETED"})
+
+
+# --------------------------------------------------------------------------------- sharing
+
+
+def test_triggers_on_one_connection_share_one_socket(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_ids = [f"shared-{n}" for n in range(6)]
+    for job_id in job_ids:
+        _submit(emulator, job_id)
+
+    async def main() -> list[list[TriggerEvent]]:
+        hub = SocketHub.for_running_loop()
+        runs = [asyncio.create_task(_collect(_trigger(job_id))) for job_id in job_ids]
+        await asyncio.sleep(0.05)
+        assert hub.socket_count == 1
+        results = await asyncio.gather(*runs)
+        # The last job ended: the socket closes and the hub forgets it.
+        await _until(lambda: hub.socket_count == 0 and emulator.record.of_kind("ws_close"))
+        return results
+
+    results = asyncio.run(main())
+    assert len(emulator.record.of_kind("ws_open")) == 1
+    assert len(emulator.record.of_kind("ws_close")) == 1
+    captured = capsys.readouterr()
+    for job_id, events in zip(job_ids, results, strict=True):
+        assert outcome_from_event(_only_event(events)).compute_job_id == job_id
+        assert _forwarded(captured.out + captured.err, job_id) == _run_log(emulator, job_id)
+
+
+def test_different_connections_get_different_sockets(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_OTHER", connection_json(emulator))
+    _submit(emulator, "a-1")
+    _submit(emulator, "b-1")
+
+    async def main() -> None:
+        await asyncio.gather(
+            _collect(_trigger("a-1")), _collect(_trigger("b-1", insight_conn_id="insight_other"))
+        )
+
+    asyncio.run(main())
+    assert len(emulator.record.of_kind("ws_open")) == 2
+
+
+def test_the_same_job_twice_shares_one_subscription(emulator: Emulator) -> None:
+    _submit(emulator, "twice-1")
+
+    async def main() -> list[list[TriggerEvent]]:
+        return list(
+            await asyncio.gather(_collect(_trigger("twice-1")), _collect(_trigger("twice-1")))
+        )
+
+    first, second = asyncio.run(main())
+    for events in (first, second):
+        outcome = outcome_from_event(_only_event(events))
+        assert isinstance(outcome, JobOutcome) and outcome.succeeded()
+    assert len(emulator.record.of_kind("ws_open")) == 1
+    subscribed = [entry.compute_job_id for entry in emulator.record.of_kind("subscribe")]
+    assert subscribed.count("twice-1") == 1, subscribed
