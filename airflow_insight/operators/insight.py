@@ -1,0 +1,496 @@
+"""The operator that runs one FICO Xpress Insight compute job and follows it to its end.
+
+:class:`InsightJobOperator` submits a ``ComputeJobRequest`` (with an optional payload zip), streams
+the job's run log into the task log line by line, and ends the task per protocol §A7: success
+returns a result dict (the XCom ``return_value``); any other end fails the task with a message
+naming the job, its status, its model status and the last run-log lines.
+
+Run-log lines are logged one record per line by the logger
+``airflow_insight.operators.insight.InsightJobOperator.run_log`` (the trigger uses
+``...InsightJobTrigger.run_log``), so they stay apart from the operator's own messages.
+
+Retries and re-attaching (decision): the operator does **not** use Airflow's
+``ResumableJobMixin``. It uses ``context["task_state_store"]`` directly and, because Insight lets
+the *caller* choose the job id, stores the id **before** submitting, which closes the mixin's window
+between "submitted" and "persisted". On a later attempt the stored id is read and the job fetched:
+
+* 404: never created or already gone: submit a fresh job (a new id for the new try);
+* not terminal: re-attach (``SUBSCRIBE``) and follow it. The whole run log is forwarded again from
+  line 0: this attempt has its own task log, and a reader wants the complete log there;
+* ``COMPLETED`` with an accepted model status: nothing is run again; the result is returned;
+* any other terminal status: submit a fresh job. A fixed ``job_id`` given by the user is reused,
+  so its finished job is deleted first (the server would answer 409 otherwise).
+
+Without a task state store (Airflow < 3.3, or the store disabled) a warning is logged and every
+attempt submits its own job (a fixed ``job_id`` still re-attaches to a running job of that id).
+
+Kill and timeout: ``on_kill`` cancels the remote job (REST ``DELETE``) and waits up to
+``cancel_wait_seconds`` for ``CANCELLED``. In blocking mode ``execution_timeout`` raises
+``AirflowTaskTimeout`` inside ``execute``; the operator cancels the job there and re-raises. In
+deferrable mode the trigger cancels at ``end_by`` (derived from ``execution_timeout``) itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import structlog
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
+
+from airflow_insight.exceptions import (
+    ConfigurationError,
+    InsightError,
+    JobNotFound,
+)
+from airflow_insight.hooks.insight import InsightHook
+from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
+from airflow_insight.protocol.events import RunLogLines
+from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.statuses import JobStatus, is_terminal
+from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.sync_driver import SyncJobFollower
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: ``task_state_store`` key holding ``{"compute_job_id": ...}`` of the current job.
+STATE_KEY = "insight_compute_job"
+#: Length of the hash that makes derived job ids unique per attempt.
+JOB_ID_HASH_CHARS = 12
+#: How often on_kill checks whether the cancelled job reached CANCELLED.
+CANCEL_POLL_SECONDS = 0.2
+
+RUN_LOG_LOGGER = "airflow_insight.operators.insight.InsightJobOperator.run_log"
+
+
+def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """A job id unique per task attempt: a readable prefix plus a short hash of the identity.
+
+    The result follows §A8 (1-60 characters of ``[A-Za-z0-9_.-]``): other characters in the
+    prefix become ``-`` and the prefix is cut to fit; the hash covers the full identity.
+    """
+    identity = "\x1f".join([dag_id, run_id, task_id, str(map_index), str(try_number)])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:JOB_ID_HASH_CHARS]
+    prefix = "".join(ch if ch in JOB_ID_ALPHABET else "-" for ch in f"{dag_id}.{task_id}")
+    room = JOB_ID_MAX_LENGTH - JOB_ID_HASH_CHARS - 1
+    return f"{prefix[:room]}-{digest}"
+
+
+def payload_bytes(path: str | os.PathLike[str] | None) -> bytes | None:
+    """The payload zip: a zip file's bytes, or a directory zipped in memory; None for None."""
+    if path is None or str(path) == "":
+        return None
+    source = Path(path)
+    if source.is_dir():
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                archive.write(file, file.relative_to(source).as_posix())
+        return buffer.getvalue()
+    if source.is_file():
+        data = source.read_bytes()
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            raise ConfigurationError(f"payload {str(source)!r} is not a zip file")
+        return data
+    raise ConfigurationError(f"payload {str(source)!r} is neither a zip file nor a directory")
+
+
+def build_request(job_request: Mapping[str, Any] | None, job_id: str) -> dict[str, Any]:
+    """The ``ComputeJobRequest`` to send: the user's fields, our ``id``, run-log messages on."""
+    request = dict(job_request or {})
+    solver = request.get("solver")
+    if isinstance(solver, Mapping) and solver.get("callbacks"):
+        raise ConfigurationError(
+            "job_request enables solver.callbacks; InsightJobOperator never answers solver"
+            " callbacks (protocol §A10): remove solver.callbacks"
+        )
+    request.pop("runlogMessages", None)  # the legacy spelling must not contradict ours
+    request["id"] = job_id
+    request["runLogMessages"] = True
+    request.setdefault("computeJobType", "SOLVER")
+    return request
+
+
+class InsightJobOperator(BaseOperator):
+    """Run one Insight compute job, stream its run log into the task log, end as the job ends.
+
+    :param job_request: ``ComputeJobRequest`` fields (templated). ``id`` is set by the operator,
+        ``runLogMessages`` is forced on, ``computeJobType`` defaults to ``SOLVER``;
+        ``solver.callbacks`` is refused.
+    :param payload: path of a payload zip, or of a directory the operator zips (templated);
+        None sends no payload.
+    :param job_id: the compute job id (templated). Default: derived per attempt from DAG id,
+        run id, task id, map index and try number (readable prefix + short hash).
+    :param insight_conn_id: the Airflow connection of type ``insight``.
+    :param on_finish: ``"keep"`` the job on the server at its end, or ``"delete"`` it (after
+        the results are downloaded).
+    :param results_path: where to write the results zip on success (templated); None: no download.
+    :param accepted_model_statuses: model statuses counted as success at ``COMPLETED``; default:
+        the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
+    :param silence_limit_seconds: check the job over REST when nothing was heard for this long.
+    :param wait_for_termination: False: submit, return the job's details at once (no following).
+    :param deferrable: follow the job from the triggerer instead of the worker.
+    :param cancel_wait_seconds: how long ``on_kill`` waits for the job to reach ``CANCELLED``.
+    """
+
+    template_fields: Sequence[str] = ("job_request", "payload", "job_id", "results_path")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"job_request": "json"}
+    operator_extra_links = (InsightJobLink(),)
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        job_request: Mapping[str, Any] | None = None,
+        payload: str | os.PathLike[str] | None = None,
+        job_id: str | None = None,
+        insight_conn_id: str = InsightHook.default_conn_name,
+        on_finish: Literal["keep", "delete"] = "keep",
+        results_path: str | None = None,
+        accepted_model_statuses: Sequence[str] | None = None,
+        silence_limit_seconds: float = 60.0,
+        wait_for_termination: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_wait_seconds: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_finish not in ("keep", "delete"):
+            raise ValueError(f"on_finish must be 'keep' or 'delete', not {on_finish!r}")
+        if not silence_limit_seconds > 0 or cancel_wait_seconds < 0:
+            raise ValueError("silence_limit_seconds must be > 0 and cancel_wait_seconds >= 0")
+        self.job_request = job_request
+        self.payload = payload
+        self.job_id = job_id
+        self.insight_conn_id = insight_conn_id
+        self.on_finish = on_finish
+        self.results_path = results_path
+        self.accepted_model_statuses = (
+            None if accepted_model_statuses is None else list(accepted_model_statuses)
+        )
+        self.silence_limit_seconds = silence_limit_seconds
+        self.wait_for_termination = wait_for_termination
+        self.deferrable = deferrable
+        self.cancel_wait_seconds = cancel_wait_seconds
+        self._hook: InsightHook | None = None
+        #: The job this process follows now: what on_kill cancels.
+        self._active_job_id: str | None = None
+
+    # ----------------------------------------------------------------------------- execute
+
+    def execute(self, context: Context) -> Any:
+        """Submit (or re-attach to) the job, then follow it, defer, or return at once."""
+        try:
+            return self._execute(context)
+        except InsightError as exc:
+            raise self._airflow_error(exc) from exc
+
+    def _execute(self, context: Context) -> Any:
+        rest = self.hook.get_rest_client()
+        job_id, document, reattach = self._choose_job(context, rest)
+        if reattach and document is not None and self._succeeded(document):
+            self.log.info("Insight compute job %s already completed in an earlier try", job_id)
+            return self._finish(context, _outcome_of(job_id, document))
+        if not reattach:
+            self._remember(context, job_id)
+        if not self.wait_for_termination:
+            document = document if reattach else self._submit(rest, job_id, None)
+            self._push_link(context, job_id, document)
+            return self._details(job_id, document)
+        if self.deferrable:
+            if not reattach:
+                document = self._submit(rest, job_id, None)
+            self._push_link(context, job_id, document)
+            self._defer(context, job_id)
+        return self._follow_blocking(context, rest, job_id, document, reattach)
+
+    def _follow_blocking(
+        self,
+        context: Context,
+        rest: InsightRestClient,
+        job_id: str,
+        document: Mapping[str, Any] | None,
+        reattach: bool,
+    ) -> Any:
+        """Follow the job on this worker over the progress socket until it ends."""
+        config = FollowerConfig(silence_limit_seconds=self.silence_limit_seconds)
+        sink = _RunLogSink()
+        with SyncJobFollower(self.settings, rest, on_lines=sink, config=config) as driver:
+            driver.open()
+            try:
+                if reattach:
+                    self.log.info("Re-attaching to Insight compute job %s", job_id)
+                    self._active_job_id = job_id
+                    driver.follow(job_id)
+                else:
+                    payload = payload_bytes(self.payload)
+                    request = build_request(self.job_request, job_id)
+                    self._active_job_id = job_id
+                    document = driver.submit(request, payload)
+                    self.log.info("Submitted Insight compute job %s", job_id)
+                self._push_link(context, job_id, document)
+                outcome = driver.wait(job_id)
+            except AirflowTaskTimeout:
+                # execution_timeout: cancel the remote job, then let Airflow fail the task.
+                self._cancel_active()
+                raise
+        self._active_job_id = None
+        assert outcome is not None  # wait() without a timeout returns only with an outcome
+        return self._finish(context, outcome)
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any]) -> Any:
+        """Resume after the trigger's event: fill the log from REST, end like the blocking path."""
+        from airflow_insight.triggers.insight import outcome_from_event
+
+        try:
+            outcome = outcome_from_event(event)
+            self._forward_rest_log(outcome, int(event.get("last_run_log_line", -1)))
+            return self._finish(context, outcome)
+        except InsightError as exc:
+            raise self._airflow_error(exc) from exc
+
+    # ----------------------------------------------------------------------------- the end
+
+    def _finish(self, context: Context, outcome: JobOutcome) -> dict[str, Any]:
+        """The one path from an outcome to the return value or the task's exception."""
+        accepted = self._accepted()
+        rest = self.hook.get_rest_client()
+        warning = outcome.warning(accepted)
+        if warning:
+            self.log.warning(warning)
+        try:
+            error = outcome.error(accepted)
+            if error is not None:
+                raise error
+            result = self._result(outcome)
+            if self.results_path and outcome.result_url:
+                data = rest.download(outcome.result_url, compute_job_id=outcome.compute_job_id)
+                target = Path(self.results_path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                result["results_path"] = str(target)
+                self.log.info("Wrote the results of %s to %s", outcome.compute_job_id, target)
+            elif self.results_path:
+                self.log.warning(
+                    "Job %s has no result URL: nothing to download", outcome.compute_job_id
+                )
+            return result
+        finally:
+            if self.on_finish == "delete":
+                self._delete(rest, outcome.compute_job_id)
+
+    def _result(self, outcome: JobOutcome) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "compute_job_id": outcome.compute_job_id,
+            "status": outcome.status,
+            "model_status": outcome.model_status,
+            "execution_attempts": outcome.execution_attempts,
+            "result_url": settings.url(outcome.result_url) if outcome.result_url else None,
+            "run_log_url": settings.url(outcome.run_log_url) if outcome.run_log_url else None,
+        }
+
+    def _airflow_error(self, exc: InsightError) -> BaseException:
+        """Errors a retry cannot fix fail the task at once; the rest keep Airflow's retries."""
+        if exc.permanent:
+            return AirflowFailException(f"{exc} (not retried: a retry cannot fix this)")
+        return exc
+
+    # ----------------------------------------------------------------------------- kill
+
+    def on_kill(self) -> None:
+        """Cancel the remote job and wait (bounded) for it to reach ``CANCELLED``."""
+        self._cancel_active()
+
+    def _cancel_active(self) -> None:
+        job_id, self._active_job_id = self._active_job_id, None
+        if job_id is None:
+            return
+        self.log.warning("Cancelling Insight compute job %s", job_id)
+        rest = self.hook.get_rest_client()
+        deadline = time.monotonic() + self.cancel_wait_seconds
+        try:
+            rest.cancel_job(job_id)
+            while time.monotonic() < deadline:
+                status = rest.get_job(job_id).get("status")
+                if isinstance(status, str) and is_terminal(status):
+                    self.log.warning("Insight compute job %s is now %s", job_id, status)
+                    return
+                time.sleep(CANCEL_POLL_SECONDS)
+            self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
+        except JobNotFound:
+            self.log.warning("Insight compute job %s is gone", job_id)
+        except InsightError as exc:
+            self.log.error("Cancelling Insight compute job %s failed: %s", job_id, exc)
+
+    # ----------------------------------------------------------------------------- helpers
+
+    @property
+    def hook(self) -> InsightHook:
+        """The hook of ``insight_conn_id`` (one per operator instance)."""
+        if self._hook is None:
+            self._hook = InsightHook(self.insight_conn_id)
+        return self._hook
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The connection's settings."""
+        return self.hook.get_settings()
+
+    def _accepted(self) -> frozenset[str]:
+        if self.accepted_model_statuses is not None:
+            return frozenset(self.accepted_model_statuses)
+        return self.settings.accepted_model_statuses
+
+    def _succeeded(self, document: Mapping[str, Any]) -> bool:
+        outcome = _outcome_of(str(document.get("id", "")), document)
+        return outcome.status == JobStatus.COMPLETED and outcome.succeeded(self._accepted())
+
+    def _choose_job(
+        self, context: Context, rest: InsightRestClient
+    ) -> tuple[str, dict[str, Any] | None, bool]:
+        """``(job id, its document if it exists, re-attach?)`` per the module docstring."""
+        store = context.get("task_state_store")
+        stored: str | None = None
+        if store is None:
+            self.log.warning(
+                "No task_state_store in the context (Airflow < 3.3?): a retry cannot re-attach"
+                " to the job of an earlier try"
+            )
+        else:
+            record = store.get(STATE_KEY)
+            value = record.get("compute_job_id") if isinstance(record, Mapping) else None
+            stored = value if isinstance(value, str) and value else None
+        fresh_id = self.job_id or self._derived_job_id(context)
+        # A fixed id is its own record: its job may be an earlier try's even without a store.
+        candidate = stored or (self.job_id or None)
+        if candidate is None:
+            return fresh_id, None, False
+        try:
+            document = rest.get_job(candidate)
+        except JobNotFound:
+            return fresh_id, None, False
+        status = document.get("status")
+        if not (isinstance(status, str) and is_terminal(status)):
+            return candidate, document, True
+        if candidate == stored and self._succeeded(document):
+            return candidate, document, True
+        if candidate == fresh_id:
+            self.log.info("Deleting the finished Insight compute job %s to reuse its id", fresh_id)
+            self._delete(rest, fresh_id)
+        return fresh_id, None, False
+
+    def _derived_job_id(self, context: Context) -> str:
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        return derive_job_id(
+            ti.dag_id,
+            ti.run_id,
+            ti.task_id,
+            -1 if map_index is None else int(map_index),
+            int(getattr(ti, "try_number", 1) or 1),
+        )
+
+    def _remember(self, context: Context, job_id: str) -> None:
+        """Store the id BEFORE submitting, so a crash right after the submit can re-attach."""
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(STATE_KEY, {"compute_job_id": job_id})
+
+    def _submit(self, rest: InsightRestClient, job_id: str, connection_id: str | None) -> Any:
+        request = build_request(self.job_request, job_id)
+        self._active_job_id = job_id
+        document = rest.submit_job(request, payload_bytes(self.payload), connection_id)
+        self.log.info("Submitted Insight compute job %s", job_id)
+        return document
+
+    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> None:
+        settings = self.settings
+        ui_base = settings.ui_base_url or settings.base_url
+        url = job_ui_url(ui_base, job_id, document)
+        context["ti"].xcom_push(key=INSIGHT_JOB_URL_XCOM_KEY, value=url)
+
+    def _details(self, job_id: str, document: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Fire and forget: what is known of the job right after submitting."""
+        outcome = _outcome_of(job_id, document or {"status": JobStatus.QUEUED.value})
+        return self._result(outcome)
+
+    def _defer(self, context: Context, job_id: str) -> None:
+        from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
+
+        ti = context["ti"]
+        kwargs = trigger_kwargs(
+            insight_conn_id=self.insight_conn_id,
+            compute_job_id=job_id,
+            accepted_model_statuses=self.accepted_model_statuses,
+            silence_limit_seconds=self.silence_limit_seconds,
+            end_by=end_by_for(getattr(ti, "start_date", None), self.execution_timeout),
+        )
+        self._active_job_id = None  # from now on the trigger owns the job
+        # No defer timeout: the trigger enforces end_by itself and cancels the job then.
+        self.defer(trigger=InsightJobTrigger(**kwargs), method_name="execute_complete")
+
+    def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
+        """After deferral: forward the lines the trigger did not (it may have missed the end)."""
+        if outcome.run_log_url is None:
+            return
+        try:
+            text = self.hook.get_rest_client().get_run_log(
+                outcome.run_log_url, compute_job_id=outcome.compute_job_id
+            )
+        except InsightError as exc:
+            self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
+            return
+        lines = split_run_log(text)[last_forwarded + 1 :]
+        if lines:
+            _RunLogSink()(RunLogLines(outcome.compute_job_id, 0, last_forwarded + 1, tuple(lines)))
+
+    def _delete(self, rest: InsightRestClient, job_id: str) -> None:
+        try:
+            rest.cancel_job(job_id)
+        except InsightError as exc:
+            self.log.warning("Deleting Insight compute job %s failed: %s", job_id, exc)
+
+
+class _RunLogSink:
+    """Forward run-log lines into the task log: one record per line, on the run-log logger."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger(RUN_LOG_LOGGER)
+
+    def __call__(self, batch: RunLogLines) -> None:
+        for line in batch.lines:
+            self._log.info(line)
+
+
+def _outcome_of(job_id: str, document: Mapping[str, Any]) -> JobOutcome:
+    """A job document read as an outcome (used for jobs found finished over REST)."""
+
+    def text(*names: str) -> str | None:
+        for name in names:
+            value = document.get(name)
+            if isinstance(value, str):
+                return value
+        return None
+
+    attempts = document.get("executionAttempts")
+    return JobOutcome(
+        compute_job_id=job_id,
+        status=text("status") or JobStatus.QUEUED.value,
+        model_status=text("modelStatus"),
+        execution_attempts=attempts if isinstance(attempts, int) else 0,
+        result_url=text("resultUrl", "resultsUrl"),
+        run_log_url=text("runLogUrl"),
+    )

@@ -1,0 +1,162 @@
+"""InsightJobOperator under ``dag.test()`` against the emulator: end states, kill, re-attach.
+
+The DAGs are in ``dags/insight_test_dags.py`` (dag.test() needs them in the DAGs folder).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator
+
+
+def _load_dags() -> ModuleType:
+    path = Path(__file__).parent / "dags" / "insight_test_dags.py"
+    spec = importlib.util.spec_from_file_location("insight_test_dags", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+DAGS = _load_dags()
+
+
+def _jobs(emulator: Emulator, dag_id: str) -> list[str]:
+    return [job_id for job_id in list(emulator.hub.jobs) if job_id.startswith(f"{dag_id}.")]
+
+
+def _assert_no_secrets(text: str, emulator: Emulator) -> None:
+    assert text
+    assert DEMO_CLIENT_SECRET not in text
+    tokens = list(emulator.hub.tokens._tokens)  # test-only peek at the issued tokens
+    assert tokens
+    for token in tokens:
+        assert token not in text
+
+
+def test_success_returns_the_result_and_forwards_the_run_log(
+    emulator: Emulator,
+    collected: Callable[[], dict[str, Any]],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    run = DAGS.t_success.test()
+    output = capfd.readouterr()
+    assert run.state == "success", output.out[-3000:]
+    seen = collected()
+    result, link = seen["result"], seen["link"]
+    job_id = result["compute_job_id"]
+    assert job_id.startswith("t_success.solve-")
+    assert (result["status"], result["model_status"]) == ("COMPLETED", "OK")
+    assert result["execution_attempts"] == 1
+    assert result["result_url"].startswith(emulator.base_url + "/")
+    assert result["run_log_url"].startswith(emulator.base_url + "/")
+    assert Path(result["results_path"]).read_bytes()[:2] == b"PK"
+    assert link.startswith(emulator.base_url)
+    # Every run-log line is in the task log once, as its own record on the run-log logger.
+    records = [line for line in output.out.splitlines() if "InsightJobOperator.run_log]" in line]
+    log = emulator.run_log(job_id)
+    assert len(records) == len(log)
+    for record, line in zip(records, log, strict=True):
+        assert line.strip() in record
+    (post,) = emulator.record.requests("POST", "/api/compute-jobs")[-1:]
+    assert post.data["headers"].get("connection-id")
+    _assert_no_secrets(output.out + output.err + repr(seen), emulator)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "expected"),
+    [("t_failed", "ended with status FAILED"), ("t_model_error", "model status 'ERROR'")],
+)
+def test_a_failed_job_fails_the_task_with_a_clear_message(
+    emulator: Emulator, dag_id: str, expected: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = getattr(DAGS, dag_id).test()
+    output = capfd.readouterr()
+    assert run.state == "failed"
+    assert expected in output.out
+    assert "run-log lines:" in output.out
+    _assert_no_secrets(output.out + output.err, emulator)
+
+
+def test_a_rejected_request_fails_without_retrying(
+    emulator: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = DAGS.t_rejected.test()
+    output = capfd.readouterr()
+    assert run.state == "failed"
+    assert "not retried" in output.out
+    # retries=3, but the 422 was not retried: exactly one refused submission.
+    assert _jobs(emulator, "t_rejected") == []
+    refused = [
+        e
+        for e in emulator.record.of_kind("http_response")
+        if e.data["method"] == "POST" and e.data["status"] == 422
+    ]
+    assert len(refused) == 1
+
+
+def test_execution_timeout_cancels_the_job(
+    emulator: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = DAGS.t_timeout.test()
+    output = capfd.readouterr()
+    assert run.state == "failed"
+    (job_id,) = _jobs(emulator, "t_timeout")
+    assert emulator.wait_for_status(job_id, {"CANCELLED"}, timeout_seconds=5.0)
+    assert "Cancelling Insight compute job" in output.out
+
+
+def test_on_kill_cancels_the_running_job(
+    emulator: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What SIGTERM does to a task: on_kill runs while execute follows the job."""
+    DAGS.RUNNING.clear()
+
+    def kill_once_running() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            jobs = _jobs(emulator, "t_kill")
+            if DAGS.RUNNING and jobs and emulator.run_log(jobs[0]):
+                DAGS.RUNNING[0].on_kill()
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_once_running, daemon=True)
+    killer.start()
+    run = DAGS.t_kill.test()
+    killer.join(timeout=10)
+    output = capfd.readouterr()
+    (job_id,) = _jobs(emulator, "t_kill")
+    assert emulator.job(job_id)["status"] == "CANCELLED"
+    # The follower saw the cancellation and failed the task with it.
+    assert run.state == "failed"
+    assert "ended with status CANCELLED" in output.out
+
+
+def test_a_retry_reattaches_to_the_running_job(
+    emulator: Emulator,
+    collected: Callable[[], dict[str, Any]],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    run = DAGS.t_reattach.test()
+    output = capfd.readouterr()
+    assert run.state == "success", output.out[-3000:]
+    jobs = _jobs(emulator, "t_reattach")
+    assert len(jobs) == 1, jobs
+    assert collected()["result"]["compute_job_id"] == jobs[0]
+    assert "Re-attaching to Insight compute job" in output.out
+    # The second try's log holds the whole run log (decision: forward again from line 0).
+    records = [line for line in output.out.splitlines() if "InsightJobOperator.run_log]" in line]
+    assert len(records) == len(emulator.run_log(jobs[0]))
+    _assert_no_secrets(output.out + output.err + repr(collected()), emulator)
