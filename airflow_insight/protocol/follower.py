@@ -101,6 +101,15 @@ Decisions where the protocol is silent:
   ``random.Random().random``-like callable owned by the driver; without one, no jitter). The
   core never gives up reconnecting: REST checks keep every job moving; the driver decides
   when an error is permanent.
+* A completed handshake does not reset the backoff; a socket that has *proven itself* does:
+  one that delivered a message other than ``ERROR`` (status, run log, JSON ping...), or stayed
+  open for ``stable_connection_seconds``. A socket lost before that counts as one more failure,
+  so a server that accepts the handshake and closes at once is retried with growing delays, not
+  every ``reconnect_initial_delay_seconds`` forever. ``ERROR`` does not count because a server
+  refusing us (a bad token, say) typically sends one and then closes.
+* ``connection_lost`` during a connect attempt (between ``ReconnectDue`` and
+  ``connection_opened``/``connection_failed``) counts as that attempt failing: the attempt's
+  state is cleared and a reconnect is scheduled with backoff, so the socket always comes back.
 * ``APP_MESSAGE`` is answered ``interruptSolve: false`` even for a job not followed here: a
   callback waiting on this socket would otherwise fail someone's job after 60 s (§A10).
 * The bearer token is never stored: ``token_refreshed`` keeps only its timing and queues
@@ -131,7 +140,7 @@ from airflow_insight.protocol.events import (
     StatusChanged,
     TokenRefreshDue,
 )
-from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.outcome import JobOutcome, document_text
 from airflow_insight.protocol.runlog import (
     DEFAULT_MAX_BUFFERED_LINES,
     DEFAULT_TAIL_LINES,
@@ -159,12 +168,15 @@ class FollowerConfig:
     max_buffered_lines: int = DEFAULT_MAX_BUFFERED_LINES
     #: Send ``SUBSCRIBE`` for a job as soon as it is followed on an open socket (§B9 #5).
     subscribe_on_follow: bool = True
+    #: A socket open this long has proven itself: losing it later starts the backoff over.
+    stable_connection_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         positive = {
             "silence_limit_seconds": self.silence_limit_seconds,
             "reconnect_initial_delay_seconds": self.reconnect_initial_delay_seconds,
             "reconnect_max_delay_seconds": self.reconnect_max_delay_seconds,
+            "stable_connection_seconds": self.stable_connection_seconds,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -222,26 +234,17 @@ class _StatusFields:
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> _StatusFields:
         """Read a REST job document as liberally as a status message (both spellings)."""
-
-        def text(*names: str) -> str | None:
-            for name in names:
-                value = document.get(name)
-                if isinstance(value, str):
-                    return value
-            return None
-
-        status = text("status")
-        if status is None:
+        if document_text(document, "status") is None:
+            # Unlike a caller polling a job, the follower must not guess a status.
             raise RemoteProtocolError("job document without a status")
-        attempts = document.get("executionAttempts")
-        if not isinstance(attempts, int) or isinstance(attempts, bool):
-            attempts = None
+        # Missing attempts read as 0, which never counts as a requeue: the same as "unknown".
+        outcome = JobOutcome.from_job_document("", document)
         return cls(
-            status,
-            text("modelStatus"),
-            attempts,
-            text("resultUrl", "resultsUrl"),
-            text("runLogUrl"),
+            outcome.status,
+            outcome.model_status,
+            outcome.execution_attempts,
+            outcome.result_url,
+            outcome.run_log_url,
         )
 
 
@@ -264,6 +267,9 @@ class Follower:
         self._reconnect_at: float | None = None
         # True between a ReconnectDue and the driver's connection_opened/connection_failed.
         self._connecting = False
+        # When the open socket opened, and whether it delivered a message (see the docstring).
+        self._opened_at = 0.0
+        self._proven = False
         self._last_connection_error: str | None = None
         self._token: TokenTiming | None = None
         self._token_due_at: float | None = None
@@ -362,7 +368,9 @@ class Follower:
         self._open = True
         self._connecting = False
         self._connection_id = connection_id
-        self._failures = 0
+        # The failure count is kept until the socket proves itself (see the module docstring).
+        self._opened_at = now
+        self._proven = False
         self._reconnect_at = None
         running = [job for job in self._unfinished() if job.phase is _Phase.FOLLOWING]
         for job in running:
@@ -376,13 +384,21 @@ class Follower:
         """The open socket closed or broke: schedule a reconnect and REST checks."""
         if reason is not None:
             self._last_connection_error = reason
-        if not self._open:
+        if self._connecting and not self._open:
+            # Lost while a connect attempt is under way: that attempt failed; try again later.
+            self.connection_failed(now)
             return
+        if not self._open:
+            return  # Already known to be down: a second report changes nothing.
         self._open = False
         self._connection_id = None
         # Texts queued for the dead socket mean nothing to the next one (it gets a SUBSCRIBE).
         self._outgoing.clear()
-        self._reconnect_at = now + self._backoff(0)
+        if self._proven or now - self._opened_at >= self.config.stable_connection_seconds:
+            self._failures = 0
+        else:
+            self._failures += 1
+        self._reconnect_at = now + self._backoff(self._failures)
         for job in self._unfinished():
             if job.phase is _Phase.FOLLOWING:
                 job.down_checks = 0
@@ -457,6 +473,8 @@ class Follower:
             message = m.decode_server_message(text)
         except (RemoteProtocolError, ValueError, RecursionError) as exc:
             return [MessageRejected(str(exc) or type(exc).__name__)]
+        if self._open and not isinstance(message, m.ErrorReported):
+            self._proven = True
         match message:
             case m.PingReceived():
                 self._queue(m.Pong(message.payload))

@@ -143,6 +143,28 @@ class JobOutcome:
             parts.append(" No run-log lines were received.")
         return "".join(parts)
 
+    # ----------------------------------------------------------------------------- REST
+
+    @classmethod
+    def from_job_document(cls, job_id: str, document: Mapping[str, Any]) -> JobOutcome:
+        """Read a REST job document (§B3.4) as an outcome, as liberally as a status message.
+
+        Both spellings of the result URL are read; a missing status reads as ``QUEUED`` (a job
+        not started yet) and missing or non-integer ``executionAttempts`` as 0. Used for jobs
+        looked at over REST (found finished, polled by a sensor) and by the follower.
+        """
+        attempts = document.get("executionAttempts")
+        if not isinstance(attempts, int) or isinstance(attempts, bool):
+            attempts = 0
+        return cls(
+            compute_job_id=job_id,
+            status=document_text(document, "status") or JobStatus.QUEUED.value,
+            model_status=document_text(document, "modelStatus"),
+            execution_attempts=attempts,
+            result_url=document_text(document, "resultUrl", "resultsUrl"),
+            run_log_url=document_text(document, "runLogUrl"),
+        )
+
     # ----------------------------------------------------------------------------- payload
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,6 +203,15 @@ class JobOutcome:
             run_log_tail=tuple(str(line) for line in tail),
             detail=_optional_text(data, "detail"),
         )
+
+
+def document_text(document: Mapping[str, Any], *names: str) -> str | None:
+    """The first of the fields ``names`` that holds text (a field's spellings, newest first)."""
+    for name in names:
+        value = document.get(name)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def _clip(line: str) -> str:

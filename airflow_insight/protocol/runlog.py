@@ -14,6 +14,18 @@ per-attempt numbering: the new attempt's line ``n`` becomes position ``offset + 
 server's per-attempt numbering. Any gap left open in the earlier attempt is given up at that point
 (reported as :class:`~.events.RunLogGap`), because the server can no longer replay it.
 
+A batch at line 0 after a requeue is ambiguous: the new attempt restarting its numbering, or a
+late or duplicate batch of the *earlier* attempt (a replay, a resend). ``RUNLOG_UPDATED`` names
+no attempt, so the text decides: the first ``HEAD_LINES`` lines forwarded in the current
+numbering are kept, and a batch at 0 whose lines equal them (as far as both reach) is taken as a
+repeat of the earlier attempt: its lines are dropped as duplicates and the switch still waits
+for the new attempt's first batch. The cost of guessing wrong the other way (a new attempt that
+prints exactly the same first lines, say a solver banner, and restarts at 0) is that its lines
+arrive late: they are not forwarded live but from the final REST log, which holds both attempts
+in one text. Forwarding the earlier attempt's lines a second time, shifted after the end, would
+be worse: wrong lines in the task log, and every later position off. Without a kept head (a job
+resumed from a known line) a batch at 0 is taken as a restart, as before.
+
 Gaps. A batch that starts past the next expected line is buffered until the gap is filled (by a
 later batch, a replay after ``SUBSCRIBE``, or the final REST run log). Buffering is bounded by
 ``max_buffered_lines``; past it the gap is given up so live lines keep flowing.
@@ -35,6 +47,8 @@ from airflow_insight.protocol.events import RunLogEvent, RunLogGap, RunLogLines
 
 DEFAULT_TAIL_LINES = 10
 DEFAULT_MAX_BUFFERED_LINES = 10_000
+#: How many first lines of the current numbering are kept to recognise a repeated batch at 0.
+HEAD_LINES = 1000
 
 
 def split_run_log(text: str) -> list[str]:
@@ -75,6 +89,8 @@ class RunLog:
         # restarts numbering per attempt, see the module docstring).
         self._offset = 0
         self._awaiting_first_batch_of_attempt = False
+        # The first lines forwarded from position ``_offset`` on (see the module docstring).
+        self._head: list[str] = []
 
     # ----------------------------------------------------------------------------- reading
 
@@ -121,12 +137,13 @@ class RunLog:
         events: list[RunLogEvent] = []
         if not lines:
             return events
-        if self._awaiting_first_batch_of_attempt:
+        if self._awaiting_first_batch_of_attempt and not self._repeats_head(start_line, lines):
             self._awaiting_first_batch_of_attempt = False
             if start_line == 0 and self._forwarded >= 0:
                 # The server restarted numbering for the new attempt: map it after what we have.
                 events.extend(self._give_up_gaps())
                 self._offset = self._forwarded + 1
+                self._head = []
         first = self._offset + start_line
         for index, line in enumerate(lines):
             position = first + index
@@ -159,9 +176,17 @@ class RunLog:
 
     # ----------------------------------------------------------------------------- internals
 
+    def _repeats_head(self, start_line: int, lines: Sequence[str]) -> bool:
+        """True for a batch at 0 that repeats the kept first lines (an earlier attempt's)."""
+        overlap = min(len(lines), len(self._head))
+        return start_line == 0 and overlap > 0 and list(lines[:overlap]) == self._head[:overlap]
+
     def _forward(
         self, first: int, lines: Sequence[str], attempts: int | None = None
     ) -> RunLogLines:
+        room = HEAD_LINES - len(self._head)
+        if room > 0 and first - self._offset == len(self._head):
+            self._head.extend(lines[:room])
         self._forwarded = first + len(lines) - 1
         self._tail.extend(lines)
         attempts = self._attempts if attempts is None else attempts

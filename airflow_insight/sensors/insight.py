@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_insight.exceptions import InsightError, JobNotFound
-from airflow_insight.hooks.insight import InsightHook
+from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.runlog import split_run_log
-from airflow_insight.protocol.statuses import JobStatus, is_terminal
+from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event, trigger_kwargs
 
 if TYPE_CHECKING:
@@ -116,10 +114,10 @@ class InsightJobSensor(BaseSensorOperator):
             return False
         except InsightError as exc:
             if exc.permanent:
-                raise _fail(exc) from exc
+                raise airflow_error(exc) from exc
             self.log.warning("Checking Insight compute job %s failed: %s", self.compute_job_id, exc)
             return False
-        outcome = _outcome_of(self.compute_job_id, document)
+        outcome = JobOutcome.from_job_document(self.compute_job_id, document)
         if not is_terminal(outcome.status):
             self.log.info("Insight compute job %s: status %s", self.compute_job_id, outcome.status)
             return False
@@ -131,7 +129,7 @@ class InsightJobSensor(BaseSensorOperator):
         try:
             outcome = outcome_from_event(event)
         except InsightError as exc:
-            raise (_fail(exc) if exc.permanent else exc) from exc
+            raise airflow_error(exc) from exc
         self._forward_rest_log(outcome, int(event.get("last_run_log_line", -1)))
         return self._finish(outcome)
 
@@ -139,61 +137,15 @@ class InsightJobSensor(BaseSensorOperator):
 
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
         """The outcome as the operator's result dict, or the job's failure raised."""
-        settings = self.hook.get_settings()
-        accepted = (
-            frozenset(self.accepted_model_statuses)
-            if self.accepted_model_statuses is not None
-            else settings.accepted_model_statuses
-        )
+        accepted = self.hook.accepted_model_statuses(self.accepted_model_statuses)
         warning = outcome.warning(accepted)
         if warning:
             self.log.warning(warning)
         outcome.raise_for_failure(accepted)
-        return {
-            "compute_job_id": outcome.compute_job_id,
-            "status": outcome.status,
-            "model_status": outcome.model_status,
-            "execution_attempts": outcome.execution_attempts,
-            "result_url": settings.url(outcome.result_url) if outcome.result_url else None,
-            "run_log_url": settings.url(outcome.run_log_url) if outcome.run_log_url else None,
-        }
+        return self.hook.job_result(outcome)
 
     def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
         """Forward the run-log lines after ``last_forwarded``, one record per line."""
-        if outcome.run_log_url is None:
-            return
-        try:
-            text = self.hook.get_rest_client().get_run_log(
-                outcome.run_log_url, compute_job_id=outcome.compute_job_id
-            )
-        except InsightError as exc:
-            self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
-            return
         run_log = structlog.get_logger(RUN_LOG_LOGGER)
-        for line in split_run_log(text)[last_forwarded + 1 :]:
+        for line in self.hook.run_log_after(outcome, last_forwarded):
             run_log.info(line)
-
-
-def _fail(exc: InsightError) -> AirflowFailException:
-    return AirflowFailException(f"{exc} (not retried: a retry cannot fix this)")
-
-
-def _outcome_of(job_id: str, document: Mapping[str, Any]) -> JobOutcome:
-    """A REST job document read as an outcome (both spellings of the URL fields)."""
-
-    def text(*names: str) -> str | None:
-        for name in names:
-            value = document.get(name)
-            if isinstance(value, str):
-                return value
-        return None
-
-    attempts = document.get("executionAttempts")
-    return JobOutcome(
-        compute_job_id=job_id,
-        status=text("status") or JobStatus.QUEUED.value,
-        model_status=text("modelStatus"),
-        execution_attempts=attempts if isinstance(attempts, int) else 0,
-        result_url=text("resultUrl", "resultsUrl"),
-        run_log_url=text("runLogUrl"),
-    )

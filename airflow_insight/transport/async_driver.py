@@ -30,7 +30,6 @@ import contextvars
 import dataclasses
 import logging
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
@@ -52,8 +51,9 @@ from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.errors import handshake_error
+from airflow_insight.transport.network import tls_context
 from airflow_insight.transport.rest import InsightRestClient, Token
-from airflow_insight.transport.sync_driver import _handshake_error
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,6 @@ class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
 _WEBSOCKETS_LOG = _QuietLogger(logging.getLogger(f"{__name__}.websockets"))
 
 
-def ssl_context(settings: ConnectionSettings) -> ssl.SSLContext:
-    """Verification and CA bundle as REST uses them."""
-    context = ssl.create_default_context(cafile=settings.ca_bundle_path)
-    if not settings.verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 async def open_socket(
     settings: ConnectionSettings, token: str
 ) -> tuple[ClientConnection, str | None]:
@@ -117,7 +108,7 @@ async def open_socket(
         ws = await connect(
             url,
             additional_headers={"Authorization": f"Bearer {token}"},
-            ssl=ssl_context(settings) if url.startswith("wss:") else None,
+            ssl=tls_context(settings) if url.startswith("wss:") else None,
             open_timeout=settings.connect_timeout_seconds,
             # A dead server must not hold the loop for the library's default 10 s.
             close_timeout=1.0,
@@ -125,7 +116,7 @@ async def open_socket(
             logger=_WEBSOCKETS_LOG,
         )
     except InvalidStatus as exc:
-        raise _handshake_error(exc.response.status_code, url) from None
+        raise handshake_error(exc.response.status_code, url) from None
     except TimeoutError as exc:
         raise InsightTimeout(f"opening the Insight progress socket {url} timed out") from exc
     except (InvalidHandshake, OSError) as exc:

@@ -1,6 +1,7 @@
 """Turn an Insight v2 error answer (§B1.4) into one exception of :mod:`airflow_insight.exceptions`.
 
-Pure functions: they take the status, the body and what was being done, and never do I/O.
+Pure functions: they take the status, the body and what was being done, and never do I/O. Both
+the REST client and the two WebSocket drivers (for a refused handshake) map statuses here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from airflow_insight.exceptions import (
     PermissionDenied,
     ServerError,
     SubmitRejected,
+    TransportError,
 )
 
 #: Longest server-provided text kept in an exception message.
@@ -159,3 +161,18 @@ def _submit_rejection(status: int, said: str, operation: Operation) -> str:
             f" exists ({said}); choose another id, or re-attach to the existing job"
         )
     return f"{what} was refused: the server found the job request invalid ({said}); fix the request"
+
+
+def handshake_error(status: int, url: str) -> InsightError:
+    """The exception for a progress-socket handshake refused with HTTP ``status``.
+
+    The message carries the URL and the status only (never a header, so never the token).
+    """
+    what = f"the Insight progress socket {url} refused the handshake (HTTP {status})"
+    if status == 401:
+        return AuthenticationError(f"{what}: the bearer token was not accepted")
+    if status == 403:
+        return PermissionDenied(f"{what}: this Insight user may not open it")
+    if status == 429 or status >= 500:
+        return ServerError(f"{what}: the server is busy or failing", status_code=status)
+    return TransportError(f"{what}: check the server URL and any path prefix")

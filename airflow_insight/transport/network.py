@@ -1,4 +1,5 @@
-"""Failures below HTTP: ``requests`` exceptions mapped once into :mod:`airflow_insight.exceptions`.
+"""Below HTTP: ``requests`` exceptions mapped once into :mod:`airflow_insight.exceptions`, and
+the TLS context both WebSocket drivers use.
 
 Every message names the server (without user info or query) and says what to check; none carries
 a header, so no token or secret can leak through them.
@@ -6,12 +7,14 @@ a header, so no token or secret can leak through them.
 
 from __future__ import annotations
 
+import ssl
 from typing import NoReturn
 from urllib.parse import urlsplit
 
 import requests
 
 from airflow_insight.exceptions import InsightTimeout, TransportError
+from airflow_insight.settings import ConnectionSettings
 
 
 class NetworkFailure(Exception):
@@ -106,3 +109,17 @@ def _reason(exc: BaseException) -> str:
     if "): " in text and text.startswith(("HTTP", "<")):
         text = text.split("): ", 1)[1]
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def tls_context(settings: ConnectionSettings) -> ssl.SSLContext:
+    """The TLS context of the progress socket: verification and CA bundle as REST uses them.
+
+    With verification off the CA bundle is not read at all (as ``requests`` ignores it then), so
+    a stale ``ca_bundle_path`` cannot break a connection that does not verify.
+    """
+    if not settings.verify_tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=settings.ca_bundle_path)

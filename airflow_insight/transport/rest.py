@@ -218,6 +218,11 @@ class InsightRestClient:
         first and returned if it exists (our request went through); only a 404 leads to a new
         submission, within the retry policy's bound (§A8). 409 and 422 raise
         :class:`~airflow_insight.exceptions.SubmitRejected` with ``status_code`` set.
+
+        Exception (decision): a 409 to a *resend* means, most likely, that our earlier request
+        went through after all (it was still on its way when the job was read back and not found,
+        e.g. held by a slow proxy). The job is then read back once more and returned; only when
+        it is not there either does the 409 raise.
         """
         job_id = request.get("id")
         if not isinstance(job_id, str) or not is_valid_job_id(job_id):
@@ -234,6 +239,7 @@ class InsightRestClient:
         request_json = json.dumps(dict(request)).encode("utf-8")
         part_type = V2_JSON
         attempt = 0
+        resent = False  # True once a request whose outcome was open has been sent again
         while True:
             attempt += 1
             files = _multipart(request_json, part_type, payload, job_id)
@@ -247,6 +253,7 @@ class InsightRestClient:
                     failure.reraise()
                 if isinstance(found, dict):
                     return found
+                resent = True
                 continue
             status = response.status_code
             if status in (200, 201):
@@ -268,7 +275,13 @@ class InsightRestClient:
                 if isinstance(found, dict):
                     return found
                 if found is not None:
+                    resent = True
                     continue
+            if status == 409 and resent:
+                existing = self._existing_job(job_id)
+                if existing is not None:
+                    log.info("Compute job %r exists (409 to a resend): it was ours", job_id)
+                    return existing
             raise error
 
     def _find_or_wait(

@@ -21,7 +21,6 @@ import collections
 import contextlib
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -34,8 +33,6 @@ from airflow_insight.exceptions import (
     InsightError,
     InsightTimeout,
     JobNotFound,
-    PermissionDenied,
-    ServerError,
     TransportError,
 )
 from airflow_insight.protocol import events as ev
@@ -43,6 +40,8 @@ from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.errors import handshake_error
+from airflow_insight.transport.network import tls_context
 from airflow_insight.transport.rest import InsightRestClient, Token
 
 log = logging.getLogger(__name__)
@@ -58,17 +57,6 @@ MIN_WAIT_SECONDS = 0.001
 MAX_WAIT_SECONDS = 30.0
 
 
-def ssl_options(settings: ConnectionSettings) -> dict[str, Any]:
-    """``sslopt`` for ``websocket-client``: verification and CA bundle as REST uses them."""
-    if not settings.verify_tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        context = ssl.create_default_context(cafile=settings.ca_bundle_path)
-    return {"context": context}
-
-
 def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.WebSocket, str | None]:
     """Open the progress WebSocket with the bearer token; return it and its ``connection-id``.
 
@@ -81,11 +69,11 @@ def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.Web
             url,
             timeout=settings.connect_timeout_seconds,
             header=[f"Authorization: Bearer {token}"],
-            sslopt=ssl_options(settings),
+            sslopt={"context": tls_context(settings)},
             suppress_origin=True,
         )
     except websocket.WebSocketBadStatusException as exc:
-        raise _handshake_error(exc.status_code, url) from None
+        raise handshake_error(exc.status_code, url) from None
     except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
         raise InsightTimeout(f"opening the Insight progress socket {url} timed out") from exc
     except (websocket.WebSocketException, OSError) as exc:
@@ -96,17 +84,6 @@ def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.Web
     headers = ws.getheaders() or {}
     connection_id = headers.get(CONNECTION_ID_HEADER)
     return ws, connection_id if isinstance(connection_id, str) and connection_id else None
-
-
-def _handshake_error(status: int, url: str) -> InsightError:
-    what = f"the Insight progress socket {url} refused the handshake (HTTP {status})"
-    if status == 401:
-        return AuthenticationError(f"{what}: the bearer token was not accepted")
-    if status == 403:
-        return PermissionDenied(f"{what}: this Insight user may not open it")
-    if status == 429 or status >= 500:
-        return ServerError(f"{what}: the server is busy or failing", status_code=status)
-    return TransportError(f"{what}: check the server URL and any path prefix")
 
 
 class SyncJobFollower:

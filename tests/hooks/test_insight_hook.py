@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 from airflow.sdk import Connection
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_insight.exceptions import ConfigurationError
-from airflow_insight.hooks.insight import InsightHook, base_url, settings_from_connection
+from airflow_insight.exceptions import ConfigurationError, ServerError
+from airflow_insight.hooks.insight import (
+    InsightHook,
+    airflow_error,
+    base_url,
+    job_result,
+    settings_from_connection,
+)
+from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.transport.rest import InsightRestClient
 
 SECRET = "s3cret-value-xyz"
@@ -163,3 +171,36 @@ def test_rest_client_is_cached_per_hook(monkeypatch: pytest.MonkeyPatch) -> None
     assert hook.get_rest_client() is client
     assert InsightHook("insight_cached").get_rest_client() is not client
     client.close()
+
+
+def test_job_result_and_accepted_statuses_shared_by_operator_and_sensor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extra = {"accepted_model_statuses": "OK,SOLVED"}
+    _json_connection(monkeypatch, "insight_res", host="https://h.example/insight", extra=extra)
+    hook = InsightHook("insight_res")
+    outcome = JobOutcome.from_job_document(
+        "j1",
+        {"status": "COMPLETED", "modelStatus": "OK", "resultsUrl": "/api/r/1", "runLogUrl": None},
+    )
+    expected = {
+        "compute_job_id": "j1",
+        "status": "COMPLETED",
+        "model_status": "OK",
+        "execution_attempts": 0,
+        "result_url": "https://h.example/insight/api/r/1",
+        "run_log_url": None,
+    }
+    assert hook.job_result(outcome) == expected
+    assert job_result(hook.get_settings(), outcome) == expected
+    assert hook.accepted_model_statuses() == frozenset({"OK", "SOLVED"})
+    assert hook.accepted_model_statuses(["X"]) == frozenset({"X"})
+    assert hook.run_log_after(outcome, -1) == []  # no run log URL: nothing to fetch
+
+
+def test_airflow_error_fails_at_once_only_what_a_retry_cannot_fix() -> None:
+    permanent = ConfigurationError("bad host")
+    assert isinstance(airflow_error(permanent), AirflowFailException)
+    assert "bad host" in str(airflow_error(permanent))
+    transient = ServerError("busy", status_code=503)
+    assert airflow_error(transient) is transient

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -446,9 +447,57 @@ def test_reconnect_backoff_sequence_then_resubscribe() -> None:
     assert sent(follower) == [
         m.Subscribe((m.Subscription("job-1", 2, 69), m.Subscription("job-2", 1, -1)))
     ]
-    # Backoff starts over after a success.
+    # Backoff starts over once the new socket has proven itself by delivering a message.
+    follower.receive_text(status("job-2", "QUEUED", run_log_url=None), now)
     follower.connection_lost(now)
     assert ev.ReconnectDue(1) in follower.tick(now + 0.5)
+
+
+def test_socket_closed_right_after_the_handshake_keeps_backing_off() -> None:
+    # A server that accepts the handshake and closes at once must not get a reconnect every
+    # 0.5 s forever: a socket lost before proving itself counts as a failure.
+    follower = opened()  # no job, so no REST check deadline comes before the reconnect
+    delays: list[float] = []
+    now = 0.0
+    for _ in range(5):
+        follower.connection_lost(now, "closed by peer")
+        deadline = follower.next_deadline()
+        assert deadline is not None
+        delays.append(deadline - now)
+        now = deadline
+        assert any(isinstance(e, ev.ReconnectDue) for e in follower.tick(now))
+        follower.connection_opened("conn", now)
+    assert delays == pytest.approx([1.0, 2.0, 4.0, 4.0, 4.0])
+    # An ERROR before the close proves nothing (a server refusing us sends one, then closes).
+    follower.receive_text(m.encode_server_message(m.ErrorReported(None, "X", "no")), now)
+    follower.connection_lost(now)
+    assert follower.next_deadline() == pytest.approx(now + 4.0)
+
+
+def test_socket_open_long_enough_starts_the_backoff_over() -> None:
+    follower = opened("job-1", config=dataclasses.replace(CONFIG, stable_connection_seconds=3.0))
+    follower.connection_lost(0.0)
+    assert follower.next_deadline() == pytest.approx(0.5)  # job check at 0.5 comes first
+    assert ev.ReconnectDue(2) in follower.tick(1.0)
+    follower.connection_opened("conn-2", 1.0)
+    follower.connection_lost(4.0)  # open for 3 s without a message: proven all the same
+    assert ev.ReconnectDue(1) in follower.tick(4.5)
+
+
+def test_connection_lost_during_a_connect_attempt_schedules_a_reconnect() -> None:
+    follower = Follower(CONFIG)
+    follower.follow("job-1", now=0.0)
+    assert follower.tick(0.0) == [ev.ReconnectDue(1)]
+    # The driver reports a loss while the connect is still under way (e.g. a stale socket).
+    follower.connection_lost(0.1, "reset by peer")
+    assert not follower.is_open
+    assert follower.last_connection_error == "reset by peer"
+    deadline = follower.next_deadline()
+    assert deadline is not None and deadline <= 0.1 + 1.0
+    reconnects = [e for e in follower.tick(0.1 + 1.0) if isinstance(e, ev.ReconnectDue)]
+    assert reconnects == [ev.ReconnectDue(2)]
+    follower.connection_opened("conn-1", 1.2)
+    assert follower.is_open
 
 
 def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
@@ -456,6 +505,7 @@ def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
     for seed in range(20):
         follower = Follower(CONFIG, jitter_source=random.Random(seed).random)
         follower.connection_opened("c", 0.0)
+        follower.receive_text(m.encode_server_message(m.PingReceived(1)), 0.0)
         follower.connection_lost(0.0)
         deadline = follower.next_deadline()
         assert deadline is not None

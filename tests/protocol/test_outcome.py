@@ -120,3 +120,27 @@ def test_round_trip_through_json() -> None:
 def test_from_dict_rejects_payloads_that_are_not_outcomes(payload: dict[str, object]) -> None:
     with pytest.raises(LocalProtocolError):
         JobOutcome.from_dict(payload)
+
+
+def test_from_job_document_reads_both_spellings_and_defaults() -> None:
+    document = {
+        "id": "j1",
+        "status": "COMPLETED",
+        "modelStatus": "OK",
+        "executionAttempts": 2,
+        "resultsUrl": "/api/results/1",
+        "runLogUrl": "/api/runlog/1",
+        "unknownField": 1,
+    }
+    outcome = JobOutcome.from_job_document("j1", document)
+    assert outcome == JobOutcome(
+        compute_job_id="j1",
+        status="COMPLETED",
+        model_status="OK",
+        execution_attempts=2,
+        result_url="/api/results/1",
+        run_log_url="/api/runlog/1",
+    )
+    assert outcome.succeeded()
+    bare = JobOutcome.from_job_document("j2", {"executionAttempts": True, "resultUrl": 3})
+    assert (bare.status, bare.execution_attempts, bare.result_url) == ("QUEUED", 0, None)

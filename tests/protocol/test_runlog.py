@@ -116,6 +116,33 @@ def test_requeue_with_numbering_restarting_at_zero() -> None:
     assert log.last_forwarded_line == 8
 
 
+def test_late_batch_of_the_earlier_attempt_at_zero_does_not_switch_numbering() -> None:
+    log = RunLog("j")
+    log.accept(0, text(5))
+    log.new_attempt(2)
+    # A duplicate of attempt 1's first batch arrives after the requeue: nothing is forwarded.
+    assert log.accept(0, text(3)) == []
+    assert log.last_server_line == 4
+    # Numbering continues: the new attempt's lines follow on at their positions.
+    assert log.accept(5, ["second 0"]) == [RunLogLines("j", 2, 5, ("second 0",))]
+    assert log.last_server_line == 5
+
+
+def test_restart_at_zero_is_still_recognised_after_a_repeated_batch() -> None:
+    log = RunLog("j")
+    log.accept(0, text(5))
+    log.new_attempt(2)
+    assert log.accept(0, text(2)) == []  # late batch of attempt 1
+    assert log.accept(0, ["second 0", "second 1"]) == [
+        RunLogLines("j", 2, 5, ("second 0", "second 1"))
+    ]
+    assert log.last_server_line == 1  # the server's per-attempt numbering
+    log.new_attempt(3)
+    assert log.accept(0, ["second 0"]) == []  # late batch of attempt 2
+    assert lines(log.accept(0, ["third 0"])) == ["third 0"]
+    assert log.last_forwarded_line == 7
+
+
 def test_stale_attempt_numbers_are_ignored() -> None:
     log = RunLog("j", execution_attempts=2)
     log.new_attempt(1)

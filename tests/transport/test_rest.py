@@ -401,6 +401,94 @@ def test_submit_whose_request_timed_out_is_checked_then_sent_again(
     assert len(requests_to(emulator, "GET", f"{JOBS}/slow-post")) == 1
 
 
+class RequestHoldingProxy:
+    """A TCP proxy in front of the emulator that holds the first submission until released.
+
+    It stands in for a slow proxy or network: the client's request times out, the job is not
+    there yet when the client reads it back, and only afterwards does the held request reach the
+    server and create the job.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.release = threading.Event()
+        self.delivered = threading.Event()
+        self._holding = threading.Lock()
+        self._held_one = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _hold_this_one(self, data: bytes) -> bool:
+        with self._holding:
+            if self._held_one or not data.startswith(b"POST /api/compute-jobs "):
+                return False
+            self._held_one = True
+            return True
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
+        held: bytearray | None = None
+        with client, upstream:
+            while held is None or not self.release.is_set():
+                ready, _, _ = select.select([client, upstream], [], [], 0.05)
+                for side in ready:
+                    data = side.recv(65536)
+                    if not data and held is None:
+                        return
+                    if side is upstream:
+                        client.sendall(data)
+                    elif held is None and self._hold_this_one(data):
+                        held = bytearray(data)
+                    elif held is not None:
+                        held += data
+                    else:
+                        upstream.sendall(data)
+        self._deliver(bytes(held))
+
+    def _deliver(self, request: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", self._upstream_port), timeout=5.0) as upstream:
+            upstream.sendall(request)
+            upstream.recv(65536)  # any answer means the server has handled it: the job exists
+        self.delivered.set()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_409_to_a_resend_returns_the_job_our_first_request_created(
+    emulator: Emulator, sleeps: Sleeps
+) -> None:
+    # The first POST is held past the read timeout; the GET finds no job yet; while the client
+    # waits to resend, the held POST creates the job, so the resend gets 409: the job is ours.
+    port = int(emulator.base_url.rsplit(":", 1)[1])
+    proxy = RequestHoldingProxy(port)
+
+    def sleep_then_release(seconds: float) -> None:
+        sleeps(seconds)
+        proxy.release.set()
+        assert proxy.delivered.wait(5.0)
+
+    policy = RetryPolicy(max_attempts=5, base_delay_seconds=0.01, max_delay_seconds=0.05)
+    settings = settings_for(f"http://127.0.0.1:{proxy.port}", read_timeout_seconds=0.3)
+    try:
+        with InsightRestClient(settings, sleep=sleep_then_release, retry_policy=policy) as client:
+            document = client.submit_job(job_request("held-post"))
+    finally:
+        proxy.close()
+    assert document["id"] == "held-post"
+    assert len(requests_to(emulator, "POST", JOBS)) == 2
+    assert len(sleeps.delays) == 1
+
+
 class AnswerDroppingProxy:
     """A TCP proxy in front of the emulator that swallows the answer to the first submission.
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import random
+import ssl
 
 import pytest
 
@@ -17,13 +19,17 @@ from airflow_insight.exceptions import (
     PermissionDenied,
     ServerError,
     SubmitRejected,
+    TransportError,
 )
+from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.errors import (
     Operation,
     describe_error_body,
     error_for_status,
+    handshake_error,
     unescape_js,
 )
+from airflow_insight.transport.network import tls_context
 from airflow_insight.transport.retry import (
     RetryPolicy,
     backoff_delay_seconds,
@@ -197,3 +203,38 @@ def test_policy_rejects_nonsense() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(base_delay_seconds=-1)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, AuthenticationError),
+        (403, PermissionDenied),
+        (429, ServerError),
+        (503, ServerError),
+        (404, TransportError),
+    ],
+)
+def test_handshake_error_maps_the_status_for_both_drivers(
+    status: int, kind: type[InsightError]
+) -> None:
+    error = handshake_error(status, "ws://insight.example/api/compute-job-messages")
+    assert type(error) is kind
+    assert f"HTTP {status}" in str(error)
+    assert "ws://insight.example/api/compute-job-messages" in str(error)
+    if isinstance(error, ServerError):
+        assert error.status_code == status
+
+
+def test_tls_context_without_verification_ignores_a_stale_ca_bundle() -> None:
+    settings = ConnectionSettings(
+        base_url="https://insight.example",
+        client_id="c",
+        client_secret="s",
+        verify_tls=False,
+        ca_bundle_path="/nonexistent/ca.pem",
+    )
+    context = tls_context(settings)
+    assert context.verify_mode is ssl.CERT_NONE and not context.check_hostname
+    verifying = tls_context(dataclasses.replace(settings, verify_tls=True, ca_bundle_path=None))
+    assert verifying.verify_mode is ssl.CERT_REQUIRED and verifying.check_hostname
