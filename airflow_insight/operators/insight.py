@@ -43,19 +43,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import structlog
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from airflow_insight.exceptions import (
     ConfigurationError,
     InsightError,
     JobNotFound,
 )
-from airflow_insight.hooks.insight import InsightHook
+from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.runlog import split_run_log
 from airflow_insight.protocol.statuses import JobStatus, is_terminal
 from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
 from airflow_insight.settings import ConnectionSettings
@@ -73,6 +72,9 @@ JOB_ID_HASH_CHARS = 12
 CANCEL_POLL_SECONDS = 0.2
 
 RUN_LOG_LOGGER = "airflow_insight.operators.insight.InsightJobOperator.run_log"
+#: XCom key of the job id, pushed right after submitting (before following or deferring), so a
+#: downstream task or a user can reach the job while this task still runs or is deferred.
+JOB_ID_XCOM_KEY = "compute_job_id"
 
 
 def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
@@ -195,14 +197,14 @@ class InsightJobOperator(BaseOperator):
         try:
             return self._execute(context)
         except InsightError as exc:
-            raise self._airflow_error(exc) from exc
+            raise airflow_error(exc) from exc
 
     def _execute(self, context: Context) -> Any:
         rest = self.hook.get_rest_client()
         job_id, document, reattach = self._choose_job(context, rest)
         if reattach and document is not None and self._succeeded(document):
             self.log.info("Insight compute job %s already completed in an earlier try", job_id)
-            return self._finish(context, _outcome_of(job_id, document))
+            return self._finish(context, JobOutcome.from_job_document(job_id, document))
         if not reattach:
             self._remember(context, job_id)
         if not self.wait_for_termination:
@@ -259,7 +261,7 @@ class InsightJobOperator(BaseOperator):
             self._forward_rest_log(outcome, int(event.get("last_run_log_line", -1)))
             return self._finish(context, outcome)
         except InsightError as exc:
-            raise self._airflow_error(exc) from exc
+            raise airflow_error(exc) from exc
 
     # ----------------------------------------------------------------------------- the end
 
@@ -274,7 +276,7 @@ class InsightJobOperator(BaseOperator):
             error = outcome.error(accepted)
             if error is not None:
                 raise error
-            result = self._result(outcome)
+            result = self.hook.job_result(outcome)
             if self.results_path and outcome.result_url:
                 data = rest.download(outcome.result_url, compute_job_id=outcome.compute_job_id)
                 target = Path(self.results_path)
@@ -290,23 +292,6 @@ class InsightJobOperator(BaseOperator):
         finally:
             if self.on_finish == "delete":
                 self._delete(rest, outcome.compute_job_id)
-
-    def _result(self, outcome: JobOutcome) -> dict[str, Any]:
-        settings = self.settings
-        return {
-            "compute_job_id": outcome.compute_job_id,
-            "status": outcome.status,
-            "model_status": outcome.model_status,
-            "execution_attempts": outcome.execution_attempts,
-            "result_url": settings.url(outcome.result_url) if outcome.result_url else None,
-            "run_log_url": settings.url(outcome.run_log_url) if outcome.run_log_url else None,
-        }
-
-    def _airflow_error(self, exc: InsightError) -> BaseException:
-        """Errors a retry cannot fix fail the task at once; the rest keep Airflow's retries."""
-        if exc.permanent:
-            return AirflowFailException(f"{exc} (not retried: a retry cannot fix this)")
-        return exc
 
     # ----------------------------------------------------------------------------- kill
 
@@ -350,12 +335,10 @@ class InsightJobOperator(BaseOperator):
         return self.hook.get_settings()
 
     def _accepted(self) -> frozenset[str]:
-        if self.accepted_model_statuses is not None:
-            return frozenset(self.accepted_model_statuses)
-        return self.settings.accepted_model_statuses
+        return self.hook.accepted_model_statuses(self.accepted_model_statuses)
 
     def _succeeded(self, document: Mapping[str, Any]) -> bool:
-        outcome = _outcome_of(str(document.get("id", "")), document)
+        outcome = JobOutcome.from_job_document(str(document.get("id", "")), document)
         return outcome.status == JobStatus.COMPLETED and outcome.succeeded(self._accepted())
 
     def _choose_job(
@@ -420,12 +403,12 @@ class InsightJobOperator(BaseOperator):
         settings = self.settings
         ui_base = settings.ui_base_url or settings.base_url
         url = job_ui_url(ui_base, job_id, document)
+        context["ti"].xcom_push(key=JOB_ID_XCOM_KEY, value=job_id)
         context["ti"].xcom_push(key=INSIGHT_JOB_URL_XCOM_KEY, value=url)
 
     def _details(self, job_id: str, document: Mapping[str, Any] | None) -> dict[str, Any]:
         """Fire and forget: what is known of the job right after submitting."""
-        outcome = _outcome_of(job_id, document or {"status": JobStatus.QUEUED.value})
-        return self._result(outcome)
+        return self.hook.job_result(JobOutcome.from_job_document(job_id, document or {}))
 
     def _defer(self, context: Context, job_id: str) -> None:
         from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
@@ -444,16 +427,7 @@ class InsightJobOperator(BaseOperator):
 
     def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
         """After deferral: forward the lines the trigger did not (it may have missed the end)."""
-        if outcome.run_log_url is None:
-            return
-        try:
-            text = self.hook.get_rest_client().get_run_log(
-                outcome.run_log_url, compute_job_id=outcome.compute_job_id
-            )
-        except InsightError as exc:
-            self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
-            return
-        lines = split_run_log(text)[last_forwarded + 1 :]
+        lines = self.hook.run_log_after(outcome, last_forwarded)
         if lines:
             _RunLogSink()(RunLogLines(outcome.compute_job_id, 0, last_forwarded + 1, tuple(lines)))
 
@@ -462,6 +436,29 @@ class InsightJobOperator(BaseOperator):
             rest.cancel_job(job_id)
         except InsightError as exc:
             self.log.warning("Deleting Insight compute job %s failed: %s", job_id, exc)
+
+    # ----------------------------------------------------------------------------- lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (optional): an ``insight_compute_job`` run facet; None without it.
+
+        Called by ``apache-airflow-providers-openlineage`` after the task succeeded; the job is
+        read from this attempt's ``return_value`` XCom (the result dict), so blocking, deferrable
+        and fire-and-forget runs all report it.
+        """
+        from airflow_insight import openlineage
+
+        result = task_instance.xcom_pull(task_ids=self.task_id, key="return_value")
+        if not isinstance(result, Mapping):
+            job_id = task_instance.xcom_pull(task_ids=self.task_id, key=JOB_ID_XCOM_KEY)
+            result = {"compute_job_id": job_id}
+        try:
+            server_url: str | None = self.settings.base_url
+        except InsightError:
+            server_url = None  # The connection went away: report the job without the server.
+        return openlineage.operator_lineage(
+            openlineage.compute_job_facet_fields(result, server_url)
+        )
 
 
 class _RunLogSink:
@@ -473,24 +470,3 @@ class _RunLogSink:
     def __call__(self, batch: RunLogLines) -> None:
         for line in batch.lines:
             self._log.info(line)
-
-
-def _outcome_of(job_id: str, document: Mapping[str, Any]) -> JobOutcome:
-    """A job document read as an outcome (used for jobs found finished over REST)."""
-
-    def text(*names: str) -> str | None:
-        for name in names:
-            value = document.get(name)
-            if isinstance(value, str):
-                return value
-        return None
-
-    attempts = document.get("executionAttempts")
-    return JobOutcome(
-        compute_job_id=job_id,
-        status=text("status") or JobStatus.QUEUED.value,
-        model_status=text("modelStatus"),
-        execution_attempts=attempts if isinstance(attempts, int) else 0,
-        result_url=text("resultUrl", "resultsUrl"),
-        run_log_url=text("runLogUrl"),
-    )

@@ -4,7 +4,9 @@ Each component runs in its own process group with free ports and a temp SQLite A
 emulator (started here) is the Insight server, reached through an ``AIRFLOW_CONN_*`` variable.
 A deferrable ``InsightJobOperator`` must forward run-log lines while deferred and succeed; a second
 run is marked failed while deferred, and the emulator must see the job cancelled (the trigger's
-``on_kill``). Slow (about 40 s); ``INSIGHT_SKIP_E2E=1`` skips it for a quick local run.
+``on_kill``). A third DAG defers several jobs at once: the emulator's record must show ONE socket
+(the triggerer's) serving all of them. The trigger log of a deferred task and the socket summary
+are printed (run with ``-s`` to see them). Slow (about 60 s); ``INSIGHT_SKIP_E2E=1`` skips it.
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, JobScript
+from airflow_insight.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    Emulator,
+    Entry,
+    JobScript,
+)
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("INSIGHT_SKIP_E2E") == "1", reason="INSIGHT_SKIP_E2E=1"),
@@ -35,6 +43,11 @@ pytestmark = [
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 QUICK = JobScript(name="e2e-quick", log_lines=12, lines_per_second=4.0, batch_size=1)
 SLOW = dataclasses.replace(QUICK, name="e2e-slow", log_lines=2000, lines_per_second=5.0)
+#: Queued long enough that every fan-out task has deferred (and its trigger subscribed) while the
+#: first job still runs, however slowly the workers start; then lines stream while deferred.
+FANOUT = dataclasses.replace(QUICK, name="e2e-fanout", queued_seconds=8.0, log_lines=15)
+FANOUT_TASKS = 4
+TRIGGER_RUN_LOG = "InsightJobTrigger.run_log"
 
 DAG_FILE = """
 import datetime
@@ -47,7 +60,14 @@ for name in ("e2e_quick", "e2e_slow"):
         InsightJobOperator(task_id="solve", deferrable=True, silence_limit_seconds=5.0,
                            execution_timeout=datetime.timedelta(minutes=5))
     globals()[name] = _dag()
-"""
+
+@dag(dag_id="e2e_fanout", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+def _fanout():
+    for n in range(FANOUT_TASKS):
+        InsightJobOperator(task_id=f"solve_{n}", deferrable=True, silence_limit_seconds=5.0,
+                           execution_timeout=datetime.timedelta(minutes=5))
+e2e_fanout = _fanout()
+""".replace("FANOUT_TASKS", str(FANOUT_TASKS))
 
 
 def _free_port() -> int:
@@ -70,13 +90,17 @@ def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def airflow(tmp_path: Path) -> Iterator[tuple[Emulator, str, dict[str, str], Path]]:
-    """Emulator + the four components; yields (emulator, api base URL, auth headers, home)."""
+@pytest.fixture(scope="module")
+def airflow(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Emulator, str, dict[str, str], Path]]:
+    """Emulator + the four components, shared by this module's tests (they start in ~15 s);
+    yields (emulator, api base URL, auth headers, home)."""
     emulator = Emulator().start()
     emulator.add_script("e2e_quick*", QUICK)
     emulator.add_script("e2e_slow*", SLOW)
-    home = tmp_path / "airflow"
+    emulator.add_script("e2e_fanout*", FANOUT)
+    home = tmp_path_factory.mktemp("e2e") / "airflow"
     (home / "dags").mkdir(parents=True)
     (home / "dags" / "e2e_dags.py").write_text(DAG_FILE)
     port = _free_port()
@@ -158,8 +182,10 @@ def _trigger_run(api: str, headers: dict[str, str], dag_id: str) -> str:
     return run_id
 
 
-def _ti_state(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> str | None:
-    url = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve"
+def _ti_state(
+    api: str, headers: dict[str, str], dag_id: str, run_id: str, task_id: str = "solve"
+) -> str | None:
+    url = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
     state: str | None = requests.get(url, headers=headers, timeout=5).json().get("state")
     return state
 
@@ -218,3 +244,105 @@ def test_deferred_operator_streams_succeeds_and_is_cancelled_when_marked_failed(
     slow_job = deletes[0].compute_job_id
     assert slow_job is not None
     emulator.wait_for_status(slow_job, {"CANCELLED", "DELETED"}, timeout_seconds=10)
+
+
+def _trigger_log(home: Path, dag_id: str, task_id: str) -> str:
+    """The trigger's log stream of the task (``attempt=N.log.trigger.<triggerer id>.log``)."""
+    return "\n".join(
+        path.read_text(errors="replace")
+        for path in (home / "logs").rglob("*.log.trigger.*")
+        if f"dag_id={dag_id}" in path.parts and f"task_id={task_id}" in path.parts
+    )
+
+
+def _deferred_and_forwarding(
+    api: str, headers: dict[str, str], run_id: str, home: Path, task_id: str
+) -> str | None:
+    """The trigger log, once it holds run-log lines while the task is still deferred."""
+    if _ti_state(api, headers, "e2e_fanout", run_id, task_id) != "deferred":
+        return None
+    log = _trigger_log(home, "e2e_fanout", task_id)
+    if log.count(TRIGGER_RUN_LOG) < 3:
+        return None
+    # Still deferred after the read: the lines were forwarded while the task was deferred.
+    if _ti_state(api, headers, "e2e_fanout", run_id, task_id) != "deferred":
+        return None
+    return log
+
+
+def _socket_summary(entries: Sequence[Entry], job_ids: Sequence[str]) -> dict[str, set[str]]:
+    """``{connection id: the jobs whose messages it carried}`` for ``job_ids``."""
+    carried: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry.kind in ("ws_sent", "subscribe") and entry.compute_job_id in job_ids:
+            assert entry.connection_id is not None
+            carried.setdefault(entry.connection_id, set()).add(entry.compute_job_id)
+    return carried
+
+
+def test_one_triggerer_socket_serves_several_deferred_jobs(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    emulator, api, headers, home = airflow
+    tasks = [f"solve_{n}" for n in range(FANOUT_TASKS)]
+    run_id = _trigger_run(api, headers, "e2e_fanout")
+
+    # (a) While solve_0 is deferred, its trigger log already holds forwarded run-log lines.
+    live_log = _wait(
+        "run-log lines in solve_0's trigger log while it is deferred",
+        lambda: _deferred_and_forwarding(api, headers, run_id, home, "solve_0"),
+        180,
+    )
+    forwarded = [line for line in live_log.splitlines() if TRIGGER_RUN_LOG in line]
+    streams = [
+        p.name for p in (home / "logs").rglob("*.log.trigger.*") if "task_id=solve_0" in p.parts
+    ]
+    print(f"\n--- {streams}: trigger log of e2e_fanout.solve_0, read while it was deferred ---")
+    print("\n".join(live_log.splitlines()[:12]))
+    print(f"... ({len(forwarded)} run-log lines forwarded so far)")
+
+    def ended() -> list[str | None] | None:
+        states = [_ti_state(api, headers, "e2e_fanout", run_id, task) for task in tasks]
+        return (
+            states if all(s in ("success", "failed", "upstream_failed") for s in states) else None
+        )
+
+    states = _wait("every fan-out task to end", ended, 180)
+    assert states == ["success"] * FANOUT_TASKS, (home / "scheduler.out").read_text()[-3000:]
+
+    # (b) One socket carried every fan-out job: one ws_open, one connection id, all jobs on it.
+    entries = emulator.record.entries()
+    job_ids = sorted(
+        {e.compute_job_id for e in entries if (e.compute_job_id or "").startswith("e2e_fanout")}
+    )
+    assert len(job_ids) == FANOUT_TASKS, job_ids
+    carried = _socket_summary(entries, job_ids)
+    opens = [e for e in entries if e.kind == "ws_open" and e.connection_id in carried]
+    print("\n--- emulator record: sockets that carried the fan-out jobs ---")
+    for connection_id, jobs in carried.items():
+        sent = [e for e in entries if e.kind == "ws_sent" and e.connection_id == connection_id]
+        print(f"connection {connection_id}: {len(sent)} messages sent, jobs {sorted(jobs)}")
+    print(f"ws_open entries for those connections: {len(opens)}")
+    subscribed = [e.at for e in entries if e.kind == "subscribe" and e.compute_job_id in job_ids]
+    first_end = min(
+        e.at
+        for e in entries
+        if e.kind == "job_status"
+        and e.compute_job_id in job_ids
+        and e.data["status"] == "COMPLETED"
+    )
+    print(
+        f"all {len(job_ids)} jobs subscribed within {max(subscribed) - min(subscribed):.1f} s;"
+        f" the first job completed {first_end - max(subscribed):.1f} s after the last subscribe"
+    )
+    assert len(carried) == 1, carried
+    assert len(opens) == 1
+    (jobs,) = carried.values()
+    assert sorted(jobs) == job_ids
+    # The jobs were followed at the same time: every one was subscribed before any completed.
+    assert max(subscribed) < first_end
+    # Every job's run log went out on that socket and reached its task's trigger log.
+    for task_id in tasks:
+        log = _trigger_log(home, "e2e_fanout", task_id)
+        assert log.count(TRIGGER_RUN_LOG) == FANOUT.log_lines, task_id
+    assert DEMO_CLIENT_SECRET not in _logs_text(home)
