@@ -43,6 +43,17 @@ class ConnectionSettings:
             raise ConfigurationError(
                 f"Insight server URL {self.base_url!r} must look like https://host[:port][/prefix]"
             )
+        # Credentials belong in login/password (kept secret), not in a URL that gets logged.
+        if parts.username is not None or parts.password is not None:
+            raise ConfigurationError(
+                "the Insight server URL must not hold a user name or password: put the client id"
+                " in the connection's login and the secret in its password"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigurationError(
+                "the Insight server URL must not have a query or fragment; give scheme, host,"
+                " port and path prefix only"
+            )
         if not self.client_id or not self.client_secret:
             raise ConfigurationError("the Insight connection needs a client id and a secret")
         if self.token_max_age_seconds <= 0:

@@ -41,13 +41,13 @@ class _TaskInstance:
 
 @pytest.fixture
 def connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """insight_default with a user and password in its host URL (they must not leak)."""
+    """insight_default for the installed-OpenLineage case (the hook refuses credentials in URLs)."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_INSIGHT_DEFAULT",
         json.dumps(
             {
                 "conn_type": "insight",
-                "host": "https://someone:hunter2@insight.example.com:8443/base?x=1#frag",
+                "host": "https://insight.example.com:8443/base",
                 "login": DEMO_CLIENT_ID,
                 "password": DEMO_CLIENT_SECRET,
             }

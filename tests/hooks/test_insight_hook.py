@@ -204,3 +204,20 @@ def test_airflow_error_fails_at_once_only_what_a_retry_cannot_fix() -> None:
     assert "bad host" in str(airflow_error(permanent))
     transient = ServerError("busy", status_code=503)
     assert airflow_error(transient) is transient
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("https://someone:hunter2@insight.example.com", "user name or password"),
+        ("https://insight.example.com/base?x=1", "query or fragment"),
+        ("https://insight.example.com/base#frag", "query or fragment"),
+    ],
+)
+def test_server_url_with_credentials_or_query_is_refused(
+    monkeypatch: pytest.MonkeyPatch, host: str, message: str
+) -> None:
+    _json_connection(monkeypatch, "insight_default", host=host)
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        InsightHook().get_settings()
+    assert "hunter2" not in str(caught.value)
