@@ -17,6 +17,7 @@ import pytest
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
+from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.probe import ProbeResult, probe_server
 
@@ -101,9 +102,11 @@ def test_unknown_host() -> None:
     assert "does not resolve (DNS)" in result.message
 
 
-def test_user_info_in_the_url_never_reaches_the_message() -> None:
-    result = probe_server(_settings("https://someone:hunter2@insight.invalid"))
-    assert "hunter2" not in result.message and "someone" not in result.message
+def test_user_info_in_the_url_is_refused_before_any_probe() -> None:
+    # ConnectionSettings refuses it, so test_connection reports that and never sends it anywhere.
+    with pytest.raises(ConfigurationError, match="user name or password") as caught:
+        _settings("https://someone:hunter2@insight.invalid")
+    assert "hunter2" not in str(caught.value) and "someone" not in str(caught.value)
 
 
 class _NotInsight(http.server.BaseHTTPRequestHandler):
