@@ -304,16 +304,19 @@ class InsightJobOperator(BaseOperator):
         if job_id is None:
             return
         self.log.warning("Cancelling Insight compute job %s", job_id)
-        rest = self.hook.get_rest_client()
         deadline = time.monotonic() + self.cancel_wait_seconds
         try:
-            rest.cancel_job(job_id)
-            while time.monotonic() < deadline:
-                status = rest.get_job(job_id).get("status")
-                if isinstance(status, str) and is_terminal(status):
-                    self.log.warning("Insight compute job %s is now %s", job_id, status)
-                    return
-                time.sleep(CANCEL_POLL_SECONDS)
+            # on_kill runs in the SIGTERM handler, on the thread it interrupted, which may be
+            # inside the hook's REST client holding its token lock (a mint): using that client
+            # here would deadlock. A client of its own shares no lock with the interrupted code.
+            with InsightRestClient(self.settings) as rest:
+                rest.cancel_job(job_id)
+                while time.monotonic() < deadline:
+                    status = rest.get_job(job_id).get("status")
+                    if isinstance(status, str) and is_terminal(status):
+                        self.log.warning("Insight compute job %s is now %s", job_id, status)
+                        return
+                    time.sleep(CANCEL_POLL_SECONDS)
             self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
         except JobNotFound:
             self.log.warning("Insight compute job %s is gone", job_id)

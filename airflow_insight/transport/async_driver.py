@@ -41,28 +41,27 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from airflow_insight.exceptions import (
     AuthenticationError,
     InsightError,
-    InsightTimeout,
     JobNotFound,
     LocalProtocolError,
-    TransportError,
 )
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.errors import handshake_error
+from airflow_insight.transport.driving import LineSink, receive_timeout
+from airflow_insight.transport.errors import (
+    handshake_error,
+    socket_open_failed,
+    socket_open_timed_out,
+)
 from airflow_insight.transport.network import tls_context
 from airflow_insight.transport.rest import InsightRestClient, Token
 
 log = logging.getLogger(__name__)
 
-#: Receives each batch of run-log lines to forward, in order, each line exactly once.
-LineSink = Callable[[ev.RunLogLines], None]
 #: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
 SocketOpener = Callable[[ConnectionSettings, str], Awaitable[tuple[ClientConnection, str | None]]]
-#: Longest single wait when the core has nothing scheduled (it always has while following).
-MAX_WAIT_SECONDS = 30.0
 #: Largest message accepted from the server; a run-log batch can be long.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -104,11 +103,13 @@ async def open_socket(
     HTTP status only (never a header, so never the token). permessage-deflate is offered.
     """
     url = settings.websocket_url
+    # Building a TLS context reads the CA store from disk (tens of ms): not on the event loop.
+    tls = await asyncio.to_thread(tls_context, settings) if url.startswith("wss:") else None
     try:
         ws = await connect(
             url,
             additional_headers={"Authorization": f"Bearer {token}"},
-            ssl=tls_context(settings) if url.startswith("wss:") else None,
+            ssl=tls,
             open_timeout=settings.connect_timeout_seconds,
             # A dead server must not hold the loop for the library's default 10 s.
             close_timeout=1.0,
@@ -118,12 +119,9 @@ async def open_socket(
     except InvalidStatus as exc:
         raise handshake_error(exc.response.status_code, url) from None
     except TimeoutError as exc:
-        raise InsightTimeout(f"opening the Insight progress socket {url} timed out") from exc
+        raise socket_open_timed_out(url) from exc
     except (InvalidHandshake, OSError) as exc:
-        raise TransportError(
-            f"cannot open the Insight progress socket {url} ({type(exc).__name__}: {exc}); "
-            "check the server URL, the network and the TLS settings of the connection"
-        ) from exc
+        raise socket_open_failed(url, exc) from exc
     connection_id = ws.response.headers.get(CONNECTION_ID_HEADER) if ws.response else None
     return ws, connection_id or None
 
@@ -165,7 +163,6 @@ class AsyncJobFollower:
         self._on_event = on_event
         self.follower = Follower(config, jitter_source=random.Random().random)
         self._ws: ClientConnection | None = None
-        self._token: Token | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._events: collections.deque[ev.Event] = collections.deque()
         self._outcomes: dict[str, asyncio.Future[JobOutcome]] = {}
@@ -266,8 +263,8 @@ class AsyncJobFollower:
         await self._send_queued()
         if not self._events:
             deadline = self.follower.next_deadline()
-            wait = MAX_WAIT_SECONDS if deadline is None else deadline - self._clock()
-            item = await self._receive(min(MAX_WAIT_SECONDS, max(0.0, wait)))
+            wait = receive_timeout(self._clock(), deadline)
+            item = await self._receive(wait)
             now = self._clock()
             if item is not None and item[0] is self._ws:
                 _, data, reason = item
@@ -341,7 +338,6 @@ class AsyncJobFollower:
         self._use_token(token)
 
     def _use_token(self, token: Token) -> None:
-        self._token = token
         self.follower.token_refreshed(
             token.value, token.expires_at, self._clock(), lifetime_seconds=token.lifetime_seconds
         )
@@ -351,14 +347,14 @@ class AsyncJobFollower:
         await self._close_socket()
         try:
             try:
+                # current_token() may have minted a new one: the core times whatever is used.
                 token = await asyncio.to_thread(self._rest.current_token)
-                if token is not self._token:
-                    self._use_token(token)  # The REST client minted one: time its refresh.
+                self._use_token(token)
                 self._ws, connection_id = await self._opener(self._settings, token.value)
             except AuthenticationError:
-                self._use_token(await asyncio.to_thread(self._rest.refresh_token))
-                assert self._token is not None
-                self._ws, connection_id = await self._opener(self._settings, self._token.value)
+                token = await asyncio.to_thread(self._rest.refresh_token)
+                self._use_token(token)
+                self._ws, connection_id = await self._opener(self._settings, token.value)
         except InsightError as exc:
             self._log.warning("Insight progress socket unavailable: %s", exc)
             self.follower.connection_failed(self._clock(), str(exc))

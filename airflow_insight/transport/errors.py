@@ -15,6 +15,7 @@ from airflow_insight.exceptions import (
     AuthenticationError,
     ConfigurationError,
     InsightError,
+    InsightTimeout,
     JobNotFound,
     LocalProtocolError,
     PermissionDenied,
@@ -176,3 +177,16 @@ def handshake_error(status: int, url: str) -> InsightError:
     if status == 429 or status >= 500:
         return ServerError(f"{what}: the server is busy or failing", status_code=status)
     return TransportError(f"{what}: check the server URL and any path prefix")
+
+
+def socket_open_timed_out(url: str) -> InsightTimeout:
+    """The exception for a progress-socket handshake that did not finish in time."""
+    return InsightTimeout(f"opening the Insight progress socket {url} timed out")
+
+
+def socket_open_failed(url: str, exc: BaseException) -> TransportError:
+    """The exception for a progress socket that could not be opened below HTTP (``exc``)."""
+    return TransportError(
+        f"cannot open the Insight progress socket {url} ({type(exc).__name__}: {exc}); "
+        "check the server URL, the network and the TLS settings of the connection"
+    )

@@ -20,6 +20,14 @@ Lifecycle decisions:
   the job ended gets the end at once. A watch that missed earlier lines does not get later
   ones out of order: its ``last_run_log_line`` stays at the last line it got without a gap, so
   the task's resume method fetches the rest from the REST run log (no duplicates, no gaps).
+* A :class:`~airflow_insight.protocol.events.RunLogGap` (lines the core gave up: the final
+  run-log GET failed, a replay never came) is treated the same way: the watch forwards nothing
+  after it and keeps ``last_run_log_line`` before it. The core must give the lines up to keep
+  its own stream moving, but the task's resume reads the REST run log once more, later, and then
+  forwards the gap *and* every later line exactly once, in order. Moving the watermark past the
+  gap instead (as before) lost the gap's lines even when that later GET would have had them.
+  The cost: after a gap, the rest of that job's log appears at the resume, not live; and if the
+  resume's GET fails too, it is missing from the task log (a warning says so; Insight keeps it).
 * :meth:`JobWatch.close` unsubscribes; the job keeps running on the server (cancelling is the
   trigger's ``on_kill``/timeout decision, never the hub's). When the last watch of a socket
   closes, the socket closes; the next watch opens a new one.
@@ -78,9 +86,13 @@ class JobWatch:
             if batch is None:
                 return
             event = batch
-        elif isinstance(event, ev.RunLogGap) and event.first_line <= self.last_run_log_line + 1:
-            # Those lines will never come: the watermark moves past them (the core said so).
-            self.last_run_log_line = max(self.last_run_log_line, event.last_line)
+        elif isinstance(event, ev.RunLogGap):
+            if self._behind or event.last_line <= self.last_run_log_line:
+                return  # This watch is missing none of those lines (or has stopped already).
+            # The core gave the lines up, but the REST run log may still hold them when the
+            # task resumes: stop here and keep the watermark before the gap (see the module
+            # docstring), so the resume forwards gap and later lines once, in order.
+            self._behind = True
         self._queue.put_nowait(event)
 
     def _new_lines(self, batch: ev.RunLogLines) -> ev.RunLogLines | None:

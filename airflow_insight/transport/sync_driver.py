@@ -31,30 +31,29 @@ import websocket
 from airflow_insight.exceptions import (
     AuthenticationError,
     InsightError,
-    InsightTimeout,
     JobNotFound,
-    TransportError,
 )
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.errors import handshake_error
+from airflow_insight.transport.driving import LineSink, receive_timeout
+from airflow_insight.transport.errors import (
+    handshake_error,
+    socket_open_failed,
+    socket_open_timed_out,
+)
 from airflow_insight.transport.network import tls_context
 from airflow_insight.transport.rest import InsightRestClient, Token
 
 log = logging.getLogger(__name__)
 
-#: Receives each batch of run-log lines to forward, in order, each line exactly once.
-LineSink = Callable[[ev.RunLogLines], None]
 #: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
 SocketOpener = Callable[[ConnectionSettings, str], "tuple[websocket.WebSocket, str | None]"]
 
 #: Shortest wait handed to ``recv``: a zero timeout would make the socket non-blocking.
 MIN_WAIT_SECONDS = 0.001
-#: Longest single wait when the core has nothing scheduled (it always has while following).
-MAX_WAIT_SECONDS = 30.0
 
 
 def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.WebSocket, str | None]:
@@ -75,12 +74,9 @@ def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.Web
     except websocket.WebSocketBadStatusException as exc:
         raise handshake_error(exc.status_code, url) from None
     except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
-        raise InsightTimeout(f"opening the Insight progress socket {url} timed out") from exc
+        raise socket_open_timed_out(url) from exc
     except (websocket.WebSocketException, OSError) as exc:
-        raise TransportError(
-            f"cannot open the Insight progress socket {url} ({type(exc).__name__}: {exc}); "
-            "check the server URL, the network and the TLS settings of the connection"
-        ) from exc
+        raise socket_open_failed(url, exc) from exc
     headers = ws.getheaders() or {}
     connection_id = headers.get(CONNECTION_ID_HEADER)
     return ws, connection_id if isinstance(connection_id, str) and connection_id else None
@@ -182,9 +178,9 @@ class SyncJobFollower:
         """Send what is queued, wait for one message or the next deadline, handle the events."""
         self._send_queued()
         if not self._events:
-            deadlines = [d for d in (self.follower.next_deadline(), end) if d is not None]
-            wait = min(deadlines, default=self._clock() + MAX_WAIT_SECONDS) - self._clock()
-            data = self._receive(min(MAX_WAIT_SECONDS, max(MIN_WAIT_SECONDS, wait)))
+            deadline = self.follower.next_deadline()
+            wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
+            data = self._receive(wait)
             now = self._clock()
             if data is not None:
                 self._events.extend(self.follower.receive_text(data, now))

@@ -243,6 +243,15 @@ class InsightJobTrigger(BaseTrigger):
                 return self._error_payload(event.error, watch.last_run_log_line)
 
     async def _log_event(self, event: DriverEvent) -> None:
+        if isinstance(event, ev.RunLogGap):
+            # The watch stopped at the gap: the resume reads the rest over REST (socket_hub).
+            self.log.warning(
+                "Insight compute job %s: run-log lines from %d on did not arrive here; the task"
+                " reads them from the job's run log when it resumes",
+                event.job_id,
+                event.first_line,
+            )
+            return
         if not isinstance(event, ev.RunLogLines):
             self.log.log(event.log_level, event.describe())
             return

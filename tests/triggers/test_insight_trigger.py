@@ -16,6 +16,7 @@ from trigger_support import SCRIPT, connection_json
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
 from airflow_insight.exceptions import ConfigurationError, InsightTimeout, JobFailed
+from airflow_insight.hooks.insight import InsightHook
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
@@ -149,6 +150,33 @@ def test_resume_forwards_only_later_lines(
     assert payload["last_run_log_line"] == 19
 
 
+def test_a_gap_the_trigger_cannot_fill_is_left_to_the_resume(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lost batch, and the final run-log GET fails: the trigger stops forwarding at the gap
+    and reports the last line before it, so the task's resume reads the rest over REST: every
+    line exactly once, in order (before: the lines after the gap were forwarded, the gap's
+    lines lost for good although the REST log had them by then)."""
+    # The first RUNLOG_UPDATED reaching the trigger has no lines: dropped, leaving a gap.
+    emulator.inject(f.MissingFields(fields=("lines",), message_type="RUNLOG_UPDATED"))
+    emulator.inject(f.HttpError(method="GET", path="*/run-log", status=403))
+    _submit(emulator, "gap-1")
+    payload = _only_event(asyncio.run(_collect(_trigger("gap-1"))))
+    outcome = outcome_from_event(payload)
+    assert outcome.succeeded()
+    faults = [entry.data for entry in emulator.record.of_kind("fault")]
+    assert {"fault": "http", "path": faults[-1]["path"], "status": 403} in faults
+    full_log = _run_log(emulator, "gap-1")
+    last = payload["last_run_log_line"]
+    assert last == outcome.last_run_log_line
+    assert last < len(full_log) - 1, "no gap happened: the test proves nothing"
+    captured = capsys.readouterr()
+    forwarded = _forwarded(captured.out + captured.err, "gap-1")
+    assert forwarded == full_log[: last + 1]
+    resumed = InsightHook("insight_default").run_log_after(outcome, last)
+    assert forwarded + [line.strip() for line in resumed] == full_log
+
+
 @pytest.mark.parametrize(
     ("changes", "status", "model_status"),
     [
@@ -216,7 +244,9 @@ def test_missing_connection_is_a_permanent_error(emulator: Emulator) -> None:
 
 def test_end_by_cancels_the_job_and_reports_timeout(emulator: Emulator) -> None:
     _submit(emulator, "slow-1", log_lines=200, lines_per_second=20.0, batch_size=1)
-    payload = _only_event(asyncio.run(_collect(_trigger("slow-1", end_by=time.time() + 0.6))))
+    # 2 s: room on a loaded machine for the socket to open and some lines to flow; the job
+    # needs 10 s, so the end always comes first.
+    payload = _only_event(asyncio.run(_collect(_trigger("slow-1", end_by=time.time() + 2.0))))
     assert payload["kind"] == "timeout"
     assert payload["cancelled"] is True
     assert payload["compute_job_id"] == "slow-1"
@@ -277,7 +307,8 @@ def test_triggers_on_one_connection_share_one_socket(
     async def main() -> list[list[TriggerEvent]]:
         hub = SocketHub.for_running_loop()
         runs = [asyncio.create_task(_collect(_trigger(job_id))) for job_id in job_ids]
-        await asyncio.sleep(0.05)
+        # Wait for the first watch (each trigger first reads its connection), however slow.
+        await _until(lambda: hub.socket_count > 0)
         assert hub.socket_count == 1
         results = await asyncio.gather(*runs)
         # The last job ended: the socket closes and the hub forgets it.

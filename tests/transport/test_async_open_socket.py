@@ -1,0 +1,45 @@
+"""The async driver's socket opener keeps blocking work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+
+import pytest
+
+from airflow_insight.exceptions import TransportError
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport import async_driver
+from airflow_insight.transport.network import tls_context
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_tls_context_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA store takes tens of ms; the triggerer reports a loop blocked 0.2 s."""
+    threads: list[threading.Thread] = []
+
+    def recording(settings: ConnectionSettings) -> ssl.SSLContext:
+        threads.append(threading.current_thread())
+        return tls_context(settings)
+
+    monkeypatch.setattr(async_driver, "tls_context", recording)
+    settings = ConnectionSettings(
+        f"https://127.0.0.1:{_closed_port()}", "client", "secret", connect_timeout_seconds=2.0
+    )
+
+    async def main() -> threading.Thread:
+        with pytest.raises(TransportError, match="cannot open the Insight progress socket"):
+            await async_driver.open_socket(settings, "token")
+        return threading.current_thread()
+
+    loop_thread = asyncio.run(main())
+    assert len(threads) == 1
+    assert threads[0] is not loop_thread
