@@ -74,3 +74,17 @@ def test_strict_client_decoding_names_the_problem() -> None:
             '{"messageType":"SUBSCRIBE","messagePayload":'
             '{"subscriptions":[{"computeJobId":"j","executionAttempts":1}]}}'
         )
+
+
+def test_frames_as_bytes_must_be_utf8() -> None:
+    text = '{"messageType":"RUNLOG_UPDATED","computeJobId":"j","messagePayload":'
+    good = text + '{"startLine":0,"lines":["\u00e9t\u00e9 \u2713"]}}'
+    assert m.decode_server_message(good.encode("utf-8")) == m.RunLogUpdated("j", 0, ("été ✓",))
+    invalid = (text + '{"startLine":0,"lines":["').encode() + b"\xff\xfe" + b'"]}}'
+    with pytest.raises(RemoteProtocolError, match="not valid UTF-8"):
+        m.decode_server_message(invalid)
+    # json.loads alone would guess UTF-16 from these bytes and accept them.
+    with pytest.raises(RemoteProtocolError):
+        m.decode_server_message(good.encode("utf-16"))
+    with pytest.raises(RemoteProtocolError, match="not valid UTF-8"):
+        m.decode_client_message(b'{"messageType":"PONG","messagePayload":"\xc3"}')

@@ -256,8 +256,16 @@ class InsightHook(BaseHook):
 
         Fills the task log after a wait that did not stream (or missed) the end; a failed fetch
         is logged as a warning and gives no lines (the job's end does not depend on its log).
+        No request is made when the outcome says the log is complete and ends at
+        ``last_forwarded_line`` (the trigger already forwarded every line).
         """
         if outcome.run_log_url is None:
+            return []
+        if outcome.run_log_forwarded_through(last_forwarded_line):
+            self.log.debug(
+                "The run log of %s was forwarded in full; not fetching it again",
+                outcome.compute_job_id,
+            )
             return []
         try:
             text = self.get_rest_client().get_run_log(

@@ -253,7 +253,11 @@ class InsightJobOperator(BaseOperator):
         return self._finish(context, outcome)
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> Any:
-        """Resume after the trigger's event: fill the log from REST, end like the blocking path."""
+        """Resume after the trigger's event: fill the log from REST, end like the blocking path.
+
+        The REST run log is not read again when the trigger's outcome says it forwarded the
+        whole log (``run_log_complete`` and the event's ``last_run_log_line`` is its last line).
+        """
         from airflow_insight.triggers.insight import outcome_from_event
 
         try:

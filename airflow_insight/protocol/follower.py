@@ -90,6 +90,18 @@ Decisions where the protocol is silent:
 * A terminal status asks for the REST run log (``RunLogFetchDue``) when a ``runLogUrl`` is known;
   without one (a job cancelled while queued) the job finishes at once. ``RUNLOG_COMPLETED`` is
   never waited for.
+* Except when the socket already brought the whole log: ``RUNLOG_COMPLETED`` says how many lines
+  the log has (``totalLines``); when every line up to ``totalLines - 1`` was forwarded without a
+  gap, none was given up and none waits in the buffer, the job finishes at its terminal status
+  without the REST fetch (one full-log transfer saved per job; the outcome says
+  ``run_log_complete``). Anything else still fetches: no ``RUNLOG_COMPLETED``, a gap, buffered
+  lines, a total that disagrees with what was forwarded (more or fewer lines), a total from an
+  earlier execution attempt (forgotten when ``executionAttempts`` grows), or a server that
+  restarted line numbers for a new attempt.
+* A terminal status that arrives *before* ``RUNLOG_COMPLETED`` fetches at once (never waiting,
+  §A6). If ``RUNLOG_COMPLETED`` (or the last missing lines) then arrives while the fetch is
+  outstanding and makes the log complete, the job finishes right then, and the fetch's answer is
+  ignored when it comes: the fetch is the safe path, the shortcut only ever ends it early.
 * ``COMPUTE_JOB_NOT_FOUND`` asks for a REST check of that job; without a ``computeJobId`` it asks
   for all followed jobs. A 404 over REST (:meth:`Follower.job_gone`) before any terminal status
   finishes the job as ``DELETED`` without fetching the run log (it went with the job).
@@ -120,6 +132,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import heapq
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -209,6 +222,10 @@ class _Job:
     phase: _Phase = _Phase.FOLLOWING
     #: REST checks made while the socket was down, for the check backoff.
     down_checks: int = 0
+    #: ``totalLines`` of the last ``RUNLOG_COMPLETED`` for the current attempt, if any.
+    total_lines: int | None = None
+    #: The time of this job's live entry in the check heap (None: it has none).
+    queued_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -260,6 +277,10 @@ class Follower:
         self.config = config or FollowerConfig()
         self._jitter_source = jitter_source
         self._jobs: dict[str, _Job] = {}
+        # The jobs not finished yet, so per-step work never walks the finished ones.
+        self._running: dict[str, _Job] = {}
+        # (next check time, job id), lazily maintained: see _set_check and _earliest_check.
+        self._checks: list[tuple[float, str]] = []
         self._outgoing: list[str] = []
         self._open = False
         self._connection_id: str | None = None
@@ -294,7 +315,7 @@ class Follower:
     @property
     def active(self) -> bool:
         """True while some followed job has not finished."""
-        return any(True for _ in self._unfinished())
+        return bool(self._running)
 
     @property
     def last_connection_error(self) -> str | None:
@@ -318,7 +339,10 @@ class Follower:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do; None when nothing is scheduled."""
-        deadlines = [job.next_check_at for job in self._unfinished()]
+        deadlines = []
+        check_at = self._earliest_check()
+        if check_at is not None:
+            deadlines.append(check_at)
         if self._token_due_at is not None:
             deadlines.append(self._token_due_at)
         if self._reconnect_at is not None and not self._open:
@@ -350,6 +374,8 @@ class Follower:
         )
         job = _Job(job_id, run_log, next_check_at=now + self.config.silence_limit_seconds)
         self._jobs[job_id] = job
+        self._running[job_id] = job
+        self._set_check(job, job.next_check_at)
         if self._open:
             if self.config.subscribe_on_follow:
                 self._queue(m.Subscribe(self._subscriptions_for([job])))
@@ -360,6 +386,7 @@ class Follower:
     def unfollow(self, job_id: str) -> None:
         """Forget a job; later messages about it are ignored. No message goes to the server."""
         self._jobs.pop(job_id, None)
+        self._running.pop(job_id, None)
 
     # ----------------------------------------------------------------------------- connection
 
@@ -376,7 +403,7 @@ class Follower:
         for job in running:
             job.down_checks = 0
             # The CURRENT_JOB_STATUS answer should come well within this window.
-            job.next_check_at = now + self.config.silence_limit_seconds
+            self._set_check(job, now + self.config.silence_limit_seconds)
         if running:
             self._queue(m.Subscribe(self._subscriptions_for(running)))
 
@@ -402,7 +429,7 @@ class Follower:
         for job in self._unfinished():
             if job.phase is _Phase.FOLLOWING:
                 job.down_checks = 0
-                job.next_check_at = min(job.next_check_at, now + self._backoff(0))
+                self._set_check(job, min(job.next_check_at, now + self._backoff(0)))
 
     def connection_failed(self, now: float, error: str | None = None) -> None:
         """A connect attempt failed: back off further before the next one."""
@@ -454,11 +481,11 @@ class Follower:
             # The driver answers with connection_opened or connection_failed.
             self._reconnect_at = None
             self._connecting = True
-        for job in self._unfinished():
-            if now < job.next_check_at:
-                continue
+        while (check_at := self._earliest_check()) is not None and check_at <= now:
+            job = self._running[heapq.heappop(self._checks)[1]]
+            job.queued_at = None
             # Re-asked after the silence limit when the driver never answers.
-            job.next_check_at = now + self.config.silence_limit_seconds
+            self._set_check(job, now + self.config.silence_limit_seconds)
             if job.phase is _Phase.FOLLOWING:
                 events.append(ReconcileDue(job.job_id))
             elif job.run_log_url is not None:
@@ -497,15 +524,20 @@ class Follower:
             reason = f"{type(message).__name__} for job {message.compute_job_id!r} ({state})"
             return [MessageIgnored(reason, message.compute_job_id)]
         if job.phase is _Phase.FOLLOWING:
-            job.next_check_at = now + self.config.silence_limit_seconds
+            # Pushes the check on: no heap operation (see _set_check).
+            self._set_check(job, now + self.config.silence_limit_seconds)
         match message:
             case m.JobStatusReport():
                 return self._apply_status(job, _StatusFields.from_report(message), now)
             case m.RunLogUpdated():
                 # Lines arriving after the terminal status are still live lines (§B9 #10).
-                return list(job.run_log.accept(message.start_line, message.lines))
-        # RUNLOG_COMPLETED: nothing to do; the REST run log closes every gap anyway (§A6).
-        return []
+                events: list[Event] = list(job.run_log.accept(message.start_line, message.lines))
+                return events + self._finish_if_fetch_unneeded(job)
+            case m.RunLogCompleted():
+                if message.total_lines is not None and message.total_lines >= 0:
+                    job.total_lines = message.total_lines
+                return self._finish_if_fetch_unneeded(job)
+        return []  # pragma: no cover - every job message type is handled above
 
     def _on_error(self, message: m.ErrorReported, now: float) -> list[Event]:
         if message.error_type != m.COMPUTE_JOB_NOT_FOUND:
@@ -523,7 +555,7 @@ class Follower:
         events: list[Event] = []
         for job in targets:
             # The server lost track of it (finished long ago, or never known): ask REST (§B9 #13).
-            job.next_check_at = now + self.config.silence_limit_seconds
+            self._set_check(job, now + self.config.silence_limit_seconds)
             events.append(ReconcileDue(job.job_id))
         return events
 
@@ -555,6 +587,7 @@ class Follower:
         changed = StatusChanged(
             job_id, job.status, job.model_status, job.run_log.execution_attempts
         )
+        # The run log went with the job: it is not known complete.
         return [changed, *self._finish(job)]
 
     def reconcile_failed(self, job_id: str, now: float, reason: str | None = None) -> None:
@@ -569,7 +602,9 @@ class Follower:
         job = self._jobs.get(job_id)
         if job is None or job.phase is not _Phase.FETCHING_RUN_LOG:
             return []
-        return [*job.run_log.fill_from_text(text), *self._finish(job)]
+        filled = job.run_log.fill_from_text(text)
+        # Complete unless some line was given up (now, or earlier while streaming).
+        return [*filled, *self._finish(job, run_log_complete=not job.run_log.lines_lost)]
 
     def run_log_unavailable(
         self, job_id: str, now: float, reason: str | None = None
@@ -584,7 +619,35 @@ class Follower:
     # ----------------------------------------------------------------------------- internals
 
     def _unfinished(self) -> list[_Job]:
-        return [job for job in self._jobs.values() if job.phase is not _Phase.FINISHED]
+        return list(self._running.values())
+
+    def _set_check(self, job: _Job, at: float) -> None:
+        """Set the job's next REST check; push a heap entry only when it moves *earlier*.
+
+        Each running job has at most one live heap entry (its time in ``job.queued_at``); a
+        later deadline (every message pushes it on) only updates the field, and the entry is
+        moved when it reaches the top (:meth:`_earliest_check`). So a message costs no heap
+        operation, and ``tick``/``next_deadline`` cost O(log jobs), not O(jobs).
+        """
+        job.next_check_at = at
+        if job.queued_at is None or at < job.queued_at:
+            heapq.heappush(self._checks, (at, job.job_id))
+            job.queued_at = at
+
+    def _earliest_check(self) -> float | None:
+        """The earliest REST check of a running job, after dropping or moving stale entries."""
+        checks = self._checks
+        while checks:
+            at, job_id = checks[0]
+            job = self._running.get(job_id)
+            if job is None or job.queued_at != at:
+                heapq.heappop(checks)  # finished, unfollowed, or superseded by an earlier entry
+            elif job.next_check_at > at:
+                heapq.heapreplace(checks, (job.next_check_at, job_id))  # pushed on meanwhile
+                job.queued_at = job.next_check_at
+            else:
+                return at
+        return None
 
     def _queue(self, message: m.ClientMessage) -> None:
         self._outgoing.append(m.encode_client_message(message))
@@ -613,7 +676,7 @@ class Follower:
         if not self._open:
             interval = min(interval, self._backoff(job.down_checks))
             job.down_checks += 1
-        job.next_check_at = now + interval
+        self._set_check(job, now + interval)
 
     def _apply_status(self, job: _Job, fields: _StatusFields, now: float) -> list[Event]:
         if job.phase is not _Phase.FOLLOWING:
@@ -623,6 +686,8 @@ class Follower:
         if attempts is not None and attempts > job.run_log.execution_attempts:
             if job.run_log.execution_attempts > 0:
                 events.append(JobRequeued(job.job_id, attempts))
+                # A total sent for the earlier attempt says nothing about the new one.
+                job.total_lines = None
             job.run_log.new_attempt(attempts)
         # Null model status and URLs mean "not yet": never erase what an earlier report said.
         job.model_status = fields.model_status or job.model_status
@@ -651,15 +716,28 @@ class Follower:
 
     def _job_ended(self, job: _Job, now: float) -> list[Event]:
         job.phase = _Phase.FETCHING_RUN_LOG
-        if job.run_log_url is None:
-            # Never ran (e.g. cancelled while queued): there is no run log to fetch.
-            return self._finish(job)
-        job.next_check_at = now + self.config.silence_limit_seconds
+        if job.run_log_url is None or self._socket_brought_whole_log(job):
+            # Never ran (e.g. cancelled while queued): there is no run log to fetch. Or the
+            # socket brought every line, as RUNLOG_COMPLETED counts them: nothing to fill.
+            return self._finish(job, run_log_complete=self._socket_brought_whole_log(job))
+        self._set_check(job, now + self.config.silence_limit_seconds)
         return [RunLogFetchDue(job.job_id, job.run_log_url)]
 
-    def _finish(self, job: _Job) -> list[Event]:
+    def _socket_brought_whole_log(self, job: _Job) -> bool:
+        """True when ``RUNLOG_COMPLETED``'s total matches exactly what was forwarded."""
+        return job.total_lines is not None and job.run_log.covers(job.total_lines)
+
+    def _finish_if_fetch_unneeded(self, job: _Job) -> list[Event]:
+        """After the terminal status, while the fetch is outstanding: end as soon as the
+        socket completed the log (the fetch's answer is then ignored)."""
+        if job.phase is _Phase.FETCHING_RUN_LOG and self._socket_brought_whole_log(job):
+            return self._finish(job, run_log_complete=True)
+        return []
+
+    def _finish(self, job: _Job, *, run_log_complete: bool = False) -> list[Event]:
         events: list[Event] = list(job.run_log.flush())
         job.phase = _Phase.FINISHED
+        self._running.pop(job.job_id, None)
         outcome = JobOutcome(
             compute_job_id=job.job_id,
             status=job.status or JobStatus.DELETED.value,
@@ -670,6 +748,7 @@ class Follower:
             last_run_log_line=job.run_log.last_forwarded_line,
             run_log_tail=job.run_log.tail,
             detail=job.detail,
+            run_log_complete=run_log_complete and not job.run_log.lines_lost,
         )
         events.append(JobFinished(outcome))
         return events

@@ -295,6 +295,13 @@ def encode_client_message(message: ClientMessage) -> str:
 
 
 def _load_envelope(text: str | bytes) -> tuple[str, str | None, Any]:
+    if isinstance(text, bytes | bytearray):
+        # A text frame's payload, undecoded (websocket-client with its UTF-8 check off): it
+        # must be UTF-8 (RFC 6455 §5.6). json.loads would also guess UTF-16/32 from the bytes.
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RemoteProtocolError(f"message is not valid UTF-8: {exc.reason}") from exc
     try:
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -59,6 +59,11 @@ class JobOutcome:
     run_log_tail: tuple[str, ...] = ()
     #: Why the client decided the job ended, when not from a status (e.g. a 404 over REST).
     detail: str | None = None
+    #: True when the whole run log is known to have been forwarded, through
+    #: ``last_run_log_line``: the final REST log was read, or ``RUNLOG_COMPLETED`` counted exactly
+    #: the lines forwarded, and no line was given up. False when not known (then a resume reads
+    #: the REST run log for anything after ``last_run_log_line``).
+    run_log_complete: bool = False
 
     # ----------------------------------------------------------------------------- verdict
 
@@ -143,6 +148,11 @@ class JobOutcome:
             parts.append(" No run-log lines were received.")
         return "".join(parts)
 
+    def run_log_forwarded_through(self, last_forwarded_line: int) -> bool:
+        """True when a reader that forwarded through ``last_forwarded_line`` has the whole run
+        log: it is known complete and ends exactly at that line (no REST fetch needed)."""
+        return self.run_log_complete and last_forwarded_line == self.last_run_log_line
+
     # ----------------------------------------------------------------------------- REST
 
     @classmethod
@@ -179,6 +189,7 @@ class JobOutcome:
             "last_run_log_line": self.last_run_log_line,
             "run_log_tail": list(self.run_log_tail),
             "detail": self.detail,
+            "run_log_complete": self.run_log_complete,
         }
 
     @classmethod
@@ -202,6 +213,8 @@ class JobOutcome:
             last_run_log_line=_int(data, "last_run_log_line", -1),
             run_log_tail=tuple(str(line) for line in tail),
             detail=_optional_text(data, "detail"),
+            # Payloads written before the field existed: not known complete (the safe reading).
+            run_log_complete=_bool(data, "run_log_complete", False),
         )
 
 
@@ -226,6 +239,13 @@ def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise LocalProtocolError(f"not a JobOutcome payload: {key} must be text or null")
+    return value
+
+
+def _bool(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise LocalProtocolError(f"not a JobOutcome payload: {key} must be true or false")
     return value
 
 

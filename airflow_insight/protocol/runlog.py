@@ -91,6 +91,8 @@ class RunLog:
         self._awaiting_first_batch_of_attempt = False
         # The first lines forwarded from position ``_offset`` on (see the module docstring).
         self._head: list[str] = []
+        # True once some position was given up (a RunLogGap was reported).
+        self._lost = False
 
     # ----------------------------------------------------------------------------- reading
 
@@ -117,6 +119,22 @@ class RunLog:
     def buffered_line_count(self) -> int:
         """How many lines wait for a gap to close."""
         return len(self._pending)
+
+    @property
+    def lines_lost(self) -> bool:
+        """True once some line was given up (reported as a :class:`~.events.RunLogGap`)."""
+        return self._lost
+
+    def covers(self, total_lines: int) -> bool:
+        """True when exactly lines ``0 .. total_lines - 1`` were forwarded: none given up, none
+        waiting in the buffer, none beyond, and one numbering throughout (a server that
+        restarted numbering for a new attempt counts its lines differently: never covered)."""
+        return (
+            not self._pending
+            and not self._lost
+            and self._offset == 0
+            and self._forwarded == total_lines - 1
+        )
 
     @property
     def tail(self) -> tuple[str, ...]:
@@ -212,6 +230,7 @@ class RunLog:
             next_position = min(self._pending)
             if next_position > self._forwarded + 1:
                 events.append(RunLogGap(self.job_id, self._forwarded + 1, next_position - 1))
+                self._lost = True
                 self._forwarded = next_position - 1
             events.extend(self._drain())
         return events

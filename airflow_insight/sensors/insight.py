@@ -125,7 +125,8 @@ class InsightJobSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._finish(outcome))
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger's event: fill the log from REST, end like a poke."""
+        """Resume after the trigger's event: fill the log from REST (unless the trigger forwarded
+        all of it, see ``InsightHook.run_log_after``), end like a poke."""
         try:
             outcome = outcome_from_event(event)
         except InsightError as exc:

@@ -231,8 +231,16 @@ class InsightJobTrigger(BaseTrigger):
                 }
             await self._log_event(event)
             if isinstance(event, ev.JobFinished):
+                # Complete for the resume only if this watch got every line the core forwarded
+                # (a watch that joined late or stopped at a gap did not): else it refetches.
+                complete = (
+                    event.outcome.run_log_complete
+                    and watch.last_run_log_line == event.outcome.last_run_log_line
+                )
                 outcome = dataclasses.replace(
-                    event.outcome, last_run_log_line=watch.last_run_log_line
+                    event.outcome,
+                    last_run_log_line=watch.last_run_log_line,
+                    run_log_complete=complete,
                 )
                 return {
                     "kind": "finished",

@@ -79,6 +79,12 @@ def _jobs(emulator: Emulator, dag_id: str) -> list[str]:
     return [job_id for job_id in list(emulator.hub.jobs) if job_id.startswith(f"{dag_id}.")]
 
 
+def _run_log_gets(emulator: Emulator, job_id: str) -> int:
+    """How many times the job's run log was read over REST."""
+    path = f"/api/scenarios/{emulator.hub.jobs[job_id].scenario_id}/run-log"
+    return len(emulator.record.requests("GET", path))
+
+
 def _records(text: str, logger: str) -> list[str]:
     return [line for line in text.splitlines() if logger in line]
 
@@ -127,6 +133,9 @@ def test_deferred_job_succeeds_with_the_run_log_forwarded_once_by_the_trigger(
     operator_records = _records(output.out, OPERATOR_RUN_LOG)
     assert trigger_records
     _assert_forwarded_once_in_order(trigger_records + operator_records, emulator.run_log(job_id))
+    # The socket brought every line (RUNLOG_COMPLETED counted them): neither the trigger nor
+    # execute_complete read the run log over REST.
+    assert _run_log_gets(emulator, job_id) == 0
     # Before deferring: the job id was in the task state store and in XCom; no defer timeout.
     (seen,) = DAGS.DEFERRED
     assert seen["job_id"] == job_id
@@ -182,6 +191,8 @@ def test_execute_complete_forwards_only_the_lines_the_trigger_missed(
     assert 0 < len(trigger_records) < len(log), (len(trigger_records), len(log))
     assert operator_records
     _assert_forwarded_once_in_order(trigger_records + operator_records, log)
+    # The trigger's GET met the 404; execute_complete read the log again.
+    assert _run_log_gets(emulator, job_id) >= 2
     assert any(e.data.get("fault") == "drop-socket" for e in emulator.record.of_kind("fault"))
 
 

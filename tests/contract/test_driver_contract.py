@@ -61,10 +61,19 @@ class Scenario:
     raises: type[InsightError] | None = None
     #: How many sockets the emulator must have seen opened: (at least, at most).
     sockets: tuple[int, int | None] = (1, None)
+    #: Whether the final run log must have been fetched over REST (None: either way).
+    run_log_fetched: bool | None = None
 
 
 SCENARIOS = [
-    Scenario("clean", sockets=(1, 1)),
+    # RUNLOG_COMPLETED counts every line the socket brought: no REST run-log fetch.
+    Scenario("clean", sockets=(1, 1), run_log_fetched=False),
+    Scenario(
+        "no-runlog-completed",
+        emulator={"send_runlog_completed": False},
+        sockets=(1, 1),
+        run_log_fetched=True,
+    ),
     Scenario("drop-after-5-messages", (f.DropSocket(after_messages=5),), sockets=(2, None)),
     Scenario(
         "drop-with-close-frame",
@@ -120,7 +129,13 @@ SCENARIOS = [
         # Every reconnect is refused: the job is followed over REST through its errors.
         later=(f.RefuseHandshake(503, times=None),),
     ),
-    Scenario("http-500-on-run-log", (f.HttpError("GET", "/api/scenarios/*/run-log", 500),)),
+    Scenario(
+        "http-500-on-run-log",
+        (f.HttpError("GET", "/api/scenarios/*/run-log", 500),),
+        # Without RUNLOG_COMPLETED the client must fetch the log, and meets the 500.
+        emulator={"send_runlog_completed": False},
+        run_log_fetched=True,
+    ),
     Scenario("delayed-submit", (f.Delay("POST", "/api/compute-jobs", 0.3),)),
     Scenario("delayed-reconcile", (f.DropSocket(after_messages=4), f.Delay("GET", "*", 0.2))),
     Scenario("malformed-json", (f.MalformedJson(times=3),)),
@@ -255,6 +270,9 @@ def test_fault_scenario(
     least, most = scenario.sockets
     assert opened >= least
     assert most is None or opened <= most
+    if scenario.run_log_fetched is not None:
+        path = f"/api/scenarios/{emulator.hub.jobs[job_id].scenario_id}/run-log"
+        assert bool(emulator.record.requests("GET", path)) is scenario.run_log_fetched
     _assert_no_secrets(emulator, caplog, capsys)
 
 

@@ -116,7 +116,7 @@ def test_normal_run_forwards_each_line_once_and_finishes() -> None:
             status("job-1", "EXECUTING"),
             run_log("job-1", 0, numbered(3)),
             run_log("job-1", 3, numbered(2, 3)),
-            m.encode_server_message(m.RunLogCompleted("job-1", 5)),
+            # No RUNLOG_COMPLETED (it may never come, §A6): the REST run log is fetched.
             status("job-1", "COMPLETED", "OK", result_url=RESULT_URL),
         ],
     )
@@ -143,6 +143,7 @@ def test_normal_run_forwards_each_line_once_and_finishes() -> None:
         run_log_url=RUN_LOG_URL,
         last_run_log_line=4,
         run_log_tail=tuple(numbered(5)),
+        run_log_complete=True,
     )
     assert finished.outcome.verdict() is Verdict.SUCCESS
     assert not follower.active and follower.following == ()
@@ -700,3 +701,229 @@ def test_every_event_describes_itself() -> None:
 def test_config_rejects_unusable_values(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         FollowerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- RUNLOG_COMPLETED
+
+
+def completed(job_id: str, total_lines: int | None) -> str:
+    return m.encode_server_message(m.RunLogCompleted(job_id, total_lines))
+
+
+def test_runlog_completed_covering_every_line_finishes_without_the_rest_fetch() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "EXECUTING"),
+            run_log("job-1", 0, numbered(3)),
+            run_log("job-1", 3, numbered(2, 3)),
+            completed("job-1", 5),
+            status("job-1", "COMPLETED", "OK", result_url=RESULT_URL),
+        ],
+    )
+    assert of_type(events, ev.RunLogFetchDue) == []
+    assert forwarded(events) == numbered(5)
+    (finished,) = of_type(events, ev.JobFinished)
+    assert events[-1] == finished
+    assert finished.outcome == JobOutcome(
+        "job-1",
+        "COMPLETED",
+        "OK",
+        execution_attempts=1,
+        result_url=RESULT_URL,
+        run_log_url=RUN_LOG_URL,
+        last_run_log_line=4,
+        run_log_tail=tuple(numbered(5)),
+        run_log_complete=True,
+    )
+    assert not follower.active and follower.next_deadline() is None
+    # Nothing asks for the run log later either.
+    assert follower.tick(1_000.0) == []
+    assert follower.run_log_fetched("job-1", "x", 2.0) == []
+
+
+def test_an_empty_log_counted_by_runlog_completed_needs_no_fetch() -> None:
+    follower = opened("job-1")
+    events = feed(follower, [completed("job-1", 0), status("job-1", "FAILED", None)])
+    assert of_type(events, ev.RunLogFetchDue) == []
+    outcome = of_type(events, ev.JobFinished)[0].outcome
+    assert (outcome.last_run_log_line, outcome.run_log_complete) == (-1, True)
+
+
+@pytest.mark.parametrize(
+    ("script", "why"),
+    [
+        ([run_log("job-1", 0, numbered(3)), run_log("job-1", 5, numbered(2, 5))], "gap"),
+        ([run_log("job-1", 0, numbered(5))], "no RUNLOG_COMPLETED"),
+        ([run_log("job-1", 0, numbered(5)), completed("job-1", 7)], "total larger"),
+        ([run_log("job-1", 0, numbered(5)), completed("job-1", 4)], "total smaller"),
+        ([run_log("job-1", 0, numbered(5)), completed("job-1", None)], "no totalLines"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_the_rest_run_log_is_still_fetched(script: list[str], why: str) -> None:
+    follower = opened("job-1")
+    events = feed(follower, [*script, status("job-1", "COMPLETED", "OK")])
+    assert of_type(events, ev.RunLogFetchDue) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)], why
+    assert of_type(events, ev.JobFinished) == []
+    final = follower.run_log_fetched("job-1", "\n".join(numbered(7)), 2.0)
+    outcome = of_type(final, ev.JobFinished)[0].outcome
+    # The REST log read in full makes the log complete, whatever RUNLOG_COMPLETED said.
+    assert (outcome.last_run_log_line, outcome.run_log_complete) == (6, True)
+
+
+def test_terminal_status_before_runlog_completed_fetches_at_once_then_ends_early() -> None:
+    """§A6: never wait for RUNLOG_COMPLETED. The fetch starts at the terminal status; if
+    RUNLOG_COMPLETED then shows the socket brought every line, the job ends right away and the
+    fetch's answer is ignored."""
+    follower = opened("job-1")
+    events = feed(follower, [run_log("job-1", 0, numbered(4)), status("job-1", "COMPLETED", "OK")])
+    assert events[-1] == ev.RunLogFetchDue("job-1", RUN_LOG_URL)
+    late = feed(follower, [completed("job-1", 4)], now=1.5)
+    (finished,) = late
+    assert isinstance(finished, ev.JobFinished)
+    assert finished.outcome.run_log_complete and finished.outcome.last_run_log_line == 3
+    assert follower.run_log_fetched("job-1", "\n".join(numbered(4)), 2.0) == []
+    assert follower.tick(1_000.0) == []
+
+
+def test_lines_completing_the_log_after_the_terminal_status_end_the_fetch_early() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            run_log("job-1", 0, numbered(3)),
+            completed("job-1", 5),
+            status("job-1", "COMPLETED", "OK"),
+        ],
+    )
+    assert events[-1] == ev.RunLogFetchDue("job-1", RUN_LOG_URL)
+    late = feed(follower, [run_log("job-1", 3, numbered(2, 3))], now=1.5)
+    assert forwarded(late) == numbered(2, 3)
+    outcome = of_type(late, ev.JobFinished)[0].outcome
+    assert outcome.run_log_complete and outcome.last_run_log_line == 4
+
+
+def test_a_total_from_an_earlier_attempt_is_forgotten_at_a_requeue() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "EXECUTING", attempts=1),
+            run_log("job-1", 0, numbered(5)),
+            completed("job-1", 5),
+            status("job-1", "EXECUTING", attempts=2),
+            status("job-1", "COMPLETED", "OK", attempts=2),
+        ],
+    )
+    assert of_type(events, ev.JobRequeued) == [ev.JobRequeued("job-1", 2)]
+    assert of_type(events, ev.RunLogFetchDue) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)]
+
+
+def test_a_server_restarting_numbering_never_skips_the_fetch() -> None:
+    follower = opened("job-1")
+    events = feed(
+        follower,
+        [
+            status("job-1", "EXECUTING", attempts=1),
+            run_log("job-1", 0, numbered(3)),
+            status("job-1", "EXECUTING", attempts=2),
+            run_log("job-1", 0, ["second 0", "second 1"]),
+            completed("job-1", 5),  # matches the positions, but not the server's numbering
+            status("job-1", "COMPLETED", "OK", attempts=2),
+        ],
+    )
+    assert of_type(events, ev.RunLogFetchDue) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)]
+
+
+def test_lines_given_up_earlier_keep_the_log_incomplete() -> None:
+    follower = opened("job-1", config=dataclasses.replace(CONFIG, max_buffered_lines=2))
+    events = feed(
+        follower,
+        [
+            run_log("job-1", 0, ["a"]),
+            # Lines 1-2 never come; 3 buffered lines overflow the buffer: the gap is given up.
+            run_log("job-1", 3, ["d", "e", "f"]),
+            completed("job-1", 6),
+            status("job-1", "COMPLETED", "OK"),
+        ],
+    )
+    assert of_type(events, ev.RunLogGap) == [ev.RunLogGap("job-1", 1, 2)]
+    assert of_type(events, ev.RunLogFetchDue) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)]
+    final = follower.run_log_fetched("job-1", "a\nb\nc\nd\ne\nf\n", 2.0)
+    outcome = of_type(final, ev.JobFinished)[0].outcome
+    assert outcome.last_run_log_line == 5
+    assert not outcome.run_log_complete
+
+
+def test_a_failed_fetch_or_a_404_leaves_the_log_not_known_complete() -> None:
+    follower = opened("job-1", "job-2")
+    feed(follower, [run_log("job-1", 0, numbered(2)), status("job-1", "COMPLETED", "OK")])
+    unavailable = of_type(follower.run_log_unavailable("job-1", 2.0), ev.JobFinished)
+    assert not unavailable[0].outcome.run_log_complete
+    gone = of_type(follower.job_gone("job-2", 2.0), ev.JobFinished)
+    assert not gone[0].outcome.run_log_complete
+
+
+# ----------------------------------------------------------------------------- raw frames
+
+
+def test_text_frames_as_bytes_are_decoded_strictly_as_utf8() -> None:
+    follower = opened("job-1")
+    good = run_log("job-1", 0, ["café ✓"]).encode("utf-8")
+    assert forwarded(follower.receive_text(good, 1.0)) == ["café ✓"]
+    bad = run_log("job-1", 1, ["caf\udcff"], end=1).encode("utf-8", "surrogateescape")
+    (rejected,) = follower.receive_text(bad, 1.0)
+    assert isinstance(rejected, ev.MessageRejected)
+    assert "UTF-8" in rejected.reason
+    # The bad frame changed nothing: the next good line is line 1.
+    assert forwarded(follower.receive_text(run_log("job-1", 1, ["x"]).encode(), 1.0)) == ["x"]
+
+
+# ----------------------------------------------------------------------------- many jobs
+
+
+def test_checks_stay_right_with_many_jobs_heard_at_different_times() -> None:
+    """The check schedule (a heap corrected lazily) against a plain model: every job not heard
+    of for the silence limit gets exactly one ReconcileDue, and next_deadline is the earliest
+    check of a job still running."""
+    limit = 2.0
+    config = dataclasses.replace(CONFIG, silence_limit_seconds=limit)
+    follower = opened(config=config)
+    rng = random.Random(7)
+    heard: dict[str, float] = {}
+    now = 0.0
+    checked = 0
+    for step in range(400):
+        now += rng.uniform(0.0, 0.5)
+        action = rng.random()
+        if action < 0.15 or not heard:
+            job_id = f"job-{step}"
+            follower.follow(job_id, now=now)
+            heard[job_id] = now
+        elif action < 0.2:
+            job_id = rng.choice(sorted(heard))
+            follower.unfollow(job_id)
+            del heard[job_id]
+        elif action < 0.25:
+            job_id = rng.choice(sorted(heard))
+            feed(follower, [status(job_id, "CANCELLED", None, run_log_url=None)], now=now)
+            del heard[job_id]
+        else:
+            job_id = rng.choice(sorted(heard))
+            # No runLogUrl: the job's end then finishes it at once (no run log to fetch).
+            feed(follower, [status(job_id, "EXECUTING", run_log_url=None)], now=now)
+            heard[job_id] = now
+        follower.data_to_send()
+        expected_deadline = min((at + limit for at in heard.values()), default=None)
+        assert follower.next_deadline() == expected_deadline
+        due = sorted(job for job, at in heard.items() if at + limit <= now)
+        checks = sorted(e.job_id for e in of_type(follower.tick(now), ev.ReconcileDue))
+        assert checks == due
+        checked += len(due)
+        for job_id in due:
+            heard[job_id] = now  # the tick re-asks after the silence limit
+    assert checked > 20, "too few checks came due: the test would prove little"
+    assert sorted(follower.following) == sorted(heard)
+    assert follower.active is bool(heard)

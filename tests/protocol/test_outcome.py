@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -103,6 +104,13 @@ def test_round_trip_through_json() -> None:
     )
     payload = json.loads(json.dumps(original.to_dict()))
     assert JobOutcome.from_dict(payload) == original
+    complete = dataclasses.replace(original, run_log_complete=True)
+    payload = json.loads(json.dumps(complete.to_dict()))
+    assert payload["run_log_complete"] is True
+    assert JobOutcome.from_dict(payload) == complete
+    # A payload written before the field existed reads as "not known complete".
+    del payload["run_log_complete"]
+    assert JobOutcome.from_dict(payload) == original
     minimal = JobOutcome.from_dict({"compute_job_id": "j", "status": "FAILED", "extra": 1})
     assert minimal == JobOutcome("j", "FAILED")
 
@@ -115,6 +123,7 @@ def test_round_trip_through_json() -> None:
         {"compute_job_id": "j", "status": "FAILED", "model_status": 5},
         {"compute_job_id": "j", "status": "FAILED", "execution_attempts": "2"},
         {"compute_job_id": "j", "status": "FAILED", "last_run_log_line": True},
+        {"compute_job_id": "j", "status": "FAILED", "run_log_complete": "yes"},
     ],
 )
 def test_from_dict_rejects_payloads_that_are_not_outcomes(payload: dict[str, object]) -> None:
@@ -144,3 +153,11 @@ def test_from_job_document_reads_both_spellings_and_defaults() -> None:
     assert outcome.succeeded()
     bare = JobOutcome.from_job_document("j2", {"executionAttempts": True, "resultUrl": 3})
     assert (bare.status, bare.execution_attempts, bare.result_url) == ("QUEUED", 0, None)
+
+
+def test_run_log_forwarded_through_needs_complete_and_the_same_last_line() -> None:
+    complete = outcome("COMPLETED", last_run_log_line=9, run_log_complete=True)
+    assert complete.run_log_forwarded_through(9)
+    assert not complete.run_log_forwarded_through(8)  # the reader missed line 9
+    assert not complete.run_log_forwarded_through(10)
+    assert not outcome("COMPLETED", last_run_log_line=9).run_log_forwarded_through(9)

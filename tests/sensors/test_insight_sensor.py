@@ -28,6 +28,12 @@ def _submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:
         rest.submit_job({"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True})
 
 
+def _run_log_gets(emulator: Emulator, job_id: str) -> int:
+    """How many times the job's run log was read over REST."""
+    path = f"/api/scenarios/{emulator.hub.jobs[job_id].scenario_id}/run-log"
+    return len(emulator.record.requests("GET", path))
+
+
 def _sensor(job_id: str, **kwargs: Any) -> InsightJobSensor:
     return InsightJobSensor(
         task_id="wait", compute_job_id=job_id, poke_interval=0.05, timeout=20, **kwargs
@@ -112,3 +118,30 @@ def test_execute_complete_ends_like_a_poke(emulator: Emulator) -> None:
     }
     with pytest.raises(AirflowFailException, match="refused"):
         _sensor("complete-1", deferrable=True).execute_complete({}, error)  # type: ignore[arg-type]
+
+
+def test_execute_complete_reads_the_run_log_only_when_the_trigger_missed_some(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _submit(emulator, "resume-2")
+    document = emulator.wait_for_status("resume-2", {"COMPLETED"})
+    log = [line.strip() for line in emulator.run_log("resume-2")]
+    last = len(log) - 1
+    outcome = JobOutcome(
+        "resume-2", "COMPLETED", "OK", 1, None, document["runLogUrl"], last, run_log_complete=True
+    )
+    sensor = _sensor("resume-2", deferrable=True)
+    event = {"kind": "finished", "outcome": outcome.to_dict(), "last_run_log_line": last}
+    assert sensor.execute_complete({}, event)["status"] == "COMPLETED"  # type: ignore[arg-type]
+    assert _run_log_gets(emulator, "resume-2") == 0
+    # The trigger forwarded fewer lines than the complete log holds: the rest is read over REST.
+    event["last_run_log_line"] = last - 3
+    assert sensor.execute_complete({}, event)["status"] == "COMPLETED"  # type: ignore[arg-type]
+    assert _run_log_gets(emulator, "resume-2") == 1
+    captured = capsys.readouterr()
+    forwarded = [
+        record.split("]", 1)[1].split("[", 1)[0].strip()
+        for record in (captured.out + captured.err).splitlines()
+        if RUN_LOG_MARK in record
+    ]
+    assert forwarded == log[-3:]

@@ -78,6 +78,12 @@ def _run_log(emulator: Emulator, job_id: str) -> list[str]:
     return [line.strip() for line in emulator.run_log(job_id)]
 
 
+def _run_log_gets(emulator: Emulator, job_id: str) -> int:
+    """How many times the job's run log was read over REST."""
+    path = f"/api/scenarios/{emulator.hub.jobs[job_id].scenario_id}/run-log"
+    return len(emulator.record.requests("GET", path))
+
+
 def _assert_no_secrets(emulator: Emulator, *texts: str) -> None:
     text = "\n".join(texts)
     assert text
@@ -132,6 +138,12 @@ def test_success_streams_every_line_once(
     full_log = _run_log(emulator, "ok-1")
     assert len(full_log) == 20
     assert payload["last_run_log_line"] == outcome.last_run_log_line == 19
+    # RUNLOG_COMPLETED counted every line the socket brought: the log is complete, unread.
+    assert outcome.run_log_complete
+    assert _run_log_gets(emulator, "ok-1") == 0
+    # ... so the task's resume reads nothing either.
+    assert InsightHook("insight_default").run_log_after(outcome, 19) == []
+    assert _run_log_gets(emulator, "ok-1") == 0
     captured = capsys.readouterr()
     assert _forwarded(captured.out + captured.err, "ok-1") == full_log
     _assert_no_secrets(emulator, captured.out, captured.err, json.dumps(payload))
@@ -148,6 +160,7 @@ def test_resume_forwards_only_later_lines(
         _forwarded(captured.out + captured.err, "resume-1") == _run_log(emulator, "resume-1")[12:]
     )
     assert payload["last_run_log_line"] == 19
+    assert outcome_from_event(payload).run_log_complete
 
 
 def test_a_gap_the_trigger_cannot_fill_is_left_to_the_resume(
@@ -170,6 +183,7 @@ def test_a_gap_the_trigger_cannot_fill_is_left_to_the_resume(
     last = payload["last_run_log_line"]
     assert last == outcome.last_run_log_line
     assert last < len(full_log) - 1, "no gap happened: the test proves nothing"
+    assert not outcome.run_log_complete
     captured = capsys.readouterr()
     forwarded = _forwarded(captured.out + captured.err, "gap-1")
     assert forwarded == full_log[: last + 1]
