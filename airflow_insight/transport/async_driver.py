@@ -12,8 +12,29 @@ Where it differs from the blocking twin, and why:
   (one per deferred task) can wait on one socket at once.
 * A reader task moves every received frame into an inbox queue, so ``websockets`` keeps reading
   (and answering ping frames with pongs) while the loop waits on a REST answer.
-* REST calls run through ``asyncio.to_thread`` on the one REST client: the loop is never blocked.
-  They are awaited one at a time, like the blocking twin's; frames queue up meanwhile.
+* The REST calls the core asks for (``TokenRefreshDue``, ``ReconcileDue``, ``RunLogFetchDue``)
+  each run as a task of their own, in a thread, on the one REST client, so one
+  slow call (a large run log, a server answering at the read timeout) never holds up the events
+  of every other job on the socket. The blocking twin answers them in line; here
+  :meth:`AsyncJobFollower._handle` starts the call and its finished task comes back through the
+  inbox, where the same method as the twin's (``_reconcile``...) feeds it to the core, reading
+  ``call.result()`` where the twin calls REST. So the core is only ever touched by the loop task
+  (no locks) and each answer takes its turn among the frames. At most one call per kind and job
+  is in flight (the core asks again after its silence limit; that request is dropped while the
+  first is out, and its answer serves both). Checks and fetches run in a thread pool of the
+  driver's own, :data:`MAX_CONCURRENT_REST_CALLS` threads: not ``asyncio.to_thread``, whose
+  default pool (``min(32, CPUs + 4)`` threads) the whole triggerer shares, so a server answering
+  at the read timeout could otherwise take every thread from every other trigger. The token
+  refresh (one at a time) goes through ``asyncio.to_thread`` as before, so that it never queues
+  behind slow downloads. Each call is bounded by the REST client (connect and read timeouts,
+  bounded retries); :meth:`~AsyncJobFollower.close` cancels the tasks, awaits them and shuts the
+  pool down without waiting for a call still running (its answer is dropped).
+  The calls share the client's ``requests.Session`` across threads: that is safe for this use
+  (one host, so one urllib3 pool, which is thread-safe; the cookie jar locks itself; the token
+  has its own lock in the client), and the bound keeps us below the pool's 10 connections.
+* An answer can now come after frames that arrived while it was out, so a permanent REST error
+  for a job that ended meanwhile is only logged (its end stands), and ``ReconnectDue`` is still
+  answered in line (no socket to keep serving meanwhile).
 * A REST error a retry cannot fix fails the job(s) it concerns (their futures raise it, and
   ``on_event`` gets a :class:`FollowFailed`) instead of ending the loop: other jobs on the same
   socket keep going.
@@ -25,15 +46,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -64,6 +87,12 @@ log = logging.getLogger(__name__)
 SocketOpener = Callable[[ConnectionSettings, str], Awaitable[tuple[ClientConnection, str | None]]]
 #: Largest message accepted from the server; a run-log batch can be long.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Most REST calls (checks, run-log fetches) one driver runs at once: the threads of its own
+#: pool; below ``requests``' pool of 10 connections per host.
+MAX_CONCURRENT_REST_CALLS = 8
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,9 +155,23 @@ async def open_socket(
     return ws, connection_id or None
 
 
-#: What the reader task puts into the inbox: the socket and a frame, or None once it closed.
-#: A bare None wakes the loop (a job was followed or unfollowed).
-_Item = tuple[ClientConnection, str | bytes | None, str] | None
+#: Which REST call: its kind and job (None: the token), at most one in flight per key.
+_CallKey = tuple[str, str | None]
+_TOKEN_CALL: _CallKey = ("token", None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Answer:
+    """A finished REST call, and the method that feeds its result to the core."""
+
+    key: _CallKey
+    call: asyncio.Task[Any]
+    feed: Callable[[asyncio.Task[Any]], list[ev.Event]]
+
+
+#: What goes into the inbox: the socket and a frame (None once it closed, with the reason), a
+#: finished REST call, or a bare None that wakes the loop (a job was followed or unfollowed).
+_Item = tuple[ClientConnection, str | bytes | None, str] | _Answer | None
 
 
 class AsyncJobFollower:
@@ -167,6 +210,12 @@ class AsyncJobFollower:
         self._events: collections.deque[ev.Event] = collections.deque()
         self._outcomes: dict[str, asyncio.Future[JobOutcome]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: REST calls in flight or not yet fed to the core, by key.
+        self._calls: dict[_CallKey, asyncio.Task[Any]] = {}
+        # Threads start on first use; calls beyond the bound queue up in the pool.
+        self._rest_pool = concurrent.futures.ThreadPoolExecutor(
+            MAX_CONCURRENT_REST_CALLS, thread_name_prefix="insight-rest"
+        )
 
     # ----------------------------------------------------------------------------- public
 
@@ -227,9 +276,14 @@ class AsyncJobFollower:
 
     async def close(self) -> None:
         """Stop the loop and close the socket (the jobs keep running on the server)."""
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *self._calls.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Also retrieves the result of calls that finished but were not fed to the core.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._calls.clear()
+        # A thread still in a REST call ends with it (bounded); its answer is dropped.
+        self._rest_pool.shutdown(wait=False, cancel_futures=True)
         await self._close_socket()
 
     async def __aenter__(self) -> AsyncJobFollower:
@@ -266,7 +320,9 @@ class AsyncJobFollower:
             wait = receive_timeout(self._clock(), deadline)
             item = await self._receive(wait)
             now = self._clock()
-            if item is not None and item[0] is self._ws:
+            if isinstance(item, _Answer):
+                self._events.extend(self._answered(item))
+            elif item is not None and item[0] is self._ws:
                 _, data, reason = item
                 if data is None:
                     await self._lost(reason)
@@ -310,32 +366,40 @@ class AsyncJobFollower:
     # ----------------------------------------------------------------------------- events
 
     async def _handle(self, event: ev.Event) -> list[ev.Event]:
-        """Answer one event with the core call the follower module prescribes."""
+        """Answer one event with the core call the follower module prescribes (REST answers
+        come back later through the inbox: see :meth:`_start_call`)."""
         match event:
             case ev.RunLogLines():
                 self._on_lines(event)
             case ev.JobFinished():
                 self._settle(event.job_id, event.outcome)
             case ev.TokenRefreshDue():
-                await self._refresh_token()
+                self._start_call(_TOKEN_CALL, self._refresh_token, self._rest.refresh_token)
             case ev.ReconnectDue():
                 await self._connect()
             case ev.ReconcileDue():
-                return await self._reconcile(event.job_id)
+                reconcile = functools.partial(self._reconcile, event.job_id)
+                key = ("reconcile", event.job_id)
+                self._start_call(key, reconcile, self._rest.get_job, event.job_id)
             case ev.RunLogFetchDue():
-                return await self._fetch_run_log(event)
+                fetch = functools.partial(self._fetch_run_log, event)
+                url, key = event.run_log_url, ("run log", event.job_id)
+                self._start_call(
+                    key, fetch, self._rest.get_run_log, url, compute_job_id=event.job_id
+                )
         return []
 
-    async def _refresh_token(self) -> None:
+    def _refresh_token(self, call: asyncio.Task[Token]) -> list[ev.Event]:
         try:
-            token = await asyncio.to_thread(self._rest.refresh_token)
+            token = call.result()
         except InsightError as exc:
             if exc.permanent:
                 self._fail(None, exc)
-                return
+                return []
             self._log.warning("Refreshing the Insight token failed (%s); retrying soon", exc)
-            return
+            return []
         self._use_token(token)
+        return []
 
     def _use_token(self, token: Token) -> None:
         self.follower.token_refreshed(
@@ -367,9 +431,9 @@ class AsyncJobFollower:
         await self._close_socket()
         self.follower.connection_lost(self._clock(), reason)
 
-    async def _reconcile(self, job_id: str) -> list[ev.Event]:
+    def _reconcile(self, job_id: str, call: asyncio.Task[dict[str, Any]]) -> list[ev.Event]:
         try:
-            document = await asyncio.to_thread(self._rest.get_job, job_id)
+            document = call.result()
         except JobNotFound:
             return self.follower.job_gone(job_id, self._clock())
         except InsightError as exc:
@@ -381,15 +445,52 @@ class AsyncJobFollower:
             return []
         return self.follower.job_document_received(job_id, document, self._clock())
 
-    async def _fetch_run_log(self, event: ev.RunLogFetchDue) -> list[ev.Event]:
+    def _fetch_run_log(self, event: ev.RunLogFetchDue, call: asyncio.Task[str]) -> list[ev.Event]:
         try:
-            text = await asyncio.to_thread(
-                self._rest.get_run_log, event.run_log_url, compute_job_id=event.job_id
-            )
+            text = call.result()
         except InsightError as exc:
             self._log.warning("Fetching the run log of %s failed: %s", event.job_id, exc)
             return self.follower.run_log_unavailable(event.job_id, self._clock(), str(exc))
         return self.follower.run_log_fetched(event.job_id, text, self._clock())
+
+    # ----------------------------------------------------------------------------- REST calls
+
+    def _start_call(
+        self,
+        key: _CallKey,
+        feed: Callable[[asyncio.Task[_T]], list[ev.Event]],
+        function: Callable[_P, _T],
+        /,
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
+        """Run ``function`` off the loop as a task of its own; its finished task comes back
+        through the inbox and :meth:`_answered` hands it to ``feed``. A call already in flight
+        for ``key`` stands for this one: the core asks again when an answer is late."""
+        if key in self._calls:
+            self._log.debug("REST call %s already in flight; not sent twice", key)
+            return
+        coroutine = self._call_rest(key, function, *args, **kwargs)
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+        self._calls[key] = task
+        task.add_done_callback(lambda done: self._inbox.put_nowait(_Answer(key, done, feed)))
+
+    async def _call_rest(
+        self, key: _CallKey, function: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        if key == _TOKEN_CALL:
+            # Not in the pool: a token refresh must never queue behind slow downloads.
+            return await asyncio.to_thread(function, *args, **kwargs)
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._rest_pool, call)
+
+    def _answered(self, answer: _Answer) -> list[ev.Event]:
+        """Feed a finished REST call to the core, on the loop task like every core call."""
+        if self._calls.get(answer.key) is answer.call:
+            del self._calls[answer.key]
+        if answer.call.cancelled():
+            return []  # Only close() cancels calls.
+        return answer.feed(answer.call)
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -404,7 +505,14 @@ class AsyncJobFollower:
 
     def _fail(self, job_id: str | None, error: InsightError) -> None:
         """Stop following ``job_id`` (None: every job) and make its waiters raise ``error``."""
-        failed = [job_id] if job_id is not None else list(self.follower.following)
+        following = self.follower.following
+        if job_id is not None and job_id not in following:
+            # Ended (or unfollowed) while the call was out: its end stands.
+            self._log.warning(
+                "REST call for compute job %s failed after its end: %s", job_id, error
+            )
+            return
+        failed = [job_id] if job_id is not None else list(following)
         self._log.error("Following Insight compute job(s) %s failed: %s", failed, error)
         for job in failed:
             self.follower.unfollow(job)
