@@ -8,20 +8,17 @@ are in ``dags/insight_deferrable_dags.py``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from dag_support import assert_no_secrets, jobs_of, load_dags
 
-from airflow_insight.emulator import DEMO_CLIENT_SECRET, NAMED_SCRIPTS, Emulator, JobScript, faults
+from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, faults
 
 OPERATOR_RUN_LOG = "InsightJobOperator.run_log]"
 TRIGGER_RUN_LOG = "InsightJobTrigger.run_log]"
@@ -40,21 +37,9 @@ LONG = JobScript(
 )
 
 
-def _load_dags(name: str) -> ModuleType:
-    if name in sys.modules:  # test_operator_dag.py may have loaded it already
-        return sys.modules[name]
-    path = Path(__file__).parent / "dags" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-DAGS = _load_dags("insight_deferrable_dags")
+DAGS = load_dags("insight_deferrable_dags")
 #: The blocking-mode twins, to compare failure messages with.
-BLOCKING_DAGS = _load_dags("insight_test_dags")
+BLOCKING_DAGS = load_dags("insight_test_dags")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,10 +60,6 @@ def clean_faults(emulator: Emulator) -> Iterator[None]:
     emulator.clear_faults()
 
 
-def _jobs(emulator: Emulator, dag_id: str) -> list[str]:
-    return [job_id for job_id in list(emulator.hub.jobs) if job_id.startswith(f"{dag_id}.")]
-
-
 def _run_log_gets(emulator: Emulator, job_id: str) -> int:
     """How many times the job's run log was read over REST."""
     path = f"/api/scenarios/{emulator.hub.jobs[job_id].scenario_id}/run-log"
@@ -95,15 +76,6 @@ def _assert_forwarded_once_in_order(records: list[str], log: list[str]) -> None:
     assert len(records) == len(log), (len(records), len(log))
     for record, line in zip(records, log, strict=True):
         assert line.strip() in record
-
-
-def _assert_no_secrets(text: str, emulator: Emulator) -> None:
-    assert text
-    assert DEMO_CLIENT_SECRET not in text
-    tokens = list(emulator.hub.tokens._tokens)  # test-only peek at the issued tokens
-    assert tokens
-    for token in tokens:
-        assert token not in text
 
 
 def _xcoms(dag_id: str) -> dict[str, Any]:
@@ -149,7 +121,7 @@ def test_deferred_job_succeeds_with_the_run_log_forwarded_once_by_the_trigger(
     xcoms = _xcoms("td_success")
     assert xcoms["solve/compute_job_id"] == job_id
     assert xcoms["solve/insight_job_url"].startswith(emulator.base_url)
-    _assert_no_secrets(
+    assert_no_secrets(
         output.out + output.err + json.dumps(seen) + json.dumps(xcoms, default=str), emulator
     )
 
@@ -167,7 +139,7 @@ def test_execute_complete_forwards_only_the_lines_the_trigger_missed(
     def cut_the_socket_part_way() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            jobs = _jobs(emulator, "td_split")
+            jobs = jobs_of(emulator, "td_split")
             if jobs and len(emulator.record.messages_sent(compute_job_id=jobs[0])) >= 8:
                 emulator.inject(
                     faults.RefuseHandshake(status=503, times=None),
@@ -232,10 +204,10 @@ def test_a_failed_job_fails_the_task_as_in_blocking_mode(
     assert (blocking_run.state, run.state) == ("failed", "failed")
     assert expected in output.out
     assert "run-log lines:" in output.out
-    (blocking_job,) = _jobs(emulator, blocking_dag)[-1:]
-    (job_id,) = _jobs(emulator, dag_id)[-1:]
+    (blocking_job,) = jobs_of(emulator, blocking_dag)[-1:]
+    (job_id,) = jobs_of(emulator, dag_id)[-1:]
     assert _failure_message(output.out, job_id) == _failure_message(blocking, blocking_job)
-    _assert_no_secrets(output.out + output.err, emulator)
+    assert_no_secrets(output.out + output.err, emulator)
 
 
 def test_execution_timeout_makes_the_trigger_cancel_the_job(
@@ -244,7 +216,7 @@ def test_execution_timeout_makes_the_trigger_cancel_the_job(
     run = DAGS.td_timeout.test()
     output = capfd.readouterr()
     assert run.state == "failed", output.out[-3000:]
-    (job_id,) = _jobs(emulator, "td_timeout")
+    (job_id,) = jobs_of(emulator, "td_timeout")
     assert emulator.wait_for_status(job_id, {"CANCELLED"}, timeout_seconds=10.0)
     assert "Cancelling Insight compute job" in output.out
     assert "execution_timeout reached" in output.out
@@ -264,7 +236,7 @@ def test_deferrable_sensor_waits_for_a_fire_and_forget_job(
     output = capfd.readouterr()
     assert run.state == "success", output.out[-3000:]
     result = collected()["result"]
-    (job_id,) = _jobs(emulator, "td_sensor")
+    (job_id,) = jobs_of(emulator, "td_sensor")
     assert result["compute_job_id"] == job_id
     assert (result["status"], result["model_status"]) == ("COMPLETED", "OK")
     xcoms = _xcoms("td_sensor")
@@ -275,4 +247,4 @@ def test_deferrable_sensor_waits_for_a_fire_and_forget_job(
     _assert_forwarded_once_in_order(records, emulator.run_log(job_id))
     # The sensor never cancels a job it does not own.
     assert not [e for e in emulator.record.of_kind("delete") if e.compute_job_id == job_id]
-    _assert_no_secrets(output.out + output.err + json.dumps(xcoms, default=str), emulator)
+    assert_no_secrets(output.out + output.err + json.dumps(xcoms, default=str), emulator)

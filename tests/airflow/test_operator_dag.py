@@ -5,44 +5,18 @@ The DAGs are in ``dags/insight_test_dags.py`` (dag.test() needs them in the DAGs
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from dag_support import assert_no_secrets, jobs_of, load_dags
 
-from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator
+from airflow_insight.emulator import Emulator
 
-
-def _load_dags() -> ModuleType:
-    path = Path(__file__).parent / "dags" / "insight_test_dags.py"
-    spec = importlib.util.spec_from_file_location("insight_test_dags", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-DAGS = _load_dags()
-
-
-def _jobs(emulator: Emulator, dag_id: str) -> list[str]:
-    return [job_id for job_id in list(emulator.hub.jobs) if job_id.startswith(f"{dag_id}.")]
-
-
-def _assert_no_secrets(text: str, emulator: Emulator) -> None:
-    assert text
-    assert DEMO_CLIENT_SECRET not in text
-    tokens = list(emulator.hub.tokens._tokens)  # test-only peek at the issued tokens
-    assert tokens
-    for token in tokens:
-        assert token not in text
+DAGS = load_dags("insight_test_dags")
 
 
 def test_success_returns_the_result_and_forwards_the_run_log(
@@ -71,7 +45,7 @@ def test_success_returns_the_result_and_forwards_the_run_log(
         assert line.strip() in record
     (post,) = emulator.record.requests("POST", "/api/compute-jobs")[-1:]
     assert post.data["headers"].get("connection-id")
-    _assert_no_secrets(output.out + output.err + repr(seen), emulator)
+    assert_no_secrets(output.out + output.err + repr(seen), emulator)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +60,7 @@ def test_a_failed_job_fails_the_task_with_a_clear_message(
     assert run.state == "failed"
     assert expected in output.out
     assert "run-log lines:" in output.out
-    _assert_no_secrets(output.out + output.err, emulator)
+    assert_no_secrets(output.out + output.err, emulator)
 
 
 def test_a_rejected_request_fails_without_retrying(
@@ -97,7 +71,7 @@ def test_a_rejected_request_fails_without_retrying(
     assert run.state == "failed"
     assert "not retried" in output.out
     # retries=3, but the 422 was not retried: exactly one refused submission.
-    assert _jobs(emulator, "t_rejected") == []
+    assert jobs_of(emulator, "t_rejected") == []
     refused = [
         e
         for e in emulator.record.of_kind("http_response")
@@ -112,7 +86,7 @@ def test_execution_timeout_cancels_the_job(
     run = DAGS.t_timeout.test()
     output = capfd.readouterr()
     assert run.state == "failed"
-    (job_id,) = _jobs(emulator, "t_timeout")
+    (job_id,) = jobs_of(emulator, "t_timeout")
     assert emulator.wait_for_status(job_id, {"CANCELLED"}, timeout_seconds=5.0)
     assert "Cancelling Insight compute job" in output.out
 
@@ -126,7 +100,7 @@ def test_on_kill_cancels_the_running_job(
     def kill_once_running() -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            jobs = _jobs(emulator, "t_kill")
+            jobs = jobs_of(emulator, "t_kill")
             if DAGS.RUNNING and jobs and emulator.run_log(jobs[0]):
                 DAGS.RUNNING[0].on_kill()
                 return
@@ -137,7 +111,7 @@ def test_on_kill_cancels_the_running_job(
     run = DAGS.t_kill.test()
     killer.join(timeout=10)
     output = capfd.readouterr()
-    (job_id,) = _jobs(emulator, "t_kill")
+    (job_id,) = jobs_of(emulator, "t_kill")
     assert emulator.job(job_id)["status"] == "CANCELLED"
     # The follower saw the cancellation and failed the task with it.
     assert run.state == "failed"
@@ -152,11 +126,11 @@ def test_a_retry_reattaches_to_the_running_job(
     run = DAGS.t_reattach.test()
     output = capfd.readouterr()
     assert run.state == "success", output.out[-3000:]
-    jobs = _jobs(emulator, "t_reattach")
+    jobs = jobs_of(emulator, "t_reattach")
     assert len(jobs) == 1, jobs
     assert collected()["result"]["compute_job_id"] == jobs[0]
     assert "Re-attaching to Insight compute job" in output.out
     # The second try's log holds the whole run log (decision: forward again from line 0).
     records = [line for line in output.out.splitlines() if "InsightJobOperator.run_log]" in line]
     assert len(records) == len(emulator.run_log(jobs[0]))
-    _assert_no_secrets(output.out + output.err + repr(collected()), emulator)
+    assert_no_secrets(output.out + output.err + repr(collected()), emulator)
