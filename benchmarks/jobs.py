@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from airflow_insight.emulator import JobScript
+from airflow_insight.emulator import JobScript, airflow_connection_json
 from airflow_insight.settings import ConnectionSettings
 from benchmarks.emulator_proc import CLIENT_ID, CLIENT_SECRET
 
@@ -19,17 +19,9 @@ def settings(base_url: str, **options: Any) -> ConnectionSettings:
 
 def connection_json(base_url: str, **extras: Any) -> str:
     """The Airflow connection (JSON form of ``AIRFLOW_CONN_<ID>``) for the benchmark emulator."""
-    import json
-
-    document: dict[str, Any] = {
-        "conn_type": "insight",
-        "host": base_url,
-        "login": CLIENT_ID,
-        "password": CLIENT_SECRET,
-    }
-    if extras:
-        document["extra"] = extras
-    return json.dumps(document)
+    return airflow_connection_json(
+        base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, extra=extras
+    )
 
 
 def job_request(job_id: str, *, run_log_messages: bool = True) -> dict[str, Any]:

@@ -7,6 +7,7 @@ See :class:`Emulator`, :class:`EmulatorConfig`, :class:`JobScript` and :mod:`.fa
 from __future__ import annotations
 
 from airflow_insight.emulator import faults
+from airflow_insight.emulator.airflow_connection import airflow_connection_json
 from airflow_insight.emulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig
 from airflow_insight.emulator.record import Entry, Record
 from airflow_insight.emulator.scripts import NAMED_SCRIPTS, JobScript
@@ -21,5 +22,6 @@ __all__ = [
     "Entry",
     "JobScript",
     "Record",
+    "airflow_connection_json",
     "faults",
 ]

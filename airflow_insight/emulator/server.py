@@ -10,7 +10,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +18,7 @@ from aiohttp import hdrs, web
 
 from airflow_insight.emulator import faults as f
 from airflow_insight.emulator import rest
+from airflow_insight.emulator.airflow_connection import airflow_connection_json
 from airflow_insight.emulator.config import EmulatorConfig
 from airflow_insight.emulator.connections import CLOSE_GOING_AWAY, handle_socket
 from airflow_insight.emulator.error_bodies import ApiError, error_response
@@ -258,6 +259,22 @@ class Emulator:
         scheme = "https" if self.config.tls_cert_path else "http"
         prefix = self.config.path_prefix.rstrip("/")
         return f"{scheme}://{self.config.host}:{self.port}{prefix}"
+
+    def airflow_connection_json(
+        self, *, client_secret: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """This emulator as an Airflow ``insight`` connection, JSON form of ``AIRFLOW_CONN_<ID>``.
+
+        Logs in with the first configured credentials (the demo pair by default);
+        ``client_secret`` overrides the secret, e.g. to make a connection the server refuses.
+        """
+        client_id, secret = next(iter(self.config.credentials.items()))
+        return airflow_connection_json(
+            self.base_url,
+            client_id=client_id,
+            client_secret=secret if client_secret is None else client_secret,
+            extra=extra,
+        )
 
     @property
     def websocket_url(self) -> str:

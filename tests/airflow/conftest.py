@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 
 from airflow_insight.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
     NAMED_SCRIPTS,
     Emulator,
     EmulatorConfig,
@@ -60,13 +58,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(autouse=True)
 def insight_connection(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """insight_default points at the emulator (JSON form keeps the types)."""
-    connection = {
-        "conn_type": "insight",
-        "host": emulator.base_url,
-        "login": DEMO_CLIENT_ID,
-        "password": DEMO_CLIENT_SECRET,
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_DEFAULT", emulator.airflow_connection_json())
 
 
 @pytest.fixture

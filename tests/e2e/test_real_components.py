@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -28,7 +27,6 @@ import pytest
 import requests
 
 from airflow_insight.emulator import (
-    DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     Emulator,
     Entry,
@@ -120,14 +118,7 @@ def airflow(
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW_CONN_INSIGHT_DEFAULT": json.dumps(
-            {
-                "conn_type": "insight",
-                "host": emulator.base_url,
-                "login": DEMO_CLIENT_ID,
-                "password": DEMO_CLIENT_SECRET,
-            }
-        ),
+        "AIRFLOW_CONN_INSIGHT_DEFAULT": emulator.airflow_connection_json(),
     }
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     processes = [

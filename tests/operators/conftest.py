@@ -5,12 +5,11 @@ The scratch AIRFLOW_HOME comes from the root ``tests/conftest.py``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, JobScript
+from airflow_insight.emulator import Emulator, JobScript
 
 #: Runs for minutes unless cancelled.
 LONG_SCRIPT = JobScript(name="long", queued_seconds=0.01, log_lines=2000, lines_per_second=10.0)
@@ -21,12 +20,8 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """The emulator on 127.0.0.1 port 0, and ``insight_default`` pointing at it."""
     with Emulator() as running:
         running.add_script("*", LONG_SCRIPT)
-        connection = {
-            "conn_type": "insight",
-            "host": running.base_url,
-            "login": DEMO_CLIENT_ID,
-            "password": DEMO_CLIENT_SECRET,
-            "extra": {"connect_timeout_seconds": 2, "read_timeout_seconds": 5},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_DEFAULT", json.dumps(connection))
+        connection = running.airflow_connection_json(
+            extra={"connect_timeout_seconds": 2, "read_timeout_seconds": 5}
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_DEFAULT", connection)
         yield running

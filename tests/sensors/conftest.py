@@ -5,24 +5,17 @@ The scratch AIRFLOW_HOME comes from the root ``tests/conftest.py``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 from sensor_support import SENSOR_SCRIPT
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
+from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator
 
 
 def _connection(emulator: Emulator, secret: str) -> str:
-    return json.dumps(
-        {
-            "conn_type": "insight",
-            "host": emulator.base_url,
-            "login": DEMO_CLIENT_ID,
-            "password": secret,
-            "extra": {"connect_timeout_seconds": 2, "read_timeout_seconds": 5},
-        }
+    return emulator.airflow_connection_json(
+        client_secret=secret, extra={"connect_timeout_seconds": 2, "read_timeout_seconds": 5}
     )
 
 

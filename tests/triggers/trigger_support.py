@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 from airflow_insight.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
     Emulator,
     JobScript,
 )
@@ -26,12 +22,6 @@ SCRIPT = JobScript(
 
 def connection_json(emulator: Emulator) -> str:
     """The Airflow connection for the emulator, in the JSON form of AIRFLOW_CONN_*."""
-    return json.dumps(
-        {
-            "conn_type": "insight",
-            "host": emulator.base_url,
-            "login": DEMO_CLIENT_ID,
-            "password": DEMO_CLIENT_SECRET,
-            "extra": {"connect_timeout_seconds": 2, "read_timeout_seconds": 5},
-        }
+    return emulator.airflow_connection_json(
+        extra={"connect_timeout_seconds": 2, "read_timeout_seconds": 5}
     )
