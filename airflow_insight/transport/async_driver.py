@@ -346,6 +346,10 @@ class AsyncJobFollower:
             if self._on_event is not None:
                 self._on_event(event)
             self._events.extend(await self._handle(event))
+        # Give the loop a turn after every frame. With a backlog in the inbox, get() returns
+        # at once and nothing above suspends, so without this the loop would forward the whole
+        # backlog before ``websockets`` could read the next ping and answer it (issue 11 #7).
+        await asyncio.sleep(0)
 
     async def _send_queued(self) -> None:
         for text in self.follower.data_to_send():

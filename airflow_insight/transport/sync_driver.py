@@ -1,11 +1,12 @@
 """The blocking driver: follow compute jobs over the progress WebSocket with ``websocket-client``.
 
 It only moves bytes and time for the sans-I/O :class:`~airflow_insight.protocol.follower.Follower`
-(the loop of that module's docstring): wait in ``recv`` until the core's next deadline, feed it
-what arrived and the time, send what it queued, answer each event in one line. Ping frames are
-answered by ``websocket-client`` inside ``recv``, so the loop goes back to ``recv`` after every
-received message and its events; nothing outside ``recv`` blocks for long except the REST calls
-the core asks for (each bounded by the connection's timeouts).
+(the loop of that module's docstring): wait for a frame until the core's next deadline, feed it
+what arrived and the time, send what it queued, answer each event in one line. A reader thread
+per socket reads every frame into an inbox; ``websocket-client`` answers ping frames inside that
+thread's ``recv``, so pongs go out on time while the loop forwards a flood of lines or waits on a
+REST call (each bounded by the connection's timeouts). The inbox is unbounded, like the async
+twin's: a sink slower than the server only delays lines, it never stalls the pongs.
 
 Errors: a REST error a retry cannot fix (``InsightError.permanent``, e.g. refused credentials)
 ends :meth:`SyncJobFollower.wait` by raising it; every other failure is reported to the core,
@@ -20,7 +21,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -53,8 +56,12 @@ log = logging.getLogger(__name__)
 #: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
 SocketOpener = Callable[[ConnectionSettings, str], "tuple[websocket.WebSocket, str | None]"]
 
-#: Shortest wait handed to ``recv``: a zero timeout would make the socket non-blocking.
+#: Shortest wait for the inbox (a zero timeout would spin).
 MIN_WAIT_SECONDS = 0.001
+#: The socket's timeout once open: bounds a send to a server that stopped reading.
+SEND_TIMEOUT_SECONDS = 10.0
+#: How long close() waits for the reader thread (it ends as soon as the socket is shut).
+READER_JOIN_SECONDS = 2.0
 
 
 def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.WebSocket, str | None]:
@@ -109,7 +116,6 @@ class SyncJobFollower:
         config: FollowerConfig | None = None,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
         opener: SocketOpener = open_socket,
     ) -> None:
         self._settings = settings
@@ -117,10 +123,13 @@ class SyncJobFollower:
         self._on_lines = on_lines
         self._log = logger or log
         self._clock = clock
-        self._sleep = sleep
         self._opener = opener
         self.follower = Follower(config, jitter_source=random.Random().random)
         self._ws: websocket.WebSocket | None = None
+        self._reader: threading.Thread | None = None
+        #: Frames from the reader thread: (socket, text, "") or (socket, None, why it ended).
+        self._inbox: queue.SimpleQueue[tuple[websocket.WebSocket, str | bytes | None, str]]
+        self._inbox = queue.SimpleQueue()
         self._events: collections.deque[ev.Event] = collections.deque()
         self._outcomes: dict[str, JobOutcome] = {}
 
@@ -174,11 +183,21 @@ class SyncJobFollower:
         return self._outcomes[job_id]
 
     def close(self) -> None:
-        """Close the socket (the jobs keep running on the server)."""
+        """Close the socket and end its reader thread (the jobs keep running on the server)."""
         if self._ws is not None:
             ws, self._ws = self._ws, None
             with contextlib.suppress(websocket.WebSocketException, OSError):
-                ws.close(timeout=1.0)
+                ws.send_close()
+            # shutdown(2) wakes the reader thread out of recv (a bare close would not, on
+            # Linux): it reports the end and exits. Both calls are untyped in the library.
+            abort: Callable[[], None] = ws.abort
+            release: Callable[[], None] = ws.shutdown
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                abort()
+            release()
+        if self._reader is not None:
+            self._reader.join(timeout=READER_JOIN_SECONDS)
+            self._reader = None
 
     def __enter__(self) -> SyncJobFollower:
         return self
@@ -219,27 +238,35 @@ class SyncJobFollower:
                 self._lost(f"sending failed: {type(exc).__name__}")
 
     def _receive(self, timeout: float) -> str | bytes | None:
-        """One text message, or None on timeout / socket loss (no socket: just sleep)."""
-        if self._ws is None:
-            self._sleep(timeout)
-            return None
+        """One text frame from the reader thread, or None on timeout or socket loss."""
         try:
-            self._ws.settimeout(timeout)
-            # control_frame=True: return after each ping (already answered inside recv_data),
-            # else a server pinging more often than ``timeout`` would keep us in recv forever.
-            opcode, data = self._ws.recv_data(control_frame=True)
-        except websocket.WebSocketTimeoutException:
+            ws, data, reason = self._inbox.get(timeout=timeout)
+        except queue.Empty:
             return None
-        except (websocket.WebSocketException, OSError) as exc:
-            self._lost(f"{type(exc).__name__}: {exc}")
-            return None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            self._lost("closed by the server")
-            return None
-        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-            return None
-        result: str | bytes = data
-        return result
+        if ws is not self._ws:
+            return None  # From a socket closed meanwhile.
+        if data is None:
+            self._lost(reason)
+        return data
+
+    def _read(self, ws: websocket.WebSocket) -> None:
+        """The reader thread: move every text frame of ``ws`` into the inbox, then say why it
+        ended. ``websocket-client`` answers ping frames inside ``recv_data``, so pongs go out
+        on time whatever the loop (and the caller's line sink) is doing."""
+        reason = "closed by the server"
+        while True:
+            try:
+                opcode, data = ws.recv_data(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                continue  # The socket timeout only bounds sends; reading waits for ever.
+            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                self._inbox.put((ws, data, ""))
+        self._inbox.put((ws, None, reason))
 
     # ----------------------------------------------------------------------------- events
 
@@ -293,6 +320,11 @@ class SyncJobFollower:
             self.follower.connection_failed(self._clock(), str(exc))
             return
         self.follower.connection_opened(connection_id, self._clock())
+        self._ws.settimeout(SEND_TIMEOUT_SECONDS)
+        self._reader = threading.Thread(
+            target=self._read, args=(self._ws,), name="insight-socket-reader", daemon=True
+        )
+        self._reader.start()
 
     def _lost(self, reason: str) -> None:
         self._log.info("Insight progress socket lost (%s); reconnecting", reason)
