@@ -5,7 +5,9 @@ or put them in :attr:`JobScript.faults` (they then apply to that job only). ``ti
 times a fault fires before it is used up; ``None`` means it never is. Job-related faults take a
 ``job_id`` glob (``fnmatch``) so a global fault can aim at some jobs only.
 
-The command line builds the same values from a small spec syntax, see :func:`parse_fault`::
+The command line builds the same values with :func:`parse_fault`.
+
+Specs for ``--fault`` (repeatable)::
 
     http:METHOD:PATH:STATUS[:times=N][:retry-after=S]   http:POST:/api/compute-jobs:503:times=2
     delay:METHOD:PATH:SECONDS[:times=N]                 delay:GET:/api/compute-jobs/*:2.5

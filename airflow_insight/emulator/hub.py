@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from airflow_insight.emulator import faults as f
+from airflow_insight.emulator.callbacks import AppAnswer, PendingAppMessage
 from airflow_insight.emulator.config import EmulatorConfig
 from airflow_insight.emulator.jobs import Job
 from airflow_insight.emulator.record import Record
 from airflow_insight.emulator.scripts import JobScript
 from airflow_insight.emulator.tokens import TokenStore
 from airflow_insight.protocol import messages as m
+from airflow_insight.protocol.statuses import is_terminal
 
 if TYPE_CHECKING:
     from airflow_insight.emulator.connections import Connection
@@ -36,6 +38,8 @@ PREFIX_KEY = web.AppKey("prefix", str)
 
 #: Lines per RUNLOG_UPDATED when replaying after a SUBSCRIBE.
 REPLAY_BATCH_LINES = 1000
+#: INTSOL files kept per job (the newest); older appMessageFile URLs then answer 404.
+APP_MESSAGE_FILES_KEPT = 50
 
 
 @dataclasses.dataclass
@@ -141,6 +145,8 @@ class Hub:
         self._rules_lock = threading.Lock()
         #: Tasks started outside a job's own timeline (cancellations), kept from the GC.
         self.background: set[asyncio.Task[None]] = set()
+        #: appMessageId -> the job whose APP_MESSAGE waits for that answer.
+        self.pending_app_messages: dict[str, Job] = {}
 
     # ------------------------------------------------------------------ tokens
 
@@ -262,6 +268,8 @@ class Hub:
             {"status": status, "executionAttempts": job.execution_attempts},
             compute_job_id=job.id,
         )
+        if is_terminal(status):
+            self._forget_later(job)
         drop = self.faults.take(f.DropSocket, job.id, lambda d: d.status == status)
         if drop is not None:
             connection = self.connection_of(job)
@@ -288,3 +296,112 @@ class Hub:
             stop = min(first + REPLAY_BATCH_LINES, job.flushed_upto + 1)
             batch = m.RunLogUpdated(job.id, first, tuple(job.log[first:stop]))
             self.send_to(connection, job, batch)
+
+    def _forget_later(self, job: Job) -> None:
+        """Forget a finished job after the configured time (bounded memory, §B3.7 cleanup)."""
+        delay = self.config.forget_finished_jobs_after_seconds
+        if delay is None:
+            return
+        asyncio.get_running_loop().call_later(delay, self.forget, job)
+
+    def forget(self, job: Job) -> None:
+        """Drop a finished job (unless it was deleted, replaced or restarted meanwhile)."""
+        if self.jobs.get(job.id) is not job or not job.terminal:
+            return
+        del self.jobs[job.id]
+        self.faults.clear(job_scope=job.id)
+        self.record.add("job_forgotten", {"status": job.status}, compute_job_id=job.id)
+
+    # ------------------------------------------------------------------ solver callbacks
+
+    def send_app_message(
+        self, job: Job, pending: PendingAppMessage, connection: Connection | None = None
+    ) -> None:
+        """Send (or re-send, to ``connection``) the job's APP_MESSAGE and keep it pending."""
+        resend = connection is not None
+        if not resend:
+            if job.terminal or pending.answer.done():
+                return  # the job ended or the solve stopped waiting before the loop got here
+            job.pending_app_message = pending
+            self.pending_app_messages[pending.id] = job
+            if pending.file is not None:
+                job.app_message_files[pending.id] = pending.file
+                while len(job.app_message_files) > APP_MESSAGE_FILES_KEPT:
+                    del job.app_message_files[next(iter(job.app_message_files))]
+        target = connection or self.connection_of(job)
+        file_url = job.app_message_file_url(pending.id) if pending.file is not None else None
+        message = m.AppMessage(
+            job.id, pending.id, pending.app_message_type, file_url, dict(pending.body)
+        )
+        self.record.add(
+            "app_message",
+            {
+                "appMessageId": pending.id,
+                "appMessageType": pending.app_message_type,
+                "resend": resend,
+                "delivered": target is not None,
+                "appMessage": pending.body,
+                "appMessageFile": file_url,
+            },
+            connection_id=None if target is None else target.id,
+            compute_job_id=job.id,
+        )
+        if target is not None:
+            self.send_to(target, job, message)
+
+    def answer_app_message(
+        self, connection: Connection, response: m.AppMessageResponse, controls: dict[str, Any]
+    ) -> None:
+        """Resume the paused solve with the client's answer, or say the message is unknown."""
+        job = self.pending_app_messages.get(response.app_message_id)
+        pending = None if job is None else job.pending_app_message
+        matched = (
+            job is not None
+            and pending is not None
+            and pending.id == response.app_message_id
+            and job.id == response.compute_job_id
+        )
+        self.record.add(
+            "app_message_response",
+            {
+                "appMessageId": response.app_message_id,
+                "interrupt": response.interrupt_solve,
+                "controls": controls,
+                "matched": matched,
+            },
+            connection_id=connection.id,
+            compute_job_id=response.compute_job_id,
+        )
+        if not matched or job is None or pending is None:
+            connection.send_error(
+                m.APP_MESSAGE_NOT_FOUND,
+                f"no APP_MESSAGE {response.app_message_id!r} is waiting for an answer "
+                f"for compute job {response.compute_job_id!r}",
+                response.compute_job_id,
+            )
+            return
+        self._release(job, pending)
+        pending.resolve(AppAnswer(interrupt=response.interrupt_solve, controls=controls))
+
+    def app_message_timed_out(self, job: Job, pending: PendingAppMessage) -> None:
+        """No answer came within the limit: the solve stops and the job will fail (§B4.7.3)."""
+        self._release(job, pending)
+        self.record.add(
+            "app_message_timeout",
+            {
+                "appMessageId": pending.id,
+                "appMessageType": pending.app_message_type,
+                "limitSeconds": self.config.app_message_timeout_seconds,
+            },
+            compute_job_id=job.id,
+        )
+
+    def release_app_message(self, job: Job) -> None:
+        """Forget the job's pending APP_MESSAGE (the job is being cancelled)."""
+        if job.pending_app_message is not None:
+            self._release(job, job.pending_app_message)
+
+    def _release(self, job: Job, pending: PendingAppMessage) -> None:
+        self.pending_app_messages.pop(pending.id, None)
+        if job.pending_app_message is pending:
+            job.pending_app_message = None

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import struct
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -185,3 +190,66 @@ def assert_quiet(ws: websocket.WebSocket, seconds: float = 0.2) -> None:
         except websocket.WebSocketTimeoutException:
             return
         assert opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG), data
+
+
+#: A sitecustomize that makes ``import NAME`` fail for each name in $HIDE_MODULES, as in an
+#: install without that package (a test of our handling of a missing extra, not a mock).
+HIDING_SITECUSTOMIZE = """
+import os
+import sys
+
+_HIDDEN = tuple(name for name in os.environ.get("HIDE_MODULES", "").split(",") if name)
+
+
+class _HideModules:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in _HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _HideModules())
+"""
+
+
+def env_without(directory: Path, *modules: str) -> dict[str, str]:
+    """Environment for a subprocess in which ``modules`` cannot be imported."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(HIDING_SITECUSTOMIZE)
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "HIDE_MODULES": ",".join(modules)}
+
+
+class CliEmulator:
+    """``python -m airflow_insight.emulator --port 0 ...`` in a subprocess, stopped on exit."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "airflow_insight.emulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline().strip()
+        prefix = "Insight emulator listening on "
+        if not first.startswith(prefix):
+            self.close()
+            raise AssertionError(f"the emulator did not start: {first!r}")
+        self.base_url = first.removeprefix(prefix)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> CliEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

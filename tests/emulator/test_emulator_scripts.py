@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, timeline
+from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript
 
 from .support import (
     auth,
@@ -153,14 +153,3 @@ def test_solve_falls_back_to_the_script_without_a_model(emulator: Emulator, toke
     emulator.add_script("solve-*", SOLVING)
     messages = _follow(emulator, token, job_request("solve-2"), payload=zip_of({"a.txt": "x"}))
     assert log_lines(messages) == [SOLVING.line(n, "solve-2", 1) for n in range(5)]
-
-
-def test_solve_falls_back_when_no_solver(
-    emulator: Emulator, token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(timeline, "_solver_module", lambda: (None, "xpress is not installed"))
-    emulator.add_script("solve-*", SOLVING)
-    messages = _follow(emulator, token, job_request("solve-3"), payload=zip_of({"m.lp": TINY_LP}))
-    lines = log_lines(messages)
-    assert lines[0].startswith("Emulator: real solve unavailable")
-    assert statuses(messages)[-1] == "COMPLETED"
