@@ -705,9 +705,9 @@ def _callback(
 ) -> Callable[[Any, Any], Any]:
     """The xpress callback for ``kind``: one APP_MESSAGE round trip, then go on or stop.
 
-    Log-type callbacks stop the solve by returning non-zero; INTSOL and GAPNOTIFY have no such
-    return value, so the problem is interrupted instead (both are done in every case).
-    A failure here never escapes into the optimizer: it is logged and the solve goes on.
+    An interrupt is ``cbprob.interrupt()`` (plus a non-zero return for the cut log, the one
+    callback whose return value stops the solve). A failure here never escapes into the
+    optimizer: it is logged and the solve goes on.
     """
 
     def on_callback(cbprob: Any, data: Any) -> Any:
@@ -722,9 +722,13 @@ def _callback(
                 cbprob.interrupt()
         except Exception as exc:
             emit(f"Warning: the {kind} callback failed: {type(exc).__name__}: {exc}")
+        # The return value each callback type takes (FICO's type stubs): only the cut log's
+        # counts (non-zero stops); the others stop through interrupt() above.
         if kind == "GAPNOTIFY":
             return _next_gap_targets(answer.controls)
-        return 1 if answer.interrupt else 0
+        if kind == "CUTLOG":
+            return 1 if answer.interrupt else 0
+        return None
 
     return on_callback
 

@@ -215,15 +215,6 @@ def test_oversized_client_message_closes_only_that_socket(emulator: Emulator, to
     assert recv_json(healthy)["messageType"] == "ERROR"
 
 
-def test_app_message_response_is_recorded(emulator: Emulator, token: str) -> None:
-    ws = connect(emulator, token)
-    body = {"appMessageId": "m-1", "appMessage": {"interruptSolve": False}}
-    send(ws, "APP_MESSAGE_RESPONSE", body, computeJobId="j")
-    wait_until(lambda: bool(emulator.record.of_kind("app_message_response")))
-    entry = emulator.record.of_kind("app_message_response")[0]
-    assert entry.compute_job_id == "j" and entry.data["appMessageId"] == "m-1"
-
-
 def test_pings_and_pongs_are_recorded(start_emulator: Any) -> None:
     emulator = start_emulator(ping_interval_seconds=0.05)
     ws = connect(emulator, mint(emulator))
