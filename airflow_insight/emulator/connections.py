@@ -14,11 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, hdrs, web
 
@@ -235,7 +232,7 @@ class Connection:
             case m.Subscribe():
                 self._subscribe(message)
             case m.AppMessageResponse():
-                self.hub.answer_app_message(self, message, _answer_controls(message, text))
+                self.hub.answer_app_message(self, message, dict(message.controls or {}))
             case m.Pong():
                 self.pong_received(message.payload)
 
@@ -281,23 +278,6 @@ class Connection:
             if pending is not None and self.hub.config.resend_app_messages_on_subscribe:
                 # §B4.6: a still-unanswered APP_MESSAGE is sent again, same appMessageId.
                 self.hub.send_app_message(job, pending, connection=self)
-
-
-def _answer_controls(message: m.AppMessageResponse, text: str) -> dict[str, Any]:
-    """The ``controls`` of an answer (``appMessage.controls``), as a plain dict.
-
-    Read from the decoded message when the codec carries them, else from the text itself: the
-    codec's ``AppMessageResponse`` gains ``controls`` in the core's rework (issue 12), and the
-    emulator must honour them either way. Anything but a JSON object counts as no controls.
-    """
-    controls = getattr(message, "controls", None)
-    if controls is None:
-        try:
-            body = json.loads(text).get("messagePayload", {}).get("appMessage", {})
-            controls = body.get("controls") if isinstance(body, dict) else None
-        except (ValueError, AttributeError):
-            controls = None
-    return dict(controls) if isinstance(controls, Mapping) else {}
 
 
 async def handle_socket(request: web.Request) -> web.StreamResponse:

@@ -105,22 +105,12 @@ def _job_matches(active: _ActiveFault, job_id: str | None) -> bool:
 
 
 def _message_type(message: m.ServerMessage) -> str:
-    match message:
-        case m.JobStatusReport():
-            return m.CURRENT_JOB_STATUS if message.current else m.JOB_STATUS_UPDATED
-        case m.RunLogUpdated():
-            return m.RUNLOG_UPDATED
-        case m.RunLogCompleted():
-            return m.RUNLOG_COMPLETED
-        case m.AppMessage():
-            return m.APP_MESSAGE
-        case m.ErrorReported():
-            return m.ERROR
-        case m.PingReceived():
-            return m.PING
-        case m.UnknownMessage():
-            return message.message_type
-    return "?"  # pragma: no cover
+    """The wire name of a message, from the codec's own table (one place for the names)."""
+    if isinstance(message, m.JobStatusReport) and message.current:
+        return message.CURRENT_MESSAGE_TYPE
+    if isinstance(message, m.UnknownMessage):
+        return message.message_type
+    return message.MESSAGE_TYPE
 
 
 def _edit_payload(text: str, edit: Callable[[dict[str, Any]], None]) -> str:
@@ -201,7 +191,7 @@ class Hub:
         text = m.encode_server_message(message, spelling)
         text = self._edit_fields(job, kind, text)
         held, job.held_texts = job.held_texts, []
-        if kind == m.RUNLOG_UPDATED:
+        if kind == m.RunLogUpdated.MESSAGE_TYPE:
             if self.faults.take(f.OutOfOrderRunLog, job.id) is not None:
                 self._note_fault(job, "out-of-order-runlog")
                 job.held_texts = [text]
