@@ -351,6 +351,11 @@ class Hub:
             and pending.id == response.app_message_id
             and job.id == response.compute_job_id
         )
+        answer = AppAnswer(interrupt=response.interrupt_solve, controls=controls)
+        if matched and job is not None and pending is not None:
+            self._release(job, pending)
+            # False when the solve gave up waiting an instant ago (its limit ran out).
+            matched = pending.resolve(answer)
         self.record.add(
             "app_message_response",
             {
@@ -362,16 +367,13 @@ class Hub:
             connection_id=connection.id,
             compute_job_id=response.compute_job_id,
         )
-        if not matched or job is None or pending is None:
+        if not matched:
             connection.send_error(
                 m.APP_MESSAGE_NOT_FOUND,
                 f"no APP_MESSAGE {response.app_message_id!r} is waiting for an answer "
                 f"for compute job {response.compute_job_id!r}",
                 response.compute_job_id,
             )
-            return
-        self._release(job, pending)
-        pending.resolve(AppAnswer(interrupt=response.interrupt_solve, controls=controls))
 
     def app_message_timed_out(self, job: Job, pending: PendingAppMessage) -> None:
         """No answer came within the limit: the solve stops and the job will fail (§B4.7.3)."""

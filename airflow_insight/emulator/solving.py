@@ -13,6 +13,7 @@ runs its script with a "SIMULATED" line at the start and end of its run log and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import json
@@ -102,7 +103,7 @@ async def solve_if_asked(hub: Hub, job: Job) -> Solved | None:
             hub.app_message_timed_out(job, message)
             hub.emit_lines(job, [timeout_line(message, limit)])
 
-        loop.call_soon_threadsafe(expire)
+        _call_soon(loop, expire)
 
     callbacks, _ = requested_callbacks(job.request.get("solver"))
     session = SolveSession(
@@ -116,7 +117,7 @@ async def solve_if_asked(hub: Hub, job: Job) -> Solved | None:
     started = time.monotonic()
 
     def on_log_line(line: str) -> None:
-        loop.call_soon_threadsafe(pending_lines.append, line)
+        _call_soon(loop, pending_lines.append, line)
 
     def solve() -> solver.SolveResult:
         try:
@@ -157,7 +158,9 @@ def _outcome(hub: Hub, job: Job, future: asyncio.Future[solver.SolveResult]) -> 
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, function: Any, *args: Any) -> None:
-    loop.call_soon_threadsafe(function, *args)
+    """Hand work to the loop from the solve thread; after the emulator stopped, drop it."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+        loop.call_soon_threadsafe(function, *args)
 
 
 def _status_json(job: Job, status: str) -> bytes:
