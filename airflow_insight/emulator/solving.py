@@ -151,10 +151,10 @@ def _outcome(hub: Hub, job: Job, future: asyncio.Future[solver.SolveResult]) -> 
         return Solved(None, None, final_status="FAILED")
     except Exception as exc:  # a solver crash fails the solve, never the emulator
         hub.emit_lines(job, [f"Emulator: the solve failed: {type(exc).__name__}: {exc}"])
-        return Solved("ERROR", _zip({"solution-status.json": _status_json(job, "Unsolved")}))
+        return Solved("ERROR", zip_files({"solution-status.json": _status_json(job, "Unsolved")}))
     if result.stopped_by == STOPPED_BY_TIMEOUT:
         return Solved(None, None, final_status="FAILED")
-    return Solved(result.model_status, _zip(dict(result.result_files)))
+    return Solved(result.model_status, zip_files(dict(result.result_files)))
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, function: Any, *args: Any) -> None:
@@ -174,7 +174,8 @@ def _flush(hub: Hub, job: Job, pending: list[str]) -> None:
         hub.emit_lines(job, lines)
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """A zip (deflated) holding ``files``: a results attachment."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():

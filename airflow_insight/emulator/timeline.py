@@ -8,10 +8,8 @@ the solver callbacks they send are in :mod:`.solving`.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
-import zipfile
 
 from airflow_insight.emulator import faults as f
 from airflow_insight.emulator.callbacks import (
@@ -28,6 +26,7 @@ from airflow_insight.emulator.solving import (
     simulated_notice,
     solve_if_asked,
     timeout_line,
+    zip_files,
 )
 from airflow_insight.protocol import messages as m
 
@@ -196,12 +195,10 @@ async def _requeue(hub: Hub, job: Job, script: JobScript) -> None:
 
 
 def _scripted_results(job: Job, solution_status: str, simulated: bool) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("solution-status.json", json.dumps({job.id: solution_status}))
-        if simulated:
-            archive.writestr("SIMULATED.txt", SIMULATED_RESULTS_NOTE)
-    return buffer.getvalue()
+    files = {"solution-status.json": json.dumps({job.id: solution_status}).encode()}
+    if simulated:
+        files["SIMULATED.txt"] = SIMULATED_RESULTS_NOTE.encode()
+    return zip_files(files)
 
 
 SIMULATED_RESULTS_NOTE = (
