@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fnmatch
+import functools
 import json
 import threading
 import uuid
@@ -178,11 +179,27 @@ class Hub:
         if connection is not None:
             self.send_to(connection, job, message)
 
-    def send_to(self, connection: Connection, job: Job, message: m.ServerMessage) -> None:
-        """Render ``message`` (applying message faults) and queue it on ``connection``."""
-        connection.enqueue(self._render(job, message), job.id)
+    def send_to(
+        self,
+        connection: Connection,
+        job: Job,
+        message: m.ServerMessage,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Render ``message`` (applying message faults) and queue it on ``connection``.
 
-    def _render(self, job: Job, message: m.ServerMessage) -> list[str]:
+        ``on_sent`` runs once the message itself has been written to the socket.
+        """
+        texts, main = self._render(job, message)
+        if on_sent is None:
+            connection.enqueue(texts, job.id)
+            return
+        connection.enqueue(texts[:main], job.id)
+        connection.enqueue(texts[main : main + 1], job.id, on_sent)
+        connection.enqueue(texts[main + 1 :], job.id)
+
+    def _render(self, job: Job, message: m.ServerMessage) -> tuple[list[str], int]:
+        """The texts to send for ``message``, and the position of the message's own text."""
         kind = _message_type(message)
         spelling = self.config.spelling
         if self.faults.take(f.LegacyFields, job.id) is not None:
@@ -195,12 +212,12 @@ class Hub:
             if self.faults.take(f.OutOfOrderRunLog, job.id) is not None:
                 self._note_fault(job, "out-of-order-runlog")
                 job.held_texts = [text]
-                return texts + held
+                return texts + held, len(texts)  # held back: nothing at that position yet
             if self.faults.take(f.DuplicateRunLog, job.id) is not None:
                 self._note_fault(job, "duplicate-runlog")
                 texts.append(text)
         texts.append(text)
-        return texts + held
+        return texts + held, len(texts) - 1
 
     def _injected_before(self, job: Job) -> list[str]:
         texts: list[str] = []
@@ -337,7 +354,27 @@ class Hub:
             compute_job_id=job.id,
         )
         if target is not None:
-            self.send_to(target, job, message)
+            written = functools.partial(self._app_message_written, target, job, pending)
+            self.send_to(target, job, message, written)
+
+    def _app_message_written(
+        self, connection: Connection, job: Job, pending: PendingAppMessage
+    ) -> None:
+        """The APP_MESSAGE is on the wire: note when, and drop the socket if a fault says so."""
+        self.record.add(
+            "app_message_written",
+            {"appMessageId": pending.id},
+            connection_id=connection.id,
+            compute_job_id=job.id,
+        )
+
+        def after_app_message(fault: f.DropSocket) -> bool:
+            return fault.message_type == m.AppMessage.MESSAGE_TYPE
+
+        drop = self.faults.take(f.DropSocket, job.id, after_app_message)
+        if drop is not None:
+            self._note_fault(job, "drop-socket", afterMessageType=drop.message_type)
+            connection.drop(drop.close_code)
 
     def answer_app_message(
         self, connection: Connection, response: m.AppMessageResponse, controls: dict[str, Any]

@@ -21,7 +21,7 @@ class Entry:
     """One recorded event.
 
     ``kind`` is one of http_request, http_response, ws_open, ws_close, ws_received, ws_sent,
-    ping, pong, update_token, subscribe, app_message, app_message_response,
+    ping, pong, update_token, subscribe, app_message, app_message_written, app_message_response,
     app_message_timeout, solve_finished, job_forgotten, delete, handshake_refused, fault,
     job_status. ``at`` is ``time.monotonic()`` of this process.
     """
@@ -101,7 +101,8 @@ class Record:
         """Every APP_MESSAGE sent and what became of it, in the order first sent.
 
         One dict per ``appMessageId``: ``appMessageId``, ``computeJobId``, ``appMessageType``,
-        ``sentAt`` (a list: the first send, then each re-send after a SUBSCRIBE),
+        ``sentAt`` (a list: the first send, then each re-send after a SUBSCRIBE; when it was
+        queued on the socket), ``writtenAt`` (a list: when each was written to the socket),
         ``connectionIds`` (where each send went, None when the job had no socket),
         ``answeredAt`` (the matching answer, None if none), ``interruptSolve``, ``controls``,
         ``timedOutAt`` (None unless the answer limit ran out). Times are ``time.monotonic()``.
@@ -119,6 +120,7 @@ class Record:
                         "computeJobId": entry.compute_job_id,
                         "appMessageType": entry.data.get("appMessageType"),
                         "sentAt": [],
+                        "writtenAt": [],
                         "connectionIds": [],
                         "answeredAt": None,
                         "interruptSolve": None,
@@ -128,6 +130,8 @@ class Record:
                 )
                 exchange["sentAt"].append(entry.at)
                 exchange["connectionIds"].append(entry.connection_id)
+            elif message_id in exchanges and entry.kind == "app_message_written":
+                exchanges[message_id]["writtenAt"].append(entry.at)
             elif message_id in exchanges and entry.kind == "app_message_response":
                 if entry.data.get("matched") and exchanges[message_id]["answeredAt"] is None:
                     exchanges[message_id].update(

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, ScriptedAppMessage
+from airflow_insight.emulator.faults import parse_fault
 
 from .support import (
     auth,
@@ -35,6 +36,7 @@ from .support import (
     send,
     statuses,
     submit,
+    wait_for_close,
     wait_until,
     zip_of,
 )
@@ -127,7 +129,7 @@ def test_callbacks_sent_and_answered(solving: Emulator, token: str) -> None:
         m["messagePayload"]["appMessageId"] for m in sent
     ]
     for exchange in exchanges:
-        assert exchange["answeredAt"] >= exchange["sentAt"][0]
+        assert exchange["answeredAt"] >= exchange["writtenAt"][0] >= exchange["sentAt"][0]
         assert exchange["interruptSolve"] is False and exchange["timedOutAt"] is None
     assert json.loads(results(solving, token, "solve-cb")["solution-status.json"]) == {
         "easy": "Optimal"
@@ -310,6 +312,28 @@ def test_pending_message_across_a_dropped_socket(start_emulator: Any, resend: bo
     else:
         assert again == [] and statuses(messages)[-1] == "FAILED"
         assert exchange["timedOutAt"] is not None
+
+
+def test_drop_right_after_an_app_message_then_resend(start_emulator: Any) -> None:
+    emulator = start_emulator()
+    emulator.add_script("cb-*", scripted(ScriptedAppMessage(2, "INTSOL", with_file=True)))
+    emulator.inject(parse_fault("drop-socket:type=APP_MESSAGE"))
+    token = mint(emulator)
+    first = start_job(emulator, token, job_request("cb-cut"))
+    message = collect(first, lambda m: m["messageType"] == "APP_MESSAGE", timeout=10)[-1]
+    assert wait_for_close(first) is None  # aborted right after the message was written
+    second = connect(emulator, token)
+    entry = {"computeJobId": "cb-cut", "executionAttempts": 1, "lastRunLogLine": 1}
+    send(second, "SUBSCRIBE", {"subscriptions": [entry]})
+    messages = follow_answering(second, go_on, is_terminal_status, timeout=20)
+    [again] = app_messages(messages)
+    assert again["messagePayload"] == message["messagePayload"]  # same id, same file URL
+    assert statuses(messages)[-1] == "COMPLETED"
+    [exchange] = emulator.record.app_message_exchanges("cb-cut")
+    assert len(exchange["writtenAt"]) == 2 and exchange["answeredAt"] > exchange["writtenAt"][1]
+    assert [e.data for e in emulator.record.of_kind("fault")] == [
+        {"fault": "drop-socket", "afterMessageType": "APP_MESSAGE"}
+    ]
 
 
 def test_answer_to_an_unknown_message_gets_error(emulator: Emulator, token: str) -> None:
