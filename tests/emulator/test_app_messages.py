@@ -137,6 +137,38 @@ def test_callbacks_sent_and_answered(solving: Emulator, token: str) -> None:
 
 
 @needs_xpress
+@pytest.mark.parametrize(
+    ("kind", "solver"),
+    [
+        ("GAPNOTIFY", {"controls": {**ONE_THREAD, "XPRS_MIPRELGAPNOTIFY": 0.05}}),
+        ("LPLOG", {"controls": ONE_THREAD}),
+        ("CUTLOG", {"controls": ONE_THREAD}),
+        ("BARLOG", {"controls": ONE_THREAD, "flags": ["BARRIER"]}),
+    ],
+)
+def test_each_callback_kind_fires(
+    solving: Emulator, token: str, kind: str, solver: dict[str, Any]
+) -> None:
+    document = job_request(f"solve-{kind.lower()}", solver={**solver, "callbacks": [kind]})
+    ws = start_job(solving, token, document, EASY)
+    messages = follow_answering(ws, go_on, is_terminal_status, timeout=60)
+    assert statuses(messages)[-1] == "COMPLETED"
+    kinds = {m["messagePayload"]["appMessageType"] for m in app_messages(messages)}
+    assert kinds == {kind}
+    assert f"Emulator: solver callbacks enabled: {kind}" in log_lines(messages)
+
+
+@needs_xpress
+def test_gapnotify_without_a_target_is_warned_about(solving: Emulator, token: str) -> None:
+    ws = start_job(solving, token, solver_request("solve-nogap", ["GAPNOTIFY"]), EASY)
+    messages = follow_answering(ws, go_on, is_terminal_status, timeout=60)
+    assert app_messages(messages) == []
+    assert any(
+        line.startswith("Warning: GAPNOTIFY needs a gap target") for line in log_lines(messages)
+    )
+
+
+@needs_xpress
 def test_interrupt_solve_stops_the_solve(solving: Emulator, token: str) -> None:
     ws = start_job(solving, token, solver_request("solve-stop", ["INTSOL"]), HARD)
     messages = follow_answering(ws, stop, is_terminal_status, timeout=60)
