@@ -159,6 +159,27 @@ def test_each_callback_kind_fires(
 
 
 @needs_xpress
+def test_gapnotify_answer_sets_the_next_target(solving: Emulator, token: str) -> None:
+    document = solver_request("solve-gap2", ["GAPNOTIFY"], XPRS_MIPRELGAPNOTIFY=0.2)
+    answers: list[dict[str, Any]] = []
+
+    def tighten_once(message: dict[str, Any]) -> dict[str, Any]:
+        controls = {} if answers else {"XPRS_MIPRELGAPNOTIFY": 0.001}
+        answers.append({"interruptSolve": False, "controls": controls})
+        return answers[-1]
+
+    ws = start_job(solving, token, document, EASY)
+    messages = follow_answering(ws, tighten_once, is_terminal_status, timeout=60)
+    # The 20 % target fired; the answer's new 0.1 % target fired once more, then no target.
+    gaps = []
+    for message in app_messages(messages):
+        attributes = message["messagePayload"]["appMessage"]["attributes"]
+        best, bound = attributes["MIPBESTOBJVAL"]["value"], attributes["BESTBOUND"]["value"]
+        gaps.append(abs(best - bound) / abs(best))
+    assert len(gaps) == 2 and gaps[0] <= 0.2 and gaps[1] <= 0.001
+
+
+@needs_xpress
 def test_gapnotify_without_a_target_is_warned_about(solving: Emulator, token: str) -> None:
     ws = start_job(solving, token, solver_request("solve-nogap", ["GAPNOTIFY"]), EASY)
     messages = follow_answering(ws, go_on, is_terminal_status, timeout=60)
