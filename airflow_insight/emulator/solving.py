@@ -7,7 +7,10 @@ and its callbacks pause it for APP_MESSAGE round trips (:mod:`.callbacks`).
 The emulator never pretends (issue 11): without xpress such a submission is refused with 422
 naming the extra to install, unless :attr:`EmulatorConfig.simulate_solves` is set; then the job
 runs its script with a "SIMULATED" line at the start and end of its run log and a
-``SIMULATED.txt`` plus solution status ``Simulated`` in its results.
+``SIMULATED.txt`` plus solution status ``Simulated`` in its results. The same labels mark every
+other job of a solving script (the demo's) that is not solved for real: a MOSEL job (this
+emulator runs no Mosel models) or a payload without an LP/MPS model. Scripts without ``solve``
+(the ones tests build) are canned by their author's choice and carry no label.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ SOLVE_FLUSH_SECONDS = 0.05
 MODEL_SUFFIXES = (".lp", ".mps", ".lp.gz", ".mps.gz")
 
 SIMULATED_LINE = (
-    "Emulator: SIMULATED solve: xpress is not installed (--simulate-solves), so these lines are "
-    "canned and say nothing about the submitted model"
+    "Emulator: SIMULATED run: {why}, so these lines are canned and say nothing about {what}"
 )
+_NO_XPRESS = "xpress is not installed (--simulate-solves)"
+_NO_MOSEL = "this emulator does not run Mosel models"
+_NO_MODEL = "the payload holds no LP/MPS model to solve"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +72,19 @@ def refusal(script: JobScript, request: dict[str, Any], payload: bytes | None) -
 
 
 def simulated_notice(hub: Hub, job: Job) -> str | None:
-    """The SIMULATED line for a job that would have been solved but runs its script instead."""
-    if not hub.config.simulate_solves or not needs_solver(job.script, job.request, job.payload):
+    """The SIMULATED line for a job of a solving script that runs its canned log instead."""
+    if not job.script.solve:
         return None
-    return SIMULATED_LINE if solver.solver_missing_reason() else None
+    what = "the submitted model"
+    if needs_solver(job.script, job.request, job.payload):
+        if not solver.solver_missing_reason():
+            return None  # solved for real
+        why = _NO_XPRESS
+    elif job.request.get("computeJobType") == "MOSEL":
+        why = _NO_MOSEL
+    else:
+        why, what = _NO_MODEL, "any model"
+    return SIMULATED_LINE.format(why=why, what=what)
 
 
 def timeout_line(pending: PendingAppMessage, limit: float) -> str:

@@ -129,10 +129,13 @@ def test_demo_script_looks_real_and_scripted_results(start_emulator: Any) -> Non
     token = mint(emulator)
     messages = _follow(emulator, token, job_request("demo-1", computeJobType="MOSEL"))
     lines = log_lines(messages)
-    assert len(lines) >= 30 and lines[0].startswith("FICO Xpress")
-    assert json.loads(_results(emulator, token, "demo-1")["solution-status.json"]) == {
-        "demo-1": "Optimal"
-    }
+    # Canned lines that look like a solve, and say loudly that they are not one.
+    assert len(lines) >= 30 and lines[1].startswith("FICO Xpress")
+    label = "Emulator: SIMULATED run: this emulator does not run Mosel models"
+    assert lines[0].startswith(label) and lines[-1].startswith(label)
+    files = _results(emulator, token, "demo-1")
+    assert json.loads(files["solution-status.json"]) == {"demo-1": "Simulated"}
+    assert b"SIMULATED" in files["SIMULATED.txt"]
 
 
 @needs_xpress
@@ -152,4 +155,14 @@ def test_real_solve_streams_the_solver_log(emulator: Emulator, token: str) -> No
 def test_solve_falls_back_to_the_script_without_a_model(emulator: Emulator, token: str) -> None:
     emulator.add_script("solve-*", SOLVING)
     messages = _follow(emulator, token, job_request("solve-2"), payload=zip_of({"a.txt": "x"}))
-    assert log_lines(messages) == [SOLVING.line(n, "solve-2", 1) for n in range(5)]
+    lines = log_lines(messages)
+    assert lines[1:-1] == [SOLVING.line(n, "solve-2", 1) for n in range(5)]
+    label = "Emulator: SIMULATED run: the payload holds no LP/MPS model to solve"
+    assert lines[0].startswith(label) and lines[-1] == lines[0]
+
+
+def test_scripts_without_solve_carry_no_label(emulator: Emulator, token: str) -> None:
+    emulator.add_script("canned-*", NAMED_SCRIPTS["quick"])
+    payload = zip_of({"model.lp": TINY_LP})
+    messages = _follow(emulator, token, job_request("canned-1"), payload=payload)
+    assert not any("SIMULATED" in line for line in log_lines(messages))
