@@ -37,6 +37,15 @@ How a job ends (our choices where §B4.7.3 is silent):
   (§B4.6); with ``resend_app_messages_on_subscribe`` off it is not, and the job fails at the
   limit unless an answer still arrives (an answer is accepted from any socket).
 * A DELETE interrupts the solve at once (also while a message waits for its answer).
+* An answer whose ``appMessageId`` is not waiting (unknown, already answered, too late) gets
+  ``ERROR`` with ``APP_MESSAGE_NOT_FOUND`` (§B7) and changes nothing.
+
+What the emulator's record keeps (``Record.app_message_exchanges()`` joins them per message):
+``app_message`` (each send and re-send: ``appMessageId``, ``appMessageType``, ``resend``,
+``delivered``, ``appMessage``, ``appMessageFile``), ``app_message_written`` (when the frame
+went out), ``app_message_response`` (each answer: ``appMessageId``, ``interrupt``,
+``controls``, ``matched``), ``app_message_timeout`` and ``solve_finished`` (``stoppedBy``:
+``client``, ``timeout``, ``delete`` or None, and ``seconds``).
 """
 
 from __future__ import annotations
@@ -63,6 +72,9 @@ CALLBACK_NAMES = ("GAPNOTIFY", "INTSOL", "GLOBALLOG", "LPLOG", "BARLOG", "CUTLOG
 STOPPED_BY_CLIENT = "client"
 STOPPED_BY_TIMEOUT = "timeout"
 STOPPED_BY_DELETE = "delete"
+
+#: The run-log line of a solve stopped by an answer's ``interruptSolve``.
+INTERRUPTED_LINE = "Solve interrupted: an APP_MESSAGE_RESPONSE asked for interruptSolve"
 
 
 @dataclasses.dataclass(frozen=True)

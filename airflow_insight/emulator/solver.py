@@ -55,6 +55,7 @@ from types import ModuleType
 from typing import Any
 
 from airflow_insight.emulator.callbacks import (
+    INTERRUPTED_LINE,
     STOPPED_BY_CLIENT,
     AppAnswer,
     SolveSession,
@@ -351,7 +352,7 @@ def _solve_file(
         emit(f"Error: the solve failed: {exc}")
         return _error_result(problem_name, "solver error", session.stopped_by)
     if session.stopped_by == STOPPED_BY_CLIENT:
-        emit("Solve interrupted: an APP_MESSAGE_RESPONSE asked for interruptSolve")
+        emit(INTERRUPTED_LINE)
     emit(f"Solution status: {solution_status}")
     files = _collect_results(prob, problem_name, model.parent, request, sink, emit)
     files[SOLUTION_STATUS_FILE] = _solution_status_json(problem_name, solution_status)

@@ -13,6 +13,8 @@ import time
 
 from airflow_insight.emulator import faults as f
 from airflow_insight.emulator.callbacks import (
+    INTERRUPTED_LINE,
+    STOPPED_BY_CLIENT,
     STOPPED_BY_DELETE,
     STOPPED_BY_TIMEOUT,
     AppAnswer,
@@ -137,10 +139,8 @@ async def _write_scripted_log(hub: Hub, job: Job, script: JobScript) -> str | No
             answer = await _ask_scripted(hub, job, messages.pop(0))
             if answer.interrupt:
                 if answer.stopped_by is None:
-                    hub.emit_lines(
-                        job, ["Solve interrupted: an APP_MESSAGE_RESPONSE asked for interruptSolve"]
-                    )
-                return answer.stopped_by or "client"
+                    hub.emit_lines(job, [INTERRUPTED_LINE])
+                return answer.stopped_by or STOPPED_BY_CLIENT
         if written >= script.log_lines:
             return None
         count = min(batch_size, script.log_lines - written)
