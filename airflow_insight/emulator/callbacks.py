@@ -30,7 +30,8 @@ How a job ends (our choices where §B4.7.3 is silent):
   ``UNFINISHED`` without), and the run log names the message that stopped it. An interrupted
   remote solve cannot be continued (§B4.7.3).
 * No answer within the limit (:attr:`EmulatorConfig.app_message_timeout_seconds`, 60 s by
-  default): the solve is interrupted and the job ends ``FAILED`` without results (§B4.7.3).
+  default, or the job script's own ``app_message_timeout_seconds``): the solve is interrupted
+  and the job ends ``FAILED`` without results (§B4.7.3).
   The limit runs from the first send and is not restarted by a re-send.
 * A socket that drops before the answer arrives: the message stays pending. By default it is
   re-sent, with the same ``appMessageId``, to the next socket that ``SUBSCRIBE``\\s to the job

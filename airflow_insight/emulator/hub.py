@@ -420,7 +420,7 @@ class Hub:
             {
                 "appMessageId": pending.id,
                 "appMessageType": pending.app_message_type,
-                "limitSeconds": self.config.app_message_timeout_seconds,
+                "limitSeconds": job.app_message_limit(self.config.app_message_timeout_seconds),
             },
             compute_job_id=job.id,
         )

@@ -47,6 +47,11 @@ class Job:
     #: appMessageId -> incumbent file of an INTSOL message (appMessageFile), latest kept.
     app_message_files: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
+    def app_message_limit(self, default_seconds: float) -> float:
+        """How long an APP_MESSAGE of this job may wait for its answer."""
+        limit = self.script.app_message_timeout_seconds
+        return default_seconds if limit is None else limit
+
     def app_message_file_url(self, app_message_id: str) -> str:
         """Server-relative URL of an APP_MESSAGE's file (§B3.1)."""
         return f"/api/compute-jobs/{self.id}/messages/{app_message_id}/file"

@@ -67,6 +67,8 @@ class JobScript:
     faults: tuple[Fault, ...] = ()
     #: Solver callbacks this job sends without a solver (for the client's fault tests).
     app_messages: tuple[ScriptedAppMessage, ...] = ()
+    #: This job's answer limit for APP_MESSAGEs (scripted or solved); None: the config's.
+    app_message_timeout_seconds: float | None = None
 
     def line(self, number: int, job_id: str, attempt: int) -> str:
         """The text of run-log line ``number``."""

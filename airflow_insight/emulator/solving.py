@@ -110,7 +110,7 @@ async def solve_if_asked(hub: Hub, job: Job) -> Solved | None:
     assert job.payload is not None
     loop = asyncio.get_running_loop()
     pending_lines: list[str] = []
-    limit = hub.config.app_message_timeout_seconds
+    limit = job.app_message_limit(hub.config.app_message_timeout_seconds)
 
     def on_timeout(message: PendingAppMessage) -> None:
         def expire() -> None:

@@ -173,7 +173,7 @@ async def _ask_scripted(hub: Hub, job: Job, scripted: ScriptedAppMessage) -> App
     body = {"problemName": job.id, "attributes": attributes}
     pending = PendingAppMessage(scripted.app_message_type, body, file)
     hub.send_app_message(job, pending)
-    limit = hub.config.app_message_timeout_seconds
+    limit = job.app_message_limit(hub.config.app_message_timeout_seconds)
     try:
         answer = await asyncio.wait_for(asyncio.wrap_future(pending.answer), limit)
     except TimeoutError:

@@ -336,6 +336,16 @@ def test_scripted_unanswered_message_fails_the_job(start_emulator: Any) -> None:
     assert log_lines(messages)[-1].startswith("Error: no APP_MESSAGE_RESPONSE to GAPNOTIFY")
 
 
+def test_a_script_can_set_its_own_answer_limit(emulator: Emulator, token: str) -> None:
+    short = dataclasses.replace(scripted(ScriptedAppMessage(1)), app_message_timeout_seconds=0.3)
+    emulator.add_script("cb-*", short)
+    ws = start_job(emulator, token, job_request("cb-short"))
+    messages = follow_answering(ws, never, is_terminal_status, timeout=20)
+    assert statuses(messages)[-1] == "FAILED"
+    [timeout] = emulator.record.of_kind("app_message_timeout")
+    assert timeout.data["limitSeconds"] == 0.3 and emulator.config.app_message_timeout_seconds == 60
+
+
 @pytest.mark.parametrize("resend", [True, False])
 def test_pending_message_across_a_dropped_socket(start_emulator: Any, resend: bool) -> None:
     # Resent, the answer has ample time on a loaded machine; not resent, the job fails soon
