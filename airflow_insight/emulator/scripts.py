@@ -70,6 +70,26 @@ class JobScript:
     #: This job's answer limit for APP_MESSAGEs (scripted or solved); None: the config's.
     app_message_timeout_seconds: float | None = None
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> JobScript:
+        """Rebuild a script from ``dataclasses.asdict`` output (e.g. JSON sent to a subprocess).
+
+        Faults cannot be rebuilt from plain fields: give them to the emulator instead.
+        """
+        values = dict(fields)
+        for name in ("lines", "pre_executing_statuses"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if "app_messages" in values:
+            values["app_messages"] = tuple(
+                item if isinstance(item, ScriptedAppMessage) else ScriptedAppMessage(**item)
+                for item in values["app_messages"]
+            )
+        if values.get("faults"):
+            raise ValueError("JobScript.from_fields cannot rebuild faults; inject them instead")
+        values.pop("faults", None)
+        return cls(**values)
+
     def line(self, number: int, job_id: str, attempt: int) -> str:
         """The text of run-log line ``number``."""
         if self.lines:

@@ -166,3 +166,9 @@ def test_scripts_without_solve_carry_no_label(emulator: Emulator, token: str) ->
     payload = zip_of({"model.lp": TINY_LP})
     messages = _follow(emulator, token, job_request("canned-1"), payload=payload)
     assert not any("SIMULATED" in line for line in log_lines(messages))
+
+
+def test_script_round_trips_through_plain_fields() -> None:
+    script = NAMED_SCRIPTS["callbacks"]
+    fields = json.loads(json.dumps(dataclasses.asdict(script)))
+    assert JobScript.from_fields(fields) == script
