@@ -96,7 +96,9 @@ def test_provider_imports_without_aiohttp(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "import airflow_insight.hooks.insight, airflow_insight.operators.insight\n"
-        "import airflow_insight.sensors, airflow_insight.triggers\n"
+        "import airflow_insight.sensors.insight, airflow_insight.triggers.insight\n"
+        "import airflow_insight.transport.async_driver, airflow_insight.transport.sync_driver\n"
+        "import airflow_insight.provider_info\n"
         "import airflow_insight.emulator\n"  # the package itself imports without its extra
         "assert 'aiohttp' not in sys.modules, sorted(sys.modules)\n"
         "print('ok')\n"
