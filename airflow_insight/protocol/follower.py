@@ -581,6 +581,7 @@ class Follower:
         if handler is None:
             self._queue(default_answer(message))
             return [answered]
+        answered = dataclasses.replace(answered, handled=True)
         try:
             response, produced = handler.answer(message, now)
         except Exception as exc:  # A handler's bug must not leave the solve waiting.
