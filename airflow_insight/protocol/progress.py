@@ -175,7 +175,7 @@ class ProgressRecord:
     def describe(self) -> str:
         """One readable log line."""
         parts = [f"best solution {_fmt(self.best_solution)}", f"best bound {_fmt(self.best_bound)}"]
-        gap = "n/a" if self.relative_gap is None else f"{self.relative_gap:.2%}"
+        gap = "n/a" if self.relative_gap is None else f"{self.relative_gap:.3%}"
         parts.append(f"gap {gap}")
         if self.nodes is not None:
             parts.append(f"nodes {self.nodes}")
@@ -183,7 +183,8 @@ class ProgressRecord:
             parts.append(f"solutions {self.solutions_found}")
         if self.elapsed_seconds is not None:
             parts.append(f"elapsed {self.elapsed_seconds:.1f}s")
-        if self.lp_objective is not None:
+        if self.lp_objective is not None and self.best_solution is None and self.best_bound is None:
+            # An LP's progress (LPLOG, BARLOG); in a MIP it is only the current node's LP.
             parts.append(f"LP objective {_fmt(self.lp_objective)}")
         callback = self.callback or "unknown callback"
         return f"Insight compute job {self.job_id} solver progress ({callback}): " + ", ".join(

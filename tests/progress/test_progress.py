@@ -99,8 +99,9 @@ def test_reference_shaped_message_becomes_a_full_record() -> None:
     assert record.problem_name == "fctp"
     line = record.describe()
     assert "best solution 5906" in line and "best bound 5503.2" in line
-    assert "gap 6.82%" in line and "nodes 120" in line and "solutions 3" in line
+    assert "gap 6.820%" in line and "nodes 120" in line and "solutions 3" in line
     assert "elapsed 2.5s" in line
+    assert "LP objective" not in line
     json.dumps(record.to_dict())  # JSON-safe
 
 
@@ -463,3 +464,20 @@ def test_with_progress_callbacks_rejects_bad_input(
     with pytest.raises(ConfigurationError) as caught:
         p.with_progress_callbacks(request_, callbacks)
     assert message in str(caught.value)
+
+
+def test_lp_callback_reports_the_lp_objective() -> None:
+    message = app_message(
+        "lp1",
+        '{"LPOBJVAL": {"key": 2001, "name": "LPOBJVAL", "value": 12.5},'
+        ' "SIMPLEXITER": {"key": 1009, "name": "SIMPLEXITER", "value": 300}}',
+        kind="LPLOG",
+    )
+    response, events = p.SolverProgress([p.StopAtGap(0.01)]).answer(message, now=0.0)
+    assert response.interrupt_solve is False
+    (event,) = events
+    assert isinstance(event, p.ProgressRecorded)
+    assert event.record.lp_objective == 12.5
+    assert "(LPLOG): best solution n/a, best bound n/a, gap n/a, LP objective 12.5" in (
+        event.describe()
+    )
