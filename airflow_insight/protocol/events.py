@@ -15,6 +15,7 @@ import logging
 from typing import ClassVar
 
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.progress import ProgressEvent
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -263,6 +264,8 @@ Event = (
     | ErrorReceived
     | MessageRejected
     | MessageIgnored
+    # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
+    | ProgressEvent
 )
 
 #: What :class:`~airflow_insight.protocol.runlog.RunLog` produces.

@@ -50,10 +50,14 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.protocol import messages as m
+
+if TYPE_CHECKING:
+    # Only for the conformance check below: appmessages -> events -> this module.
+    from airflow_insight.protocol.appmessages import AppMessageHandler
 
 #: Logger for progress records, apart from the run log (``insight.run_log``).
 PROGRESS_LOGGER = "insight.progress"
@@ -723,6 +727,11 @@ class SolverProgress:
             "last": None if last is None else last.to_dict(),
             "series": self.series.to_json(),
         }
+
+
+if TYPE_CHECKING:
+    # mypy proves here that the handler fits the core's interface (PLAN item 6).
+    _conforms: AppMessageHandler = SolverProgress()
 
 
 # --------------------------------------------------------------------------- job request
