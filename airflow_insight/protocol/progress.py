@@ -724,7 +724,8 @@ class SolverProgress:
             "stopped_by": None if self.stopped_by is None else self.stopped_by.to_dict(),
             "stop_rules": stop_rules_to_json(self.stop_rules),
             "messages_answered": self.messages_answered,
-            "last": None if last is None else last.to_dict(),
+            # Without "time": a reading of the driver's clock means nothing in XCom.
+            "last": None if last is None else _without_time(last.to_dict()),
             "series": self.series.to_json(),
         }
 
@@ -732,6 +733,10 @@ class SolverProgress:
 if TYPE_CHECKING:
     # mypy proves here that the handler fits the core's interface (PLAN item 6).
     _conforms: AppMessageHandler = SolverProgress()
+
+
+def _without_time(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if name != "time"}
 
 
 # --------------------------------------------------------------------------- job request

@@ -261,6 +261,8 @@ def test_gap_rule_interrupts_and_says_why() -> None:
     summary = handler.summary()
     assert summary["stopped_early"] is True
     assert summary["stopped_by"]["rule"] == {"rule": "relative_gap", "relative_gap": 0.01}
+    assert "time" not in summary["last"]
+    assert summary["last"]["best_solution"] == 101.0
     json.dumps(summary)
 
 
