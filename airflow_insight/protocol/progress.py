@@ -19,7 +19,7 @@ Public API::
     StopAtGap(relative_gap) | StopAfterNoImprovement(seconds) | StopAtObjective(value, sense)
     stop_rules_from_json(items) -> tuple[StopRule, ...];  stop_rules_to_json(rules) -> list[dict]
     progress_callbacks(problem_type) -> tuple[str, ...]
-    with_progress_callbacks(job_request, callbacks=None) -> dict   # a new request, input untouched
+    with_progress_callbacks(job_request, callbacks=None, *, stop_rules=()) -> dict   # a new request
 
 Decisions where the reference is silent:
 
@@ -73,10 +73,13 @@ CALLBACKS = frozenset({GAPNOTIFY, INTSOL, GLOBALLOG, LPLOG, BARLOG, CUTLOG})
 
 # Why these: INTSOL fires once per new incumbent and GLOBALLOG once per MIP log line (every
 # MIPLOG nodes), so a MIP's progress costs a handful of round trips a second at most. LPLOG and
-# BARLOG give the LP's progress; CUTLOG and GAPNOTIFY add nothing a record shows. Every callback
-# pauses the solve until its answer arrives, so fewer is better.
+# BARLOG give the LP's progress; CUTLOG adds nothing a record shows, GAPNOTIFY only serves a gap
+# rule (see with_progress_callbacks). Every callback pauses the solve until its answer arrives,
+# so fewer is better.
 _MIP_CALLBACKS = (INTSOL, GLOBALLOG)
 _LP_CALLBACKS = (LPLOG, BARLOG)
+# GAPNOTIFY fires when the relative gap reaches this control's value (Xpress; never without it).
+_GAP_NOTIFY_CONTROL = "XPRS_MIPRELGAPNOTIFY"
 
 # Xpress reports a missing objective or bound as +-XPRS_PLUSINFINITY.
 _INFINITY = 1e40
@@ -757,12 +760,18 @@ def progress_callbacks(problem_type: str | None = None) -> tuple[str, ...]:
 
 
 def with_progress_callbacks(
-    job_request: Mapping[str, Any], callbacks: Iterable[str] | None = None
+    job_request: Mapping[str, Any],
+    callbacks: Iterable[str] | None = None,
+    *,
+    stop_rules: Iterable[StopRule | Mapping[str, Any]] | None = (),
 ) -> dict[str, Any]:
     """A copy of ``job_request`` whose ``solver.callbacks`` also list the progress callbacks.
 
-    ``callbacks`` None picks them from ``solver.problemType`` (:func:`progress_callbacks`).
-    Callbacks already in the request are kept, in their order; names are checked.
+    ``callbacks`` None picks them from ``solver.problemType`` (:func:`progress_callbacks`); then
+    a :class:`StopAtGap` rule on a problem that may be a MIP also asks for ``GAPNOTIFY`` with
+    ``XPRS_MIPRELGAPNOTIFY`` at the rule's gap (unless the request sets that control), so the
+    solver calls back the moment the gap crosses it instead of at its next log line. Callbacks
+    already in the request are kept, in their order; names are checked.
     """
     solver = job_request.get("solver")
     if solver is None:
@@ -770,16 +779,28 @@ def with_progress_callbacks(
     if not isinstance(solver, Mapping):
         raise ConfigurationError("job_request['solver'] must be an object to ask for progress")
     problem_type = solver.get("problemType")
-    wanted = (
-        progress_callbacks(problem_type if isinstance(problem_type, str) else None)
-        if callbacks is None
-        else tuple(callbacks)
-    )
+    kind = problem_type if isinstance(problem_type, str) else None
+    wanted = progress_callbacks(kind) if callbacks is None else tuple(callbacks)
     existing = solver.get("callbacks") or []
     if isinstance(existing, str) or not isinstance(existing, Sequence):
         raise ConfigurationError("job_request['solver']['callbacks'] must be a list of names")
+    controls = solver.get("controls") or {}
+    if not isinstance(controls, Mapping):
+        raise ConfigurationError("job_request['solver']['controls'] must be an object")
+    gaps = [
+        rule.relative_gap
+        for rule in stop_rules_from_json(stop_rules)
+        if isinstance(rule, StopAtGap)
+    ]
+    if callbacks is None and gaps and (kind or "").upper() != "LP":
+        wanted = (*wanted, GAPNOTIFY)
+        if _GAP_NOTIFY_CONTROL not in controls:
+            controls = {**controls, _GAP_NOTIFY_CONTROL: max(gaps)}
     merged = list(dict.fromkeys([*existing, *wanted]))
     if unknown := [name for name in merged if name not in CALLBACKS]:
         known = ", ".join(sorted(CALLBACKS))
         raise ConfigurationError(f"unknown solver callbacks {unknown}: use {known}")
-    return {**job_request, "solver": {**solver, "callbacks": merged}}
+    updated = {**solver, "callbacks": merged}
+    if controls:
+        updated["controls"] = dict(controls)
+    return {**job_request, "solver": updated}

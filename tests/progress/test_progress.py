@@ -483,3 +483,29 @@ def test_lp_callback_reports_the_lp_objective() -> None:
     assert "(LPLOG): best solution n/a, best bound n/a, gap n/a, LP objective 12.5" in (
         event.describe()
     )
+
+
+def test_a_gap_rule_asks_the_solver_to_call_back_when_the_gap_crosses_it() -> None:
+    request = {"solver": {"problemType": "MIP", "controls": {"XPRS_MAXTIME": "-60"}}}
+    rules = [p.StopAtGap(0.01), {"rule": "relative_gap", "relative_gap": 0.05}]
+
+    merged = p.with_progress_callbacks(request, stop_rules=rules)
+
+    assert merged["solver"]["callbacks"] == ["INTSOL", "GLOBALLOG", "GAPNOTIFY"]
+    # The loosest gap rule fires first, so the notification is set at its gap.
+    assert merged["solver"]["controls"] == {"XPRS_MAXTIME": "-60", "XPRS_MIPRELGAPNOTIFY": 0.05}
+    assert request["solver"]["controls"] == {"XPRS_MAXTIME": "-60"}
+    # A control the user set wins; an LP or an explicit list gets no GAPNOTIFY.
+    own = {"solver": {"controls": {"XPRS_MIPRELGAPNOTIFY": 0.2}}}
+    assert p.with_progress_callbacks(own, stop_rules=rules)["solver"]["controls"] == {
+        "XPRS_MIPRELGAPNOTIFY": 0.2
+    }
+    lp = p.with_progress_callbacks({"solver": {"problemType": "LP"}}, stop_rules=rules)
+    assert lp["solver"] == {"problemType": "LP", "callbacks": ["LPLOG", "BARLOG"]}
+    explicit = p.with_progress_callbacks(request, ["INTSOL"], stop_rules=rules)
+    assert explicit["solver"]["callbacks"] == ["INTSOL"]
+    assert "XPRS_MIPRELGAPNOTIFY" not in explicit["solver"]["controls"]
+    # Without a gap rule nothing changes in the controls.
+    assert p.with_progress_callbacks(request, stop_rules=[p.StopAfterNoImprovement(5)])["solver"][
+        "controls"
+    ] == {"XPRS_MAXTIME": "-60"}
