@@ -2,8 +2,8 @@
 
 ``scripts/demo insight_solver_progress`` runs this DAG against the bundled emulator, which solves
 the model with real xpress callbacks. The model (models/fixed_charge_transport, 1,122 rows plus
-columns) reaches a 1 % gap after about 15 s and needs about 45 s to prove optimality on a loaded
-2-core machine, so the gap rule ends the solve early.
+columns) reaches a 1 % gap after about a quarter of the nodes it needs to prove optimality (13-16 s
+against 42-44 s on a 2-core machine at load 2), so the gap rule ends the solve early.
 
 ``solver_progress=True`` adds the progress callbacks to ``solver.callbacks`` (INTSOL and the MIP
 log for a MIP); each callback becomes one progress line in the task log (logger
