@@ -20,6 +20,8 @@ Public API::
     stop_rules_from_json(items) -> tuple[StopRule, ...];  stop_rules_to_json(rules) -> list[dict]
     progress_callbacks(problem_type) -> tuple[str, ...]
     with_progress_callbacks(job_request, callbacks=None, *, stop_rules=()) -> dict   # a new request
+    ProgressOptions.from_arguments(solver_progress, stop_rules) -> ProgressOptions | None
+        .job_request(request); .handler() -> SolverProgress; .to_json() / from_json(kwargs)
 
 Decisions where the reference is silent:
 
@@ -465,6 +467,12 @@ def _spread(indices: Sequence[int], count: int) -> list[int]:
     return [indices[int(i * step)] for i in range(count)]
 
 
+def _series_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 2:
+        raise ConfigurationError(f"the progress series needs a limit of at least 2, not {limit!r}")
+    return limit
+
+
 class ProgressSeries:
     """The solve's progress over time, bounded in memory and in its XCom form.
 
@@ -473,11 +481,7 @@ class ProgressSeries:
     """
 
     def __init__(self, limit: int = 200) -> None:
-        if limit < 2:
-            raise ConfigurationError(
-                f"the progress series needs a limit of at least 2, not {limit}"
-            )
-        self.limit = limit
+        self.limit = _series_limit(limit)
         self._points: list[ProgressPoint] = []
         self._origin: float | None = None
         self.records_seen = 0
@@ -804,3 +808,85 @@ def with_progress_callbacks(
     if controls:
         updated["controls"] = dict(controls)
     return {**job_request, "solver": updated}
+
+
+# --------------------------------------------------------------------------- task options
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProgressOptions:
+    """What a task asked for: progress callbacks and stop rules; JSON-safe for trigger kwargs.
+
+    The operator builds it once from its arguments (:meth:`from_arguments`), merges it into the
+    job request (:meth:`job_request`), makes one handler per followed job (:meth:`handler`), and
+    hands :meth:`to_json` to the trigger, which rebuilds it with :meth:`from_json`.
+    """
+
+    #: The ``solver.callbacks`` to add; None picks them from the request (progress_callbacks).
+    callbacks: tuple[str, ...] | None = None
+    stop_rules: tuple[StopRule, ...] = ()
+    series_limit: int = 200
+
+    @classmethod
+    def from_arguments(
+        cls,
+        solver_progress: bool | Iterable[str] = False,
+        stop_rules: Iterable[StopRule | Mapping[str, Any]] | None = None,
+        *,
+        series_limit: int = 200,
+    ) -> ProgressOptions | None:
+        """From operator arguments: ``solver_progress`` True (callbacks chosen for the problem),
+        a list of callback names, or False; None when progress was not asked for.
+
+        Stop rules need the callbacks, so rules without ``solver_progress`` are a
+        :class:`ConfigurationError` rather than rules that silently never fire.
+        """
+        rules = stop_rules_from_json(stop_rules)
+        if solver_progress is False or solver_progress is None:
+            if rules:
+                raise ConfigurationError(
+                    "stop_rules need solver progress: pass solver_progress=True (or a list of "
+                    "solver callbacks) with them"
+                )
+            return None
+        if solver_progress is True:
+            callbacks = None
+        elif isinstance(solver_progress, str) or not isinstance(solver_progress, Iterable):
+            raise ConfigurationError(
+                f"solver_progress must be True, False or a list of solver callbacks, "
+                f"not {solver_progress!r}"
+            )
+        else:
+            callbacks = tuple(solver_progress)
+            if unknown := [name for name in callbacks if name not in CALLBACKS]:
+                known = ", ".join(sorted(CALLBACKS))
+                raise ConfigurationError(f"unknown solver callbacks {unknown}: use {known}")
+        return cls(callbacks, rules, _series_limit(series_limit))
+
+    def job_request(self, job_request: Mapping[str, Any]) -> dict[str, Any]:
+        """``job_request`` with the progress callbacks (and gap notification) merged in."""
+        return with_progress_callbacks(job_request, self.callbacks, stop_rules=self.stop_rules)
+
+    def handler(self) -> SolverProgress:
+        """A fresh handler for one followed job."""
+        return SolverProgress(self.stop_rules, series_limit=self.series_limit)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-safe form (trigger kwargs)."""
+        return {
+            "callbacks": None if self.callbacks is None else list(self.callbacks),
+            "stop_rules": stop_rules_to_json(self.stop_rules),
+            "series_limit": self.series_limit,
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> ProgressOptions:
+        """Rebuild from :meth:`to_json`'s form."""
+        callbacks = document.get("callbacks")
+        options = cls.from_arguments(
+            True if callbacks is None else callbacks,
+            document.get("stop_rules"),
+            series_limit=int(document.get("series_limit", 200)),
+        )
+        assert options is not None  # progress was asked for
+        return options

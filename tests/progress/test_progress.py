@@ -509,3 +509,61 @@ def test_a_gap_rule_asks_the_solver_to_call_back_when_the_gap_crosses_it() -> No
     assert p.with_progress_callbacks(request, stop_rules=[p.StopAfterNoImprovement(5)])["solver"][
         "controls"
     ] == {"XPRS_MAXTIME": "-60"}
+
+
+# ----------------------------------------------------------------------------- task options
+
+
+def test_options_from_operator_arguments_round_trip_through_trigger_kwargs() -> None:
+    options = p.ProgressOptions.from_arguments(
+        True, [p.StopAtGap(0.01), {"rule": "no_improvement", "seconds": 120}]
+    )
+    assert options is not None
+
+    kwargs = json.loads(json.dumps(options.to_json()))  # as the trigger's kwargs carry it
+
+    assert kwargs == {
+        "callbacks": None,
+        "stop_rules": [
+            {"rule": "relative_gap", "relative_gap": 0.01},
+            {"rule": "no_improvement", "seconds": 120},
+        ],
+        "series_limit": 200,
+    }
+    rebuilt = p.ProgressOptions.from_json(kwargs)
+    assert rebuilt == options
+    request = rebuilt.job_request({"computeJobType": "SOLVER", "solver": {"problemType": "MIP"}})
+    assert request["solver"]["callbacks"] == ["INTSOL", "GLOBALLOG", "GAPNOTIFY"]
+    handler = rebuilt.handler()
+    assert handler.stop_rules == options.stop_rules
+    assert handler is not rebuilt.handler()  # one per job
+
+
+def test_options_with_an_explicit_callback_list() -> None:
+    options = p.ProgressOptions.from_arguments(["INTSOL"], series_limit=20)
+    assert options is not None
+    assert p.ProgressOptions.from_json(options.to_json()) == options
+    assert options.job_request({"solver": {}})["solver"]["callbacks"] == ["INTSOL"]
+    assert options.handler().series.limit == 20
+
+
+@pytest.mark.parametrize(
+    ("solver_progress", "rules", "series_limit", "message"),
+    [
+        (False, [p.StopAtGap(0.01)], 200, "stop_rules need solver progress"),
+        ("INTSOL", None, 200, "must be True, False or a list"),
+        (["INTSOL", "NODES"], None, 200, "unknown solver callbacks ['NODES']"),
+        (True, None, 1, "limit of at least 2"),
+    ],
+)
+def test_bad_progress_arguments_fail_at_once(
+    solver_progress: object, rules: object, series_limit: int, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        p.ProgressOptions.from_arguments(solver_progress, rules, series_limit=series_limit)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+
+
+def test_no_progress_asked_for_gives_no_options() -> None:
+    assert p.ProgressOptions.from_arguments(False) is None
+    assert p.ProgressOptions.from_arguments(False, []) is None
