@@ -83,6 +83,11 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
         for line in batch.lines:
             run_log.info(line)
 
+    def log_event(event: Any) -> None:
+        # As an adapter does: every event logged once, progress on its own logger.
+        name = getattr(event, "logger_name", "insight.driver")
+        logging.getLogger(name).log(event.log_level, event.describe())
+
     def request(job_id: str) -> dict[str, Any]:
         return {"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True}
 
@@ -94,7 +99,7 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
     if mode == "sync":
         from airflow_insight.transport.sync_driver import SyncJobFollower
 
-        with SyncJobFollower(settings, rest, on_lines=count) as driver:
+        with SyncJobFollower(settings, rest, on_lines=count, on_event=log_event) as driver:
             driver.open()
             for job_id in job_ids:
                 driver.submit(request(job_id), None, app_messages=handler())
@@ -105,7 +110,7 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
     from airflow_insight.transport.async_driver import AsyncJobFollower
 
     async def main() -> None:
-        async with AsyncJobFollower(settings, rest, on_lines=count) as driver:
+        async with AsyncJobFollower(settings, rest, on_lines=count, on_event=log_event) as driver:
             await driver.open()
             for job_id in job_ids:
                 await driver.submit(request(job_id), None, app_messages=handler())

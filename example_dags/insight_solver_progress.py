@@ -6,11 +6,11 @@ columns) reaches a 1 % gap after about a quarter of the nodes it needs to prove 
 against 42-44 s on a 2-core machine at load 2), so the gap rule ends the solve early.
 
 ``solver_progress=True`` adds the progress callbacks to ``solver.callbacks`` (INTSOL and the MIP
-log for a MIP, and GAPNOTIFY at the gap rule's target); each callback becomes one progress line in the task log (logger
-``insight.progress``: best solution, best bound, gap, nodes, solutions, elapsed time), and the
-first stop rule that fires answers ``interruptSolve: true``. The task's result carries the
-progress under ``progress``: whether and why the solve was stopped, the last record, and the
-series (time, best solution, best bound, gap) downsampled for XCom.
+log for a MIP, and GAPNOTIFY at the gap rule's target); each callback becomes one progress line in
+the task log (logger ``insight.progress``: best solution, best bound, gap, nodes, solutions,
+elapsed time), and the first stop rule that fires answers ``interruptSolve: true``. The task's
+result carries the progress under ``progress``: whether and why the solve was stopped, the last
+record, and the series (time, best solution, best bound, gap) downsampled for XCom.
 """
 
 from __future__ import annotations

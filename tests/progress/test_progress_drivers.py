@@ -83,10 +83,18 @@ def _ignore_lines(batch: RunLogLines) -> None:
     del batch
 
 
+def log_event(event: Any) -> None:
+    """What an adapter does with each event: progress on its own logger (``logger_name``)."""
+    name = getattr(event, "logger_name", "tests.progress.driver")
+    logging.getLogger(name).log(event.log_level, event.describe())
+
+
 def follow_sync(
     settings: ConnectionSettings, rest: InsightRestClient, request: dict[str, Any], handler: Any
 ) -> JobOutcome | None:
-    with SyncJobFollower(settings, rest, on_lines=_ignore_lines, config=FollowerConfig()) as driver:
+    with SyncJobFollower(
+        settings, rest, on_lines=_ignore_lines, config=FollowerConfig(), on_event=log_event
+    ) as driver:
         driver.open()
         driver.submit(request, None, app_messages=handler)
         return driver.wait(request["id"], timeout_seconds=LIMIT_SECONDS)
@@ -97,7 +105,7 @@ def follow_async(
 ) -> JobOutcome | None:
     async def main() -> JobOutcome | None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=_ignore_lines, config=FollowerConfig()
+            settings, rest, on_lines=_ignore_lines, config=FollowerConfig(), on_event=log_event
         ) as driver:
             await driver.open()
             await driver.submit(request, None, app_messages=handler)
@@ -189,8 +197,13 @@ def test_handler_answers_and_stops_at_the_gap_in_both_drivers(
     assert summary["stopped_by"]["app_message_id"] == "msg-3"
     assert [row[1] for row in summary["series"]["points"]] == [5906.0, 5722.0, 5680.0]
     assert request["solver"]["callbacks"] == ["INTSOL", "GLOBALLOG"]
-    # The drivers log each event once: the progress lines and the stop are in the log.
-    progress_lines = [r.getMessage() for r in caplog.records if "solver progress" in r.getMessage()]
+    # Each event reaches the adapter once: the progress lines and the stop, on the progress logger.
+    progress = [r for r in caplog.records if r.name == p.PROGRESS_LOGGER]
+    progress_lines = [r.getMessage() for r in progress if "solver progress" in r.getMessage()]
     assert len(progress_lines) == 3
     assert "best solution 5680, best bound 5634.8, gap 0.796%" in progress_lines[-1]
-    assert "stopping the solve (interruptSolve=true), stop rule relative_gap" in caplog.text
+    assert (
+        "stopping the solve (interruptSolve=true), stop rule relative_gap"
+        in progress[-1].getMessage()
+    )
+    assert len(progress) == 4
