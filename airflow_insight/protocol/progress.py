@@ -13,7 +13,8 @@ Public API::
 
     SolverProgress(stop_rules=(), *, series_limit=200)      # the AppMessageHandler for one job
         .answer(message, now) -> (AppMessageResponse, events)
-        .series -> ProgressSeries; .last_record; .stopped_by -> StopDecision | None
+        .series -> ProgressSeries; .last_record; .stopped_by -> StopDecision | None;
+        .latest_solution_file (the last INTSOL's appMessageFile)
         .summary() -> JSON-safe dict for the XCom result
     read_progress(message, now) -> ProgressRecord | None
     StopAtGap(relative_gap) | StopAfterNoImprovement(seconds) | StopAtObjective(value, sense)
@@ -662,6 +663,8 @@ class SolverProgress:
         self.last_record: ProgressRecord | None = None
         self.stopped_by: StopDecision | None = None
         self.messages_answered = 0
+        #: ``appMessageFile`` of the latest incumbent (INTSOL), to download after the job.
+        self.latest_solution_file: str | None = None
         self._sense: Sense | None = None
         self._best: float | None = None
         self._improved_at: float | None = None
@@ -709,6 +712,8 @@ class SolverProgress:
     def _remember(self, record: ProgressRecord, now: float) -> None:
         self.last_record = record
         self.series.add(record)
+        if record.solution_file is not None:
+            self.latest_solution_file = record.solution_file
         self._sense = record.sense or self._sense or _inferred_sense(record)
         best = record.best_solution
         if best is not None and (self._best is None or _better(best, self._best, self._sense)):
@@ -731,6 +736,7 @@ class SolverProgress:
             "stopped_by": None if self.stopped_by is None else self.stopped_by.to_dict(),
             "stop_rules": stop_rules_to_json(self.stop_rules),
             "messages_answered": self.messages_answered,
+            "latest_solution_file": self.latest_solution_file,
             # Without "time": a reading of the driver's clock means nothing in XCom.
             "last": None if last is None else _without_time(last.to_dict()),
             "series": self.series.to_json(),

@@ -148,6 +148,10 @@ def test_intsol_keeps_the_solution_file_url() -> None:
     record = p.read_progress(message, now=0.0)
     assert record is not None
     assert record.solution_file == "/api/compute-jobs/job-1/messages/a/file"
+    handler = p.SolverProgress()
+    handler.answer(message, now=0.0)
+    handler.answer(app_message("b", mip(99, 90)), now=1.0)  # a GLOBALLOG keeps the file
+    assert handler.summary()["latest_solution_file"] == "/api/compute-jobs/job-1/messages/a/file"
 
 
 # ----------------------------------------------------------------------------- answering
