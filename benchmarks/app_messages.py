@@ -11,7 +11,8 @@ never asserted):
 * ``jobs_logging``: the same, with every job writing 2 run-log lines a second (2,000 frames a
   second on the socket).
 
-The emulator runs in this process (its own thread and event loop); the client runs in a child
+The emulator runs in this process (its own thread and event loop) and sends each APP_MESSAGE as
+its solves do (pending until answered, so the answer is matched); the client runs in a child
 process (``python -m benchmarks.app_messages client ...``), so the two never share a GIL. Every
 client follows its jobs with a :class:`~airflow_insight.protocol.progress.SolverProgress`
 handler, so the answer is the real one. Both times come from the emulator's record, on one
@@ -37,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_insight.emulator import Emulator, EmulatorConfig
+from airflow_insight.emulator.callbacks import PendingAppMessage
 from airflow_insight.emulator.scripts import JobScript
 from benchmarks.harness import latency_summary
 
@@ -49,15 +51,10 @@ QUIET = JobScript(name="quiet", log_lines=1_000_000, lines_per_second=2.0, batch
 WAITING = JobScript(name="waiting", log_lines=1_000, lines_per_second=0.1, batch_size=1)
 FLOOD = JobScript(name="flood", log_lines=10_000_000, lines_per_second=20_000.0, batch_size=200)
 
-APP_MESSAGE = (
-    '{{"computeJobId": "{job}", "messageType": "APP_MESSAGE", "messagePayload": '
-    '{{"appMessageId": "{id}", "appMessageType": "GLOBALLOG", "appMessage": '
-    '{{"problemName": "bench", "attributes": {{'
-    '"MIPBESTOBJVAL": {{"key": 2006, "name": "MIPBESTOBJVAL", "value": {best}}}, '
-    '"BESTBOUND": {{"key": 2004, "name": "BESTBOUND", "value": 100.0}}, '
-    '"MIPSOLS": {{"key": 1011, "name": "MIPSOLS", "value": 1}}, '
-    '"NODES": {{"key": 1013, "name": "NODES", "value": {n}}}}}}}}}}}'
-)
+
+def _attributes(best: float, nodes: int) -> dict[str, dict[str, Any]]:
+    values = {"MIPBESTOBJVAL": best, "BESTBOUND": 100.0, "MIPSOLS": 1, "NODES": nodes}
+    return {name: {"key": 0, "name": name, "value": value} for name, value in values.items()}
 
 
 # --------------------------------------------------------------------------- child side
@@ -155,6 +152,9 @@ class Case:
         if line.strip() != "following":
             raise RuntimeError(f"the client did not start: {line!r}")
         _wait_until(lambda: all(self._routed(job_id) for job_id in self.job_ids), 120.0, "sockets")
+        # The SUBSCRIBE that follows each submit makes the server re-send a pending message
+        # (§B4.6): let those settle so no measured message is sent twice.
+        time.sleep(1.0)
 
     def _routed(self, job_id: str) -> bool:
         def check() -> bool:
@@ -165,15 +165,14 @@ class Case:
         return result
 
     def send(self, job_id: str, message_id: str, number: int) -> None:
-        text = APP_MESSAGE.format(job=job_id, id=message_id, best=200.0 - number * 1e-3, n=number)
+        """Send one APP_MESSAGE the emulator waits on, as its solves do (it matches the answer)."""
+        body = {"problemName": "bench", "attributes": _attributes(200.0 - number * 1e-3, number)}
+        pending = PendingAppMessage("GLOBALLOG", body, id=message_id)
 
-        def enqueue() -> None:
-            job = self.emulator.hub.jobs[job_id]
-            connection = self.emulator.hub.connection_of(job)
-            assert connection is not None
-            connection.enqueue([text], job_id)
+        def send_now() -> None:
+            self.emulator.hub.send_app_message(self.emulator.hub.jobs[job_id], pending)
 
-        self.emulator._call(enqueue)
+        self.emulator._call(send_now)
 
     def answered(self) -> int:
         return len(self.emulator.hub.record.of_kind("app_message_response"))
@@ -186,11 +185,12 @@ class Case:
             if '"APP_MESSAGE"' in text:
                 message_id = json.loads(text)["messagePayload"]["appMessageId"]
                 sent[message_id] = entry.at
-        answers = self.emulator.hub.record.of_kind("app_message_response")
+        answered_at: dict[str, float] = {}
+        for entry in self.emulator.hub.record.of_kind("app_message_response"):
+            if entry.data.get("matched", True):  # the answer the server took, once per message
+                answered_at.setdefault(entry.data["appMessageId"], entry.at)
         return [
-            entry.at - sent[entry.data["appMessageId"]]
-            for entry in answers
-            if entry.data["appMessageId"] in sent
+            at - sent[message_id] for message_id, at in answered_at.items() if message_id in sent
         ]
 
     def close(self) -> None:

@@ -1,24 +1,22 @@
 """SolverProgress wired into both drivers' ``app_messages=``, against the emulator on 127.0.0.1:0.
 
-The emulator's socket sends APP_MESSAGE frames written out as literal wire text while a scripted
-job runs; the test reads the emulator's record of the answers it received. The job is then
-cancelled over REST so the test does not wait for the script's end.
+A scripted job sends APP_MESSAGEs on its way through its run log (the emulator's
+``ScriptedAppMessage``) and waits for each answer, as a real solve does; ``interruptSolve`` ends
+it there. The test reads the emulator's record of what it sent and the answers it received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import string
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
-from airflow_insight.emulator.scripts import JobScript
+from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
+from airflow_insight.emulator.scripts import JobScript, ScriptedAppMessage
 from airflow_insight.protocol import progress as p
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
@@ -31,33 +29,28 @@ from airflow_insight.transport.sync_driver import SyncJobFollower
 
 # Room for a loaded 2-core machine; nothing here is a speed assertion.
 LIMIT_SECONDS = 60.0
-# Long enough that the job is still running when the messages come (the test cancels it).
-LONG_JOB = JobScript(name="long", log_lines=100_000, lines_per_second=20.0, batch_size=5)
-
-# Gap 6.8 %, then 2.1 %, then 0.796 %: the third crosses the 1 % rule.
-FIGURES = [(5906.0, 5503.2, 2), (5722.0, 5602.5, 5), (5680.0, 5634.8, 16)]
 
 
-APP_MESSAGE_TEXT = string.Template(
-    '{"computeJobId": "$job", "messageType": "APP_MESSAGE", "messagePayload": '
-    '{"appMessageId": "msg-$number", "appMessageType": "GLOBALLOG", '
-    '"appMessage": {"problemName": "fctp", "attributes": {'
-    '"MIPBESTOBJVAL": {"key": 2006, "name": "MIPBESTOBJVAL", "value": $best}, '
-    '"BESTBOUND": {"key": 2004, "name": "BESTBOUND", "value": $bound}, '
-    '"MIPSOLS": {"key": 1011, "name": "MIPSOLS", "value": $sols}, '
-    '"OBJSENSE": {"key": 2008, "name": "OBJSENSE", "value": 1}}}}}'
+def figures(best: float, bound: float, solutions: int) -> dict[str, float]:
+    return {"MIPBESTOBJVAL": best, "BESTBOUND": bound, "MIPSOLS": solutions, "OBJSENSE": 1}
+
+
+# Gap 6.8 %, then 2.1 %, then 0.796 %: the third crosses the 1 % rule, so the fourth never comes.
+CALLBACKS = (
+    ScriptedAppMessage(2, "GLOBALLOG", figures(5906.0, 5503.2, 2)),
+    ScriptedAppMessage(4, "INTSOL", figures(5722.0, 5602.5, 5), with_file=True),
+    ScriptedAppMessage(6, "GLOBALLOG", figures(5680.0, 5634.8, 16)),
+    ScriptedAppMessage(8, "GLOBALLOG", figures(5680.0, 5640.0, 16)),
 )
-
-
-def app_message_text(job_id: str, number: int, best: float, bound: float, sols: int) -> str:
-    """One APP_MESSAGE as literal wire text, shaped as in the protocol reference (§B4.7.3)."""
-    return APP_MESSAGE_TEXT.substitute(job=job_id, number=number, best=best, bound=bound, sols=sols)
+SOLVE = JobScript(
+    name="progress", log_lines=12, lines_per_second=100.0, batch_size=1, app_messages=CALLBACKS
+)
 
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with Emulator(EmulatorConfig(ping_interval_seconds=0.5, pong_timeout_seconds=30.0)) as running:
-        running.add_script("*", LONG_JOB)
+        running.add_script("*", SOLVE)
         yield running
 
 
@@ -117,41 +110,20 @@ def follow_async(
 Follow = Callable[[ConnectionSettings, InsightRestClient, dict[str, Any], Any], "JobOutcome | None"]
 
 
-def send_from_emulator(emulator: Emulator, job_id: str, text: str) -> None:
-    """Queue ``text`` on the socket the emulator routes ``job_id``'s events to."""
-
-    def enqueue() -> None:
-        job = emulator.hub.jobs[job_id]
-        connection = emulator.hub.connection_of(job)
-        assert connection is not None, "the job has no socket to send to"
-        connection.enqueue([text], job_id)
-
-    emulator._call(enqueue)
-
-
-def has_socket(emulator: Emulator, job_id: str) -> bool:
-    def routed() -> bool:
-        job = emulator.hub.jobs.get(job_id)
-        return job is not None and emulator.hub.connection_of(job) is not None
-
-    result: bool = emulator._call(routed)
-    return result
-
-
 def answers_received(emulator: Emulator, job_id: str) -> list[dict[str, Any]]:
     return [
         entry.data
-        for entry in emulator.hub.record.of_kind("app_message_response")
+        for entry in emulator.record.of_kind("app_message_response")
         if entry.compute_job_id == job_id
     ]
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + LIMIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def app_messages_sent(emulator: Emulator, job_id: str) -> list[dict[str, Any]]:
+    return [
+        message
+        for message in emulator.record.messages_sent(compute_job_id=job_id)
+        if message["messageType"] == "APP_MESSAGE"
+    ]
 
 
 @pytest.mark.parametrize("follow", [follow_sync, follow_async], ids=["sync", "async"])
@@ -164,46 +136,47 @@ def test_handler_answers_and_stops_at_the_gap_in_both_drivers(
 ) -> None:
     caplog.set_level(logging.INFO)
     job_id = f"progress-{follow.__name__}"
-    request = p.with_progress_callbacks(
-        {"id": job_id, "computeJobType": "SOLVER", "solver": {"problemType": "MIP"}}
+    # What the operator does with solver_progress=True, stop_rules=[StopAtGap(0.01)].
+    options = p.ProgressOptions.from_arguments(True, [p.StopAtGap(0.01)])
+    assert options is not None
+    request = options.job_request(
+        {"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True, "solver": {}}
     )
-    handler = p.SolverProgress([p.StopAtGap(0.01)])
-    outcome: list[JobOutcome | None] = []
-    follower = threading.Thread(
-        target=lambda: outcome.append(follow(settings, rest, request, handler)), daemon=True
-    )
-    follower.start()
-    emulator.wait_for_status(job_id, {"EXECUTING"}, timeout_seconds=LIMIT_SECONDS)
-    # The job's events go to the socket once the submit named it (connection-id, §A4).
-    wait_for(lambda: has_socket(emulator, job_id), "the job's socket")
+    handler = options.handler()
 
-    for number, (best, bound, sols) in enumerate(FIGURES, start=1):
-        send_from_emulator(emulator, job_id, app_message_text(job_id, number, best, bound, sols))
-        wait_for(lambda n=number: len(answers_received(emulator, job_id)) >= n, f"answer {number}")
-    with InsightRestClient(settings) as other_client:  # the follower thread has its own
-        other_client.cancel_job(job_id)
-    follower.join(LIMIT_SECONDS)
+    outcome = follow(settings, rest, request, handler)
 
-    assert not follower.is_alive()
-    assert outcome and outcome[0] is not None and outcome[0].status == "CANCELLED"
-    answers = answers_received(emulator, job_id)
-    assert answers == [
-        {"appMessageId": "msg-1", "interrupt": False},
-        {"appMessageId": "msg-2", "interrupt": False},
-        {"appMessageId": "msg-3", "interrupt": True},
+    # The solve stopped where the answer asked it to: a stopped solve with an incumbent.
+    assert outcome is not None
+    assert (outcome.status, outcome.model_status) == ("COMPLETED", "OK")
+    sent = app_messages_sent(emulator, job_id)
+    assert [message["messagePayload"]["appMessageType"] for message in sent] == [
+        "GLOBALLOG",
+        "INTSOL",
+        "GLOBALLOG",
     ]
+    answers = answers_received(emulator, job_id)
+    assert [(a["appMessageId"], a["interrupt"], a["matched"]) for a in answers] == [
+        (message["messagePayload"]["appMessageId"], interrupt, True)
+        for message, interrupt in zip(sent, [False, False, True], strict=True)
+    ]
+    log = emulator.run_log(job_id)
+    assert log[-1] == INTERRUPTED_LINE
+    assert len(log) == 7  # 6 lines, then the interruption: lines 7-12 were never written
     summary = handler.summary()
+    assert summary["stopped_early"] is True
     assert summary["stopped_by"]["rule"] == {"rule": "relative_gap", "relative_gap": 0.01}
-    assert summary["stopped_by"]["app_message_id"] == "msg-3"
+    assert summary["stopped_by"]["app_message_id"] == sent[2]["messagePayload"]["appMessageId"]
     assert [row[1] for row in summary["series"]["points"]] == [5906.0, 5722.0, 5680.0]
-    assert request["solver"]["callbacks"] == ["INTSOL", "GLOBALLOG"]
+    assert summary["latest_solution_file"] == sent[1]["messagePayload"]["appMessageFile"]
+    assert request["solver"]["callbacks"] == ["INTSOL", "GLOBALLOG", "LPLOG", "BARLOG", "GAPNOTIFY"]
+    assert request["solver"]["controls"] == {"XPRS_MIPRELGAPNOTIFY": 0.01}
     # Each event reaches the adapter once: the progress lines and the stop, on the progress logger.
     progress = [r for r in caplog.records if r.name == p.PROGRESS_LOGGER]
     progress_lines = [r.getMessage() for r in progress if "solver progress" in r.getMessage()]
     assert len(progress_lines) == 3
     assert "best solution 5680, best bound 5634.8, gap 0.796%" in progress_lines[-1]
-    assert (
-        "stopping the solve (interruptSolve=true), stop rule relative_gap"
-        in progress[-1].getMessage()
+    assert "stopping the solve (interruptSolve=true), stop rule relative_gap" in (
+        progress[-1].getMessage()
     )
     assert len(progress) == 4
