@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.progress import ProgressEvent
 from airflow_insight.protocol.tokens import Token
 
 
@@ -323,6 +324,8 @@ Event = (
     | MessageIgnored
     | CallFailed
     | FollowFailed
+    # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
+    | ProgressEvent
 )
 
 #: The calls the core asks a driver to perform, each answered with one result or one error.
