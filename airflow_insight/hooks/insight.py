@@ -21,21 +21,29 @@ from ``await BaseHook.aget_connection(conn_id)``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from airflow_insight.exceptions import ConfigurationError, InsightError
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
 
 log = logging.getLogger(__name__)
+
+#: How often a cancel checks whether the job reached CANCELLED.
+CANCEL_POLL_SECONDS = 0.2
+#: The logger of forwarded run-log lines (operator, sensor and trigger alike): short, so the lines
+#: stay readable where the console shows the logger name after each one.
+RUN_LOG_LOGGER = "insight.run_log"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -230,9 +238,20 @@ class InsightHook(BaseHook):
         self._rest_client: InsightRestClient | None = None
 
     def get_settings(self) -> ConnectionSettings:
-        """Read the Airflow connection (once per hook) and return its settings."""
+        """Read the Airflow connection (once per hook) and return its settings.
+
+        A connection id Airflow does not know is a :class:`ConfigurationError` (a retry cannot
+        create it), so the task fails at once.
+        """
         if self._settings is None:
-            self._settings = settings_from_connection(self.get_connection(self.insight_conn_id))
+            try:
+                connection = self.get_connection(self.insight_conn_id)
+            except AirflowNotFoundException:
+                raise ConfigurationError(
+                    f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
+                    " (type insight) or pass the right insight_conn_id"
+                ) from None
+            self._settings = settings_from_connection(connection)
         return self._settings
 
     def get_rest_client(self) -> InsightRestClient:
@@ -275,6 +294,27 @@ class InsightHook(BaseHook):
             self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
             return []
         return split_run_log(text)[last_forwarded_line + 1 :]
+
+    def cancel_job_and_wait(
+        self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
+    ) -> str | None:
+        """Cancel ``job_id`` (REST ``DELETE``), then wait up to ``wait_seconds`` for a terminal
+        status; return it, or None when the job did not get there in time.
+
+        Uses a REST client of its own: a kill runs in the signal handler on the thread it
+        interrupted, which may be inside this hook's client holding its token lock (a mint);
+        the shared client would deadlock there. Raises ``JobNotFound`` when the job is gone.
+        """
+        deadline = time.monotonic() + wait_seconds
+        with InsightRestClient(self.get_settings()) as rest:
+            rest.cancel_job(job_id)
+            while True:
+                status = rest.get_job(job_id).get("status")
+                if isinstance(status, str) and is_terminal(status):
+                    return status
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(poll_seconds)
 
     def test_connection(self) -> tuple[bool, str]:
         """Mint a token and read it back; Airflow's "Test" button shows the message."""

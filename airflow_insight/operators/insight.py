@@ -24,10 +24,33 @@ between "submitted" and "persisted". On a later attempt the stored id is read an
 Without a task state store (Airflow < 3.3, or the store disabled) a warning is logged and every
 attempt submits its own job (a fixed ``job_id`` still re-attaches to a running job of that id).
 
-Kill and timeout: ``on_kill`` cancels the remote job (REST ``DELETE``) and waits up to
-``cancel_wait_seconds`` for ``CANCELLED``. In blocking mode ``execution_timeout`` raises
-``AirflowTaskTimeout`` inside ``execute``; the operator cancels the job there and re-raises. In
-deferrable mode the trigger cancels at ``end_by`` (derived from ``execution_timeout``) itself.
+Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
+
+* ``on_kill`` cancels the remote job only when a **user** stopped the task. Airflow 3.3 calls it
+  from the task process's ``SIGTERM`` handler (``_on_term`` in
+  ``airflow/sdk/execution_time/task_runner.py``), and two very different events send that signal:
+  a user marking the task failed or success or clearing it (the supervisor's heartbeat is answered
+  409/404/410, ``_send_heartbeat_if_needed`` in ``supervisor.py`` sends ``SIGTERM`` and escalates to
+  ``SIGKILL`` 5 s later), and a worker shutdown by a deploy (the supervisor's ``_forward_signal``
+  passes its own ``SIGTERM`` on to the task, or the process group gets it). So ``on_kill`` first
+  asks the supervisor for the task instance's state in the metadata DB (``GetTaskStates``, through
+  ``RuntimeTaskInstance.get_task_states``; see :mod:`airflow_insight.hooks.task_state`): no longer
+  running (``failed``, ``success``, ``restarting``, ...) means a user's decision, and the job is
+  cancelled (REST ``DELETE``, then up to ``cancel_wait_seconds`` for ``CANCELLED``). Still running,
+  or already Airflow's again (``up_for_retry``, a newer try): the job is left running, and the
+  log says so with its id; the process goes on following it, and if it dies the next try
+  re-attaches. When the state cannot be read within 2 s the job is left running too (never
+  cancel on a guess), and the log names the job so a user can cancel it.
+* ``execution_timeout``: Airflow raises ``AirflowTaskTimeout`` inside ``execute``; the operator
+  cancels the job there and re-raises (Airflow's own ``on_kill`` call after that finds nothing to
+  cancel). In deferrable mode the trigger cancels at ``end_by`` (derived from
+  ``execution_timeout``) itself.
+* Ctrl-C (``SIGINT``, i.e. ``KeyboardInterrupt`` under ``airflow dags test`` or ``dag.test()``)
+  cancels the job this process started or follows, waits like a kill, and re-raises
+  ``KeyboardInterrupt`` with a message naming the job and what became of it. A supervised task
+  process (any executor) resets ``SIGINT`` to the default action (``_reset_signals`` in
+  ``supervisor.py``), so there an interrupt kills the process without running Python code and
+  the job is left for the next try: only an interactive run cancels on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,7 +58,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,6 +73,12 @@ from airflow_insight.exceptions import (
     JobNotFound,
 )
 from airflow_insight.hooks.insight import InsightHook, airflow_error
+from airflow_insight.hooks.task_state import (
+    StateAnswer,
+    StopVerdict,
+    TaskInstanceLike,
+    current_task_state,
+)
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
@@ -68,8 +96,6 @@ if TYPE_CHECKING:
 STATE_KEY = "insight_compute_job"
 #: Length of the hash that makes derived job ids unique per attempt.
 JOB_ID_HASH_CHARS = 12
-#: How often on_kill checks whether the cancelled job reached CANCELLED.
-CANCEL_POLL_SECONDS = 0.2
 
 RUN_LOG_LOGGER = "airflow_insight.operators.insight.InsightJobOperator.run_log"
 #: XCom key of the job id, pushed right after submitting (before following or deferring), so a
@@ -189,15 +215,29 @@ class InsightJobOperator(BaseOperator):
         self._hook: InsightHook | None = None
         #: The job this process follows now: what on_kill cancels.
         self._active_job_id: str | None = None
+        #: The running task instance (set by execute): on_kill asks Airflow about its state.
+        self._ti: TaskInstanceLike | None = None
 
     # ----------------------------------------------------------------------------- execute
 
     def execute(self, context: Context) -> Any:
         """Submit (or re-attach to) the job, then follow it, defer, or return at once."""
+        self._ti = context["ti"]
         try:
             return self._execute(context)
         except InsightError as exc:
             raise airflow_error(exc) from exc
+        except AirflowTaskTimeout:
+            # execution_timeout: cancel the remote job, then let Airflow fail the task.
+            self._cancel_active()
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C in an interactive run (a supervised task never gets here, see the module
+            # docstring): cancel what this process started, then stop as asked.
+            message = self._interrupted()
+            if message is None:
+                raise
+            raise KeyboardInterrupt(message) from None
 
     def _execute(self, context: Context) -> Any:
         rest = self.hook.get_rest_client()
@@ -231,23 +271,18 @@ class InsightJobOperator(BaseOperator):
         sink = _RunLogSink()
         with SyncJobFollower(self.settings, rest, on_lines=sink, config=config) as driver:
             driver.open()
-            try:
-                if reattach:
-                    self.log.info("Re-attaching to Insight compute job %s", job_id)
-                    self._active_job_id = job_id
-                    driver.follow(job_id)
-                else:
-                    payload = payload_bytes(self.payload)
-                    request = build_request(self.job_request, job_id)
-                    self._active_job_id = job_id
-                    document = driver.submit(request, payload)
-                    self.log.info("Submitted Insight compute job %s", job_id)
-                self._push_link(context, job_id, document)
-                outcome = driver.wait(job_id)
-            except AirflowTaskTimeout:
-                # execution_timeout: cancel the remote job, then let Airflow fail the task.
-                self._cancel_active()
-                raise
+            if reattach:
+                self.log.info("Re-attaching to Insight compute job %s", job_id)
+                self._active_job_id = job_id
+                driver.follow(job_id)
+            else:
+                payload = payload_bytes(self.payload)
+                request = build_request(self.job_request, job_id)
+                self._active_job_id = job_id
+                document = driver.submit(request, payload)
+                self.log.info("Submitted Insight compute job %s", job_id)
+            self._push_link(context, job_id, document)
+            outcome = driver.wait(job_id)
         self._active_job_id = None
         assert outcome is not None  # wait() without a timeout returns only with an outcome
         return self._finish(context, outcome)
@@ -300,32 +335,75 @@ class InsightJobOperator(BaseOperator):
     # ----------------------------------------------------------------------------- kill
 
     def on_kill(self) -> None:
-        """Cancel the remote job and wait (bounded) for it to reach ``CANCELLED``."""
-        self._cancel_active()
+        """Cancel the remote job if a user stopped the task; else leave it for the next try.
 
-    def _cancel_active(self) -> None:
-        job_id, self._active_job_id = self._active_job_id, None
+        See the module docstring ("Kill, interrupt and timeout") for how a user's decision is
+        told from a worker shutdown.
+        """
+        job_id = self._active_job_id
         if job_id is None:
             return
+        answer = (
+            current_task_state(self._ti)
+            if self._ti is not None
+            else StateAnswer(None, False, "no task instance to ask about")
+        )
+        verdict = answer.verdict
+        if verdict.cancels:
+            self.log.warning(
+                "The task instance is now %s in Airflow: a user stopped it", answer.describe()
+            )
+            self._cancel_active()
+        elif verdict is StopVerdict.STILL_OWNED:
+            self.log.warning(
+                "Not cancelling Insight compute job %s: the task instance is still %s in"
+                " Airflow, so this stop is a worker shutdown or restart, not a user's decision."
+                " The job keeps running; the next try re-attaches to it",
+                job_id,
+                answer.describe(),
+            )
+        else:
+            self.log.warning(
+                "Not cancelling Insight compute job %s: cannot tell whether a user stopped the"
+                " task (%s). The job keeps running and the next try re-attaches to it; cancel"
+                " it on the Insight server if it is no longer wanted",
+                job_id,
+                answer.describe(),
+            )
+
+    def _interrupted(self) -> str | None:
+        """Cancel the active job after Ctrl-C; the interrupt's message (None: no job)."""
+        job_id = self._active_job_id
+        if job_id is None:
+            return None
+        self.log.warning("Interrupted (Ctrl-C) while running Insight compute job %s", job_id)
+        status = self._cancel_active()
+        if status is None:
+            return (
+                f"Interrupted (Ctrl-C): cancelling Insight compute job {job_id} was asked for,"
+                " but it did not confirm; check it on the Insight server"
+            )
+        return f"Interrupted (Ctrl-C): Insight compute job {job_id} was cancelled (status {status})"
+
+    def _cancel_active(self) -> str | None:
+        """Cancel the active job and wait (bounded); its final status, or None if not known."""
+        job_id, self._active_job_id = self._active_job_id, None
+        if job_id is None:
+            return None
         self.log.warning("Cancelling Insight compute job %s", job_id)
-        deadline = time.monotonic() + self.cancel_wait_seconds
         try:
-            # on_kill runs in the SIGTERM handler, on the thread it interrupted, which may be
-            # inside the hook's REST client holding its token lock (a mint): using that client
-            # here would deadlock. A client of its own shares no lock with the interrupted code.
-            with InsightRestClient(self.settings) as rest:
-                rest.cancel_job(job_id)
-                while time.monotonic() < deadline:
-                    status = rest.get_job(job_id).get("status")
-                    if isinstance(status, str) and is_terminal(status):
-                        self.log.warning("Insight compute job %s is now %s", job_id, status)
-                        return
-                    time.sleep(CANCEL_POLL_SECONDS)
-            self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
+            status = self.hook.cancel_job_and_wait(job_id, self.cancel_wait_seconds)
         except JobNotFound:
             self.log.warning("Insight compute job %s is gone", job_id)
+            return "gone"
         except InsightError as exc:
             self.log.error("Cancelling Insight compute job %s failed: %s", job_id, exc)
+            return None
+        if status is None:
+            self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
+        else:
+            self.log.warning("Insight compute job %s is now %s", job_id, status)
+        return status
 
     # ----------------------------------------------------------------------------- helpers
 

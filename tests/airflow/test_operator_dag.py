@@ -91,18 +91,41 @@ def test_execution_timeout_cancels_the_job(
     assert "Cancelling Insight compute job" in output.out
 
 
-def test_on_kill_cancels_the_running_job(
+def _set_task_state(dag_id: str, run_id: str, state: str) -> None:
+    """What a user's "mark failed" does to the metadata DB (the API server writes the row)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            .values(state=state)
+        )
+
+
+def test_on_kill_cancels_only_after_a_user_stopped_the_task(
     emulator: Emulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """What SIGTERM does to a task: on_kill runs while execute follows the job."""
+    """What SIGTERM does to a task: on_kill runs while execute follows the job. While the task
+    instance is still running in the metadata DB (a worker shutdown) the job is left alone; once
+    its state says a user marked it failed, on_kill cancels the job."""
     DAGS.RUNNING.clear()
+    seen: dict[str, str] = {}
 
     def kill_once_running() -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             jobs = jobs_of(emulator, "t_kill")
-            if DAGS.RUNNING and jobs and emulator.run_log(jobs[0]):
-                DAGS.RUNNING[0].on_kill()
+            # A few lines in: execute is in its wait (no request to the supervisor under way).
+            if DAGS.RUNNING and jobs and len(emulator.run_log(jobs[0])) >= 5:
+                operator = DAGS.RUNNING[0]
+                operator.on_kill()  # still running: a deploy's SIGTERM
+                seen["after_first_kill"] = emulator.job(jobs[0])["status"]
+                assert operator._ti is not None
+                _set_task_state("t_kill", operator._ti.run_id, "failed")
+                operator.on_kill()  # the SIGTERM after a user marked the task failed
                 return
             time.sleep(0.01)
 
@@ -112,7 +135,13 @@ def test_on_kill_cancels_the_running_job(
     killer.join(timeout=10)
     output = capfd.readouterr()
     (job_id,) = jobs_of(emulator, "t_kill")
+    assert seen["after_first_kill"] == "EXECUTING"
+    assert f"Not cancelling Insight compute job {job_id}: the task instance is still" in output.out
+    assert "state 'running'" in output.out
+    assert "state 'failed' in Airflow: a user stopped it" in output.out
     assert emulator.job(job_id)["status"] == "CANCELLED"
+    deletes = [e.compute_job_id for e in emulator.record.of_kind("delete")]
+    assert deletes.count(job_id) == 1
     # The follower saw the cancellation and failed the task with it.
     assert run.state == "failed"
     assert "ended with status CANCELLED" in output.out
