@@ -5,8 +5,11 @@ emulator (started here) is the Insight server, reached through an ``AIRFLOW_CONN
 A deferrable ``InsightJobOperator`` must forward run-log lines while deferred and succeed; a second
 run is marked failed while deferred, and the emulator must see the job cancelled (the trigger's
 ``on_kill``). A third DAG defers several jobs at once: the emulator's record must show ONE socket
-(the triggerer's) serving all of them. The trigger log of a deferred task and the socket summary
-are printed (run with ``-s`` to see them). Slow (about 60 s); ``INSIGHT_SKIP_E2E=1`` skips it.
+(the triggerer's) serving all of them. Blocking DAGs are killed the way deploys, crashes and users
+kill a worker's task: SIGTERM (the job is left running, the task goes on), SIGKILL (the retry
+re-attaches: one job, never cancelled) and "mark failed" (the job is cancelled). The trigger log
+of a deferred task and the socket summary are printed (run with ``-s`` to see them). Slow (about
+two minutes); ``INSIGHT_SKIP_E2E=1`` skips it.
 """
 
 from __future__ import annotations
@@ -45,12 +48,35 @@ SLOW = dataclasses.replace(QUICK, name="e2e-slow", log_lines=2000, lines_per_sec
 #: first job still runs, however slowly the workers start; then lines stream while deferred.
 FANOUT = dataclasses.replace(QUICK, name="e2e-fanout", queued_seconds=8.0, log_lines=15)
 FANOUT_TASKS = 4
+#: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
+BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
 TRIGGER_RUN_LOG = "InsightJobTrigger.run_log"
 
 DAG_FILE = """
 import datetime
+import os
+from pathlib import Path
 from airflow.sdk import dag
 from airflow_insight.operators.insight import InsightJobOperator
+
+
+class PidFileOperator(InsightJobOperator):
+    # Writes "<task pid> <supervisor pid>" per try, so the test can signal the real processes.
+
+    def execute(self, context):
+        ti = context["ti"]
+        path = Path(os.environ["E2E_PID_DIR"]) / f"{ti.dag_id}.{ti.try_number}"
+        path.write_text(f"{os.getpid()} {os.getppid()}")
+        return super().execute(context)
+
+
+for name in ("e2e_block_term", "e2e_block_kill", "e2e_block_user"):
+    @dag(dag_id=name, schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False,
+         default_args={"retries": 1, "retry_delay": datetime.timedelta(seconds=1)})
+    def _blocking():
+        PidFileOperator(task_id="solve", silence_limit_seconds=5.0, cancel_wait_seconds=3.0,
+                        execution_timeout=datetime.timedelta(minutes=5))
+    globals()[name] = _blocking()
 
 for name in ("e2e_quick", "e2e_slow"):
     @dag(dag_id=name, schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
@@ -98,8 +124,10 @@ def airflow(
     emulator.add_script("e2e_quick*", QUICK)
     emulator.add_script("e2e_slow*", SLOW)
     emulator.add_script("e2e_fanout*", FANOUT)
+    emulator.add_script("e2e_block*", BLOCKING)
     home = tmp_path_factory.mktemp("e2e") / "airflow"
     (home / "dags").mkdir(parents=True)
+    (home / "pids").mkdir()
     (home / "dags" / "e2e_dags.py").write_text(DAG_FILE)
     port = _free_port()
     env = {
@@ -119,6 +147,7 @@ def airflow(
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_INSIGHT_DEFAULT": emulator.airflow_connection_json(),
+        "E2E_PID_DIR": str(home / "pids"),
     }
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     processes = [
@@ -337,3 +366,139 @@ def test_one_triggerer_socket_serves_several_deferred_jobs(
         log = _trigger_log(home, "e2e_fanout", task_id)
         assert log.count(TRIGGER_RUN_LOG) == FANOUT.log_lines, task_id
     assert DEMO_CLIENT_SECRET not in _logs_text(home)
+
+
+# ---------------------------------------------------------------------- blocking mode, killed
+
+
+def _task_log(home: Path, dag_id: str) -> str:
+    """Every attempt's log of ``dag_id``'s ``solve`` task."""
+    return "\n".join(
+        path.read_text(errors="replace")
+        for path in sorted((home / "logs").rglob("attempt=*.log"))
+        if f"dag_id={dag_id}" in path.parts
+    )
+
+
+def _pids(home: Path, dag_id: str, try_number: int) -> tuple[int, int] | None:
+    """(task process, its supervisor) of a try, once the try has started executing."""
+    path = home / "pids" / f"{dag_id}.{try_number}"
+    if not path.exists() or not path.read_text().strip():
+        return None
+    task_pid, supervisor_pid = (int(n) for n in path.read_text().split())
+    return task_pid, supervisor_pid
+
+
+def _running_job(emulator: Emulator, dag_id: str, lines: int = 5) -> str | None:
+    """The job of ``dag_id`` once it is executing and has streamed ``lines`` lines."""
+    for job_id in list(emulator.hub.jobs):
+        if job_id.startswith(f"{dag_id}.") and len(emulator.run_log(job_id)) >= lines:
+            return job_id
+    return None
+
+
+def _end_state(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> str:
+    state: str = _wait(
+        f"{dag_id} to end",
+        lambda: (
+            _ti_state(api, headers, dag_id, run_id) in ("success", "failed", "upstream_failed")
+            and _ti_state(api, headers, dag_id, run_id)
+        ),
+        240,
+    )
+    return state
+
+
+def _one_job_never_cancelled(emulator: Emulator, dag_id: str) -> str:
+    """The emulator's record: exactly one job of ``dag_id``, never DELETEd, COMPLETED."""
+    jobs = [job for job in list(emulator.hub.jobs) if job.startswith(f"{dag_id}.")]
+    deletes = [e for e in emulator.record.of_kind("delete") if e.compute_job_id in jobs]
+    kinds = [e.kind for e in emulator.record.entries() if e.compute_job_id in jobs]
+    subscribes = kinds.count("subscribe")
+    statuses = [
+        e.data["status"] for e in emulator.record.of_kind("job_status") if e.compute_job_id in jobs
+    ]
+    print(
+        f"\n--- emulator record for {dag_id}: jobs {jobs}, DELETEs {len(deletes)},"
+        f" SUBSCRIBEs {subscribes}, statuses {statuses} ---"
+    )
+    assert len(jobs) == 1, jobs
+    assert deletes == []
+    (job_id,) = jobs
+    assert emulator.job(job_id)["status"] == "COMPLETED"
+    assert "CANCELLING" not in statuses and "CANCELLED" not in statuses
+    return job_id
+
+
+def test_sigterm_to_a_blocking_task_leaves_the_job_running(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """A deploy stops the worker: SIGTERM to the task's supervisor (forwarded to the task, as
+    Airflow does) and then to the task itself. Neither cancels the job; the task goes on
+    following it and succeeds in its first try."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_block_term"
+    run_id = _trigger_run(api, headers, dag_id)
+    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
+    task_pid, supervisor_pid = _wait("the task's pids", lambda: _pids(home, dag_id, 1), 30)
+    os.kill(supervisor_pid, signal.SIGTERM)
+    message = f"Not cancelling Insight compute job {job_id}: the task instance is still"
+    _wait("the first on_kill", lambda: _task_log(home, dag_id).count(message) >= 1, 60)
+    os.kill(task_pid, signal.SIGTERM)
+    _wait("the second on_kill", lambda: _task_log(home, dag_id).count(message) >= 2, 60)
+    assert _end_state(api, headers, dag_id, run_id) == "success", _task_log(home, dag_id)[-3000:]
+    assert _one_job_never_cancelled(emulator, dag_id) == job_id
+    assert "state 'running'" in _task_log(home, dag_id)
+    print("\n".join(line for line in _task_log(home, dag_id).splitlines() if message in line))
+    assert _pids(home, dag_id, 2) is None  # no second try was needed
+
+
+def test_a_sigkilled_blocking_task_is_reattached_by_its_retry(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """A crash (OOM, node loss): SIGKILL to the task process mid-job. The retry re-attaches to
+    the still-running job; the emulator holds one job, never cancelled."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_block_kill"
+    run_id = _trigger_run(api, headers, dag_id)
+    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
+    task_pid, _ = _wait("the task's pids", lambda: _pids(home, dag_id, 1), 30)
+    os.kill(task_pid, signal.SIGKILL)
+    assert _end_state(api, headers, dag_id, run_id) == "success", _task_log(home, dag_id)[-3000:]
+    assert _pids(home, dag_id, 2) is not None  # the second try ran
+    assert _one_job_never_cancelled(emulator, dag_id) == job_id
+    log = _task_log(home, dag_id)
+    assert f"Re-attaching to Insight compute job {job_id}" in log
+    print("\n".join(line for line in log.splitlines() if "Re-attaching" in line))
+    assert emulator.run_log(job_id)[-1] in log
+
+
+def test_marking_a_running_blocking_task_failed_cancels_its_job(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """A user's decision: "mark failed" while the worker follows the job. Airflow's supervisor
+    SIGTERMs the task; its state is failed, so on_kill cancels the job."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_block_user"
+    run_id = _trigger_run(api, headers, dag_id)
+    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
+    response = requests.patch(
+        f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve",
+        headers=headers,
+        json={"new_state": "failed"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    deletes = _wait(
+        "the cancellation",
+        lambda: [e for e in emulator.record.of_kind("delete") if e.compute_job_id == job_id],
+        60,
+    )
+    assert len(deletes) == 1
+    emulator.wait_for_status(job_id, {"CANCELLED"}, timeout_seconds=10)
+    assert "a user stopped it" in _wait(
+        "the kill in the task log",
+        lambda: "a user stopped it" in _task_log(home, dag_id) and _task_log(home, dag_id),
+        30,
+    )
+    assert _ti_state(api, headers, dag_id, run_id) == "failed"
