@@ -1,204 +1,69 @@
-"""The Airflow hook for FICO Xpress Insight: turns an Airflow connection into settings and clients.
+"""The Airflow hook for FICO Xpress Insight: the adapters' only door to the server.
 
-Connection fields:
+Operator and sensor reach Insight only through :class:`InsightHook`: it reads the connection, hands
+out the REST calls they make (submit, look up, cancel, download), the blocking follower
+(:meth:`InsightHook.job_follower`) and the end of a job (:meth:`InsightHook.job_end`: an outcome
+becomes the task's result dict or its exception, for operator and sensor alike). No adapter
+imports :mod:`airflow_insight.transport`.
 
-* ``host``: the full base URL, ``https://insight.example.com:8443/insight`` (scheme, port and a
-  reverse proxy's path prefix). A host without a scheme is accepted too: the URL is then
-  ``<schema>://host[:port][/path]``, where ``schema`` must be ``http`` or ``https`` and defaults
-  to ``https``. (Airflow's URI form puts the URI path into ``schema``, so a URI such as
-  ``insight://id:secret@insight.example.com:8443/https`` selects the scheme that way.)
-* ``login``: the REST API client id; ``password``: its secret.
-* extras (JSON values, or strings as the URI form gives them): ``max_age_seconds`` (the token
-  lifetime asked for; not named ``token_...`` because Airflow masks every extra whose name holds
-  "token"), ``verify_tls`` (default true), ``ca_bundle_path``, ``connect_timeout_seconds``,
-  ``read_timeout_seconds``, ``accepted_model_statuses`` (a list or a comma-separated string),
-  ``ui_base_url``, ``ui_job_url_template``.
+Run-log lines go to the logger :data:`RUN_LOG_LOGGER` (``insight.run_log``) in every adapter, one
+record per line, so they stay apart from the adapters' own messages and short where a console
+prints the logger name after each line. (The ``loc=file.py:NN`` after it comes from Airflow's
+``[logging] callsite_parameters``, default ``filename,lineno``, which applies to every logger;
+set it empty to drop it. The task log view of the UI hides both unless asked to show sources.)
 
-:func:`settings_from_connection` does no I/O, so a trigger can call it on the connection it got
-from ``await BaseHook.aget_connection(conn_id)``.
+The connection's fields and extras, and how they are read into settings, are described in
+:mod:`airflow_insight.settings`; ``settings_from_connection`` and ``base_url`` are re-exported
+here (the ``X as X`` imports) for the code that imported them from this module.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
+import structlog
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from airflow_insight.exceptions import ConfigurationError, InsightError
+from airflow_insight.protocol.events import RunLogLines
+from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.reattach import is_terminal_document
 from airflow_insight.protocol.runlog import split_run_log
-from airflow_insight.protocol.statuses import is_terminal
+from airflow_insight.settings import KNOWN_EXTRAS as KNOWN_EXTRAS
+from airflow_insight.settings import ConnectionLike as ConnectionLike
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.settings import base_url as base_url
+from airflow_insight.settings import settings_from_connection as settings_from_connection
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.sync_driver import SyncJobFollower
 
-log = logging.getLogger(__name__)
-
+#: The logger of forwarded run-log lines (operator, sensor and trigger alike).
+RUN_LOG_LOGGER = "insight.run_log"
 #: How often a cancel checks whether the job reached CANCELLED.
 CANCEL_POLL_SECONDS = 0.2
-#: The logger of forwarded run-log lines (operator, sensor and trigger alike): short, so the lines
-#: stay readable where the console shows the logger name after each one.
-RUN_LOG_LOGGER = "insight.run_log"
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
 
 
-class ConnectionLike(Protocol):
-    """The fields of an Airflow ``Connection`` this module reads."""
+class RunLogSink:
+    """Forward run-log lines into the task log: one record per line, on :data:`RUN_LOG_LOGGER`."""
 
-    conn_id: str
-    host: str | None
-    schema: str | None
-    login: str | None
-    password: str | None
-    port: int | None
+    def __init__(self) -> None:
+        self._log = structlog.get_logger(RUN_LOG_LOGGER)
 
-    @property
-    def extra_dejson(self) -> dict[str, Any]:
-        """The extras as a dict."""
+    def __call__(self, batch: RunLogLines) -> None:
+        """The follower's line sink: log each line of ``batch``."""
+        self.lines(batch.lines)
 
-
-def settings_from_connection(conn: ConnectionLike) -> ConnectionSettings:
-    """Build :class:`ConnectionSettings` from an Airflow connection; no I/O.
-
-    Raises :class:`ConfigurationError` naming the connection and the field at fault.
-    """
-    try:
-        extras = conn.extra_dejson
-        return _settings(conn, extras if isinstance(extras, Mapping) else {})
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"Airflow connection {conn.conn_id!r}: {exc}") from exc
-
-
-def _settings(conn: ConnectionLike, extras: Mapping[str, Any]) -> ConnectionSettings:
-    unknown = sorted(set(extras) - KNOWN_EXTRAS)
-    if unknown:
-        log.warning("Ignoring unknown Insight connection extras %s (check the spelling)", unknown)
-    options: dict[str, Any] = {}
-    for name, (field, parse) in _EXTRAS.items():
-        value = extras.get(name)
-        if value is not None and not (isinstance(value, str) and not value.strip()):
-            options[field] = parse(name, value)
-    return ConnectionSettings(
-        base_url=base_url(conn.host, conn.schema, conn.port),
-        client_id=(conn.login or "").strip(),
-        client_secret=conn.password or "",
-        **options,
-    )
-
-
-def base_url(host: str | None, schema: str | None, port: int | None) -> str:
-    """The server base URL from the connection's ``host``, ``schema`` and ``port`` fields."""
-    host = (host or "").strip()
-    if not host:
-        raise ConfigurationError(
-            "host is empty; set it to the Insight server URL, e.g. https://insight.example.com"
-        )
-    scheme_field = (schema or "").strip().lower()
-    if "://" in host:
-        url = host
-        if port and urlsplit(url).port is None:
-            parts = urlsplit(url)
-            url = parts._replace(netloc=f"{parts.netloc}:{port}").geturl()
-        elif port and urlsplit(url).port not in (None, port):
-            raise ConfigurationError(f"host {host!r} and port {port} name different ports")
-        return url.rstrip("/")
-    if scheme_field not in ("", "http", "https"):
-        raise ConfigurationError(
-            f"schema {schema!r} must be http, https or empty; put a path prefix into host as a"
-            " full URL, e.g. https://server/insight"
-        )
-    netloc, slash, path = host.partition("/")
-    if port:
-        netloc = f"{netloc}:{port}"
-    return f"{scheme_field or 'https'}://{netloc}{slash}{path}".rstrip("/")
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigurationError(f"extra {name!r} must be true or false, not {value!r}")
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ConfigurationError(f"extra {name!r} must be a number, not {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"extra {name!r} must be a number, not {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise ConfigurationError(f"extra {name!r} must be a positive number, not {value!r}")
-    return number
-
-
-def _positive_float(name: str, value: Any) -> float:
-    return _number(name, value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    number = _number(name, value)
-    if number != int(number):
-        raise ConfigurationError(f"extra {name!r} must be a whole number of seconds, not {value!r}")
-    return int(number)
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"extra {name!r} must be a string, not {value!r}")
-    return value.strip()
-
-
-def _url(name: str, value: Any) -> str:
-    text = _text(name, value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"extra {name!r} must be an http(s) URL, not {value!r}")
-    return text
-
-
-def _model_statuses(name: str, value: Any) -> frozenset[str]:
-    items: list[Any]
-    if isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        items = [None]
-    if not all(isinstance(item, str) for item in items):
-        raise ConfigurationError(
-            "extra 'accepted_model_statuses' must be a list of strings or a comma-separated"
-            f" string, not {value!r}"
-        )
-    statuses = frozenset(item.strip() for item in items if item.strip())
-    if not statuses:
-        raise ConfigurationError(
-            "extra 'accepted_model_statuses' is empty; leave it out to accept only OK"
-        )
-    return statuses
-
-
-#: Each extra: the ConnectionSettings field it sets and how it is read; a missing or empty one
-#: keeps the ConnectionSettings default.
-_EXTRAS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
-    "max_age_seconds": ("token_max_age_seconds", _positive_int),
-    "verify_tls": ("verify_tls", _boolean),
-    "ca_bundle_path": ("ca_bundle_path", _text),
-    "connect_timeout_seconds": ("connect_timeout_seconds", _positive_float),
-    "read_timeout_seconds": ("read_timeout_seconds", _positive_float),
-    "accepted_model_statuses": ("accepted_model_statuses", _model_statuses),
-    "ui_base_url": ("ui_base_url", _url),
-    "ui_job_url_template": ("ui_job_url_template", _text),
-}
-KNOWN_EXTRAS = frozenset(_EXTRAS)
+    def lines(self, lines: Iterable[str]) -> None:
+        """Log each of ``lines`` as its own record."""
+        for line in lines:
+            self._log.info(line)
 
 
 def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, Any]:
@@ -270,6 +135,102 @@ class InsightHook(BaseHook):
         """The task's result dict for ``outcome`` (see :func:`job_result`)."""
         return job_result(self.get_settings(), outcome)
 
+    # ----------------------------------------------------------------------------- REST calls
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job document of ``job_id``; raises ``JobNotFound`` on 404."""
+        return self.get_rest_client().get_job(job_id)
+
+    def submit_job(
+        self, request: Mapping[str, Any], payload: bytes | None = None
+    ) -> dict[str, Any]:
+        """Submit a job without following it (fire and forget, or a deferring task)."""
+        return self.get_rest_client().submit_job(request, payload)
+
+    def delete_job(self, job_id: str) -> None:
+        """Cancel or delete ``job_id`` (REST ``DELETE``) without waiting."""
+        self.get_rest_client().cancel_job(job_id)
+
+    def download_results(self, outcome: JobOutcome, target: str | Path) -> Path:
+        """Write the job's results zip to ``target`` (parents created); the path written."""
+        if outcome.result_url is None:
+            raise ValueError(f"job {outcome.compute_job_id} has no result URL")
+        data = self.get_rest_client().download(
+            outcome.result_url, compute_job_id=outcome.compute_job_id
+        )
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def cancel_job_and_wait(
+        self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
+    ) -> str | None:
+        """Cancel ``job_id`` (REST ``DELETE``), then wait up to ``wait_seconds`` for a terminal
+        status; return it, or None when the job did not get there in time.
+
+        Uses a REST client of its own: a kill runs in the signal handler on the thread it
+        interrupted, which may be inside this hook's client holding its token lock (a mint);
+        the shared client would deadlock there. Raises ``JobNotFound`` when the job is gone.
+        """
+        deadline = time.monotonic() + wait_seconds
+        with InsightRestClient(self.get_settings()) as rest:
+            rest.cancel_job(job_id)
+            while True:
+                document = rest.get_job(job_id)
+                if is_terminal_document(document):
+                    return str(document["status"])
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(poll_seconds)
+
+    # ----------------------------------------------------------------------------- following
+
+    def follower_config(
+        self, *, silence_limit_seconds: float, unreachable_limit_seconds: float | None = None
+    ) -> FollowerConfig:
+        """The follower's knobs: ``unreachable_limit_seconds`` None means the connection's."""
+        limit = unreachable_limit_seconds
+        if limit is None:
+            limit = self.get_settings().unreachable_limit_seconds
+        return FollowerConfig(
+            silence_limit_seconds=silence_limit_seconds, unreachable_limit_seconds=limit
+        )
+
+    def job_follower(self, config: FollowerConfig, on_lines: RunLogSink) -> SyncJobFollower:
+        """A blocking follower on this connection (a context manager): ``open``, then ``submit``
+        or ``follow``, then ``wait`` for the outcome; run-log lines go to ``on_lines``."""
+        return SyncJobFollower(
+            self.get_settings(), self.get_rest_client(), on_lines=on_lines, config=config
+        )
+
+    # ----------------------------------------------------------------------------- the end
+
+    def job_end(
+        self,
+        outcome: JobOutcome,
+        accepted_model_statuses: Collection[str] | None = None,
+        log: logging.Logger | Any = None,
+    ) -> dict[str, Any]:
+        """The one end of a job for operator and sensor: the result dict, or the job's failure
+        (``JobFailed``/``JobCancelled``) raised; a success without a model status is warned
+        about on ``log`` (default: the hook's)."""
+        accepted = self.accepted_model_statuses(accepted_model_statuses)
+        warning = outcome.warning(accepted)
+        if warning:
+            (log or self.log).warning(warning)
+        error = outcome.error(accepted)
+        if error is not None:
+            raise error
+        return self.job_result(outcome)
+
+    def forward_run_log_after(self, outcome: JobOutcome, last_forwarded_line: int) -> int:
+        """Forward (to :data:`RUN_LOG_LOGGER`) the run-log lines after ``last_forwarded_line``
+        read over REST (see :meth:`run_log_after`); how many were forwarded."""
+        lines = self.run_log_after(outcome, last_forwarded_line)
+        RunLogSink().lines(lines)
+        return len(lines)
+
     def run_log_after(self, outcome: JobOutcome, last_forwarded_line: int) -> list[str]:
         """The job's run-log lines after ``last_forwarded_line``, read over REST.
 
@@ -294,27 +255,6 @@ class InsightHook(BaseHook):
             self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
             return []
         return split_run_log(text)[last_forwarded_line + 1 :]
-
-    def cancel_job_and_wait(
-        self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
-    ) -> str | None:
-        """Cancel ``job_id`` (REST ``DELETE``), then wait up to ``wait_seconds`` for a terminal
-        status; return it, or None when the job did not get there in time.
-
-        Uses a REST client of its own: a kill runs in the signal handler on the thread it
-        interrupted, which may be inside this hook's client holding its token lock (a mint);
-        the shared client would deadlock there. Raises ``JobNotFound`` when the job is gone.
-        """
-        deadline = time.monotonic() + wait_seconds
-        with InsightRestClient(self.get_settings()) as rest:
-            rest.cancel_job(job_id)
-            while True:
-                status = rest.get_job(job_id).get("status")
-                if isinstance(status, str) and is_terminal(status):
-                    return status
-                if time.monotonic() >= deadline:
-                    return None
-                time.sleep(poll_seconds)
 
     def test_connection(self) -> tuple[bool, str]:
         """Mint a token and read it back; Airflow's "Test" button shows the message."""

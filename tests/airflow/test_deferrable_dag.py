@@ -20,7 +20,7 @@ from dag_support import assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, faults
 
-OPERATOR_RUN_LOG = "InsightJobOperator.run_log]"
+OPERATOR_RUN_LOG = "[insight.run_log]"
 TRIGGER_RUN_LOG = "InsightJobTrigger.run_log]"
 SENSOR_RUN_LOG = "InsightJobSensor.run_log]"
 #: Lines come live while the trigger follows (a few batches, not all at once).
