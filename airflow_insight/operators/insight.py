@@ -51,8 +51,12 @@ Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
   cancel). In deferrable mode the trigger cancels at ``end_by`` (derived from
   ``execution_timeout``) itself.
 * Ctrl-C (``SIGINT``, i.e. ``KeyboardInterrupt`` under ``airflow dags test`` or ``dag.test()``)
-  cancels the job this process started or follows, waits like a kill, and re-raises
-  ``KeyboardInterrupt`` with a message naming the job and what became of it. A supervised task
+  cancels the job this process started or follows, waits like a kill, and fails the task with a
+  message naming the job and what became of it. The interrupt is re-raised as
+  ``AirflowFailException`` (chained to the ``KeyboardInterrupt``), not as itself: Airflow's task
+  runner turns any ``BaseException`` from ``execute`` into an ordinary failure and retries it
+  (``_run_task_and_map_outcome``), and under ``dags test`` that retry would at once submit a new
+  job the user just asked to stop. A supervised task
   process (any executor) resets ``SIGINT`` to the default action (``_reset_signals`` in
   ``supervisor.py``), so there an interrupt kills the process without running Python code and
   the job is left for the next try: only an interactive run cancels on Ctrl-C.
@@ -66,7 +70,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
 from airflow_insight.hooks.insight import InsightHook, RunLogSink, airflow_error
@@ -217,13 +221,13 @@ class InsightJobOperator(BaseOperator):
             # execution_timeout: cancel the remote job, then let Airflow fail the task.
             self._cancel_active()
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             # Ctrl-C in an interactive run (a supervised task never gets here, see the module
-            # docstring): cancel what this process started, then stop as asked.
+            # docstring): cancel what this process started, then stop without a retry.
             message = self._interrupted()
             if message is None:
                 raise
-            raise KeyboardInterrupt(message) from None
+            raise AirflowFailException(message) from interrupt
 
     def _execute(self, context: Context) -> Any:
         # Local checks first: nothing is minted or sent for a connection, a payload or a request

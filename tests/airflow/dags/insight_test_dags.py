@@ -85,3 +85,6 @@ with _dag("t_kill") as t_kill:
 
 with _dag("t_reattach", retries=1, retry_delay=datetime.timedelta(0)) as t_reattach:
     collect(FailFirstTryOperator(task_id="solve", job_request=REQUEST).output)
+
+with _dag("t_interrupt", retries=2, retry_delay=datetime.timedelta(0)) as t_interrupt:
+    InsightJobOperator(task_id="solve", job_request=REQUEST, cancel_wait_seconds=10.0)
