@@ -104,6 +104,8 @@ JOB_ID_HASH_CHARS = 12
 #: XCom key of the job id, pushed right after submitting (before following or deferring), so a
 #: downstream task or a user can reach the job while this task still runs or is deferred.
 JOB_ID_XCOM_KEY = "compute_job_id"
+#: Logged first by execute_complete: the trigger's part of the task log ends here.
+RESUMED_MESSAGE = "Resumed from the trigger"
 
 
 def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
@@ -284,12 +286,20 @@ class InsightJobOperator(BaseOperator):
         """
         from airflow_insight.triggers.insight import outcome_from_event
 
+        self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
         try:
             outcome = outcome_from_event(event)
             self.hook.forward_run_log_after(outcome, int(event.get("last_run_log_line", -1)))
             return self._finish(outcome)
         except InsightError as exc:
             raise airflow_error(exc) from exc
+
+    def _event_job_id(self, event: Mapping[str, Any]) -> str:
+        """The job a trigger event is about, for the log (any event shape; "?" if none)."""
+        for source in (event, event.get("outcome")):
+            if isinstance(source, Mapping) and isinstance(source.get("compute_job_id"), str):
+                return str(source["compute_job_id"])
+        return "?"
 
     # ----------------------------------------------------------------------------- the end
 
