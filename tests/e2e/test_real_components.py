@@ -50,7 +50,14 @@ FANOUT = dataclasses.replace(QUICK, name="e2e-fanout", queued_seconds=8.0, log_l
 FANOUT_TASKS = 4
 #: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
 BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
-TRIGGER_RUN_LOG = "InsightJobTrigger.run_log"
+#: The run-log logger in a trigger log: the shared short name, or the trigger's older own name.
+TRIGGER_RUN_LOGS = ('"insight.run_log"', "InsightJobTrigger.run_log")
+
+
+def _run_log_records(log: str) -> list[str]:
+    """The run-log records of a log stream, in order."""
+    return [line for line in log.splitlines() if any(name in line for name in TRIGGER_RUN_LOGS)]
+
 
 DAG_FILE = """
 import datetime
@@ -234,7 +241,7 @@ def test_deferred_operator_streams_succeeds_and_is_cancelled_when_marked_failed(
     logs = _logs_text(home)
     job_ids = [entry.compute_job_id for entry in emulator.record.of_kind("subscribe")]
     quick_job = next(job for job in job_ids if job and job.startswith("e2e_quick"))
-    assert "InsightJobTrigger.run_log" in logs  # lines were forwarded while deferred
+    assert _run_log_records(logs)  # lines were forwarded while deferred
     for line in emulator.run_log(quick_job):
         assert line in logs
     assert DEMO_CLIENT_SECRET not in logs
@@ -282,7 +289,7 @@ def _deferred_and_forwarding(
     if _ti_state(api, headers, "e2e_fanout", run_id, task_id) != "deferred":
         return None
     log = _trigger_log(home, "e2e_fanout", task_id)
-    if log.count(TRIGGER_RUN_LOG) < 3:
+    if len(_run_log_records(log)) < 3:
         return None
     # Still deferred after the read: the lines were forwarded while the task was deferred.
     if _ti_state(api, headers, "e2e_fanout", run_id, task_id) != "deferred":
@@ -313,7 +320,7 @@ def test_one_triggerer_socket_serves_several_deferred_jobs(
         lambda: _deferred_and_forwarding(api, headers, run_id, home, "solve_0"),
         180,
     )
-    forwarded = [line for line in live_log.splitlines() if TRIGGER_RUN_LOG in line]
+    forwarded = _run_log_records(live_log)
     streams = [
         p.name for p in (home / "logs").rglob("*.log.trigger.*") if "task_id=solve_0" in p.parts
     ]
@@ -364,7 +371,7 @@ def test_one_triggerer_socket_serves_several_deferred_jobs(
     # Every job's run log went out on that socket and reached its task's trigger log.
     for task_id in tasks:
         log = _trigger_log(home, "e2e_fanout", task_id)
-        assert log.count(TRIGGER_RUN_LOG) == FANOUT.log_lines, task_id
+        assert len(_run_log_records(log)) == FANOUT.log_lines, task_id
     assert DEMO_CLIENT_SECRET not in _logs_text(home)
 
 
