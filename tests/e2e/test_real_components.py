@@ -217,6 +217,17 @@ def _ti_state(
     return state
 
 
+def _mark_failed(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> None:
+    """What a user's "mark failed" on the running ``solve`` task does, through the REST API."""
+    response = requests.patch(
+        f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve",
+        headers=headers,
+        json={"new_state": "failed"},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
 def _logs_text(home: Path) -> str:
     return "\n".join(
         path.read_text(errors="replace") for path in (home / "logs").rglob("*") if path.is_file()
@@ -251,13 +262,7 @@ def test_deferred_operator_streams_succeeds_and_is_cancelled_when_marked_failed(
         "e2e_slow to defer", lambda: _ti_state(api, headers, "e2e_slow", run_id) == "deferred", 180
     )
     time.sleep(2)  # a few lines flow through the trigger
-    response = requests.patch(
-        f"{api}/api/v2/dags/e2e_slow/dagRuns/{run_id}/taskInstances/solve",
-        headers=headers,
-        json={"new_state": "failed"},
-        timeout=10,
-    )
-    response.raise_for_status()
+    _mark_failed(api, headers, "e2e_slow", run_id)
     deletes = _wait(
         "the cancellation",
         lambda: [
@@ -437,6 +442,17 @@ def _one_job_never_cancelled(emulator: Emulator, dag_id: str) -> str:
     return job_id
 
 
+def _start_blocking(
+    airflow: tuple[Emulator, str, dict[str, str], Path], dag_id: str
+) -> tuple[str, str, tuple[int, int]]:
+    """Trigger ``dag_id`` and wait until its job streams: (run id, job id, (task, supervisor))."""
+    emulator, api, headers, home = airflow
+    run_id = _trigger_run(api, headers, dag_id)
+    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
+    pids: tuple[int, int] = _wait("the task's pids", lambda: _pids(home, dag_id, 1), 30)
+    return run_id, job_id, pids
+
+
 def test_sigterm_to_a_blocking_task_leaves_the_job_running(
     airflow: tuple[Emulator, str, dict[str, str], Path],
 ) -> None:
@@ -445,9 +461,7 @@ def test_sigterm_to_a_blocking_task_leaves_the_job_running(
     following it and succeeds in its first try."""
     emulator, api, headers, home = airflow
     dag_id = "e2e_block_term"
-    run_id = _trigger_run(api, headers, dag_id)
-    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
-    task_pid, supervisor_pid = _wait("the task's pids", lambda: _pids(home, dag_id, 1), 30)
+    run_id, job_id, (task_pid, supervisor_pid) = _start_blocking(airflow, dag_id)
     os.kill(supervisor_pid, signal.SIGTERM)
     message = f"Not cancelling Insight compute job {job_id}: the task instance is still"
     _wait("the first on_kill", lambda: _task_log(home, dag_id).count(message) >= 1, 60)
@@ -467,9 +481,7 @@ def test_a_sigkilled_blocking_task_is_reattached_by_its_retry(
     the still-running job; the emulator holds one job, never cancelled."""
     emulator, api, headers, home = airflow
     dag_id = "e2e_block_kill"
-    run_id = _trigger_run(api, headers, dag_id)
-    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
-    task_pid, _ = _wait("the task's pids", lambda: _pids(home, dag_id, 1), 30)
+    run_id, job_id, (task_pid, _) = _start_blocking(airflow, dag_id)
     os.kill(task_pid, signal.SIGKILL)
     assert _end_state(api, headers, dag_id, run_id) == "success", _task_log(home, dag_id)[-3000:]
     assert _pids(home, dag_id, 2) is not None  # the second try ran
@@ -487,15 +499,8 @@ def test_marking_a_running_blocking_task_failed_cancels_its_job(
     SIGTERMs the task; its state is failed, so on_kill cancels the job."""
     emulator, api, headers, home = airflow
     dag_id = "e2e_block_user"
-    run_id = _trigger_run(api, headers, dag_id)
-    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
-    response = requests.patch(
-        f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve",
-        headers=headers,
-        json={"new_state": "failed"},
-        timeout=10,
-    )
-    response.raise_for_status()
+    run_id, job_id, _ = _start_blocking(airflow, dag_id)
+    _mark_failed(api, headers, dag_id, run_id)
     deletes = _wait(
         "the cancellation",
         lambda: [e for e in emulator.record.of_kind("delete") if e.compute_job_id == job_id],
