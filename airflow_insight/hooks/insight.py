@@ -197,11 +197,25 @@ class InsightHook(BaseHook):
             silence_limit_seconds=silence_limit_seconds, unreachable_limit_seconds=limit
         )
 
-    def job_follower(self, config: FollowerConfig, on_lines: RunLogSink) -> SyncJobFollower:
+    def job_follower(
+        self, config: FollowerConfig, on_lines: RunLogSink, log: logging.Logger | Any = None
+    ) -> SyncJobFollower:
         """A blocking follower on this connection (a context manager): ``open``, then ``submit``
-        or ``follow``, then ``wait`` for the outcome; run-log lines go to ``on_lines``."""
+        or ``follow``, then ``wait`` for the outcome. Run-log lines go to ``on_lines``; every
+        other event of the core is logged once on ``log`` (default: the hook's), at its level
+        (the driver logs none)."""
+        logger = log or self.log
+
+        def log_event(event: Any) -> None:
+            if not isinstance(event, RunLogLines):
+                logger.log(event.log_level, event.describe())
+
         return SyncJobFollower(
-            self.get_settings(), self.get_rest_client(), on_lines=on_lines, config=config
+            self.get_settings(),
+            self.get_rest_client(),
+            on_lines=on_lines,
+            config=config,
+            on_event=log_event,
         )
 
     # ----------------------------------------------------------------------------- the end

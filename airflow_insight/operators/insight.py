@@ -262,7 +262,7 @@ class InsightJobOperator(BaseOperator):
             unreachable_limit_seconds=self.unreachable_limit_seconds,
         )
         job_id = decision.job_id
-        with self.hook.job_follower(config, RunLogSink()) as driver:
+        with self.hook.job_follower(config, RunLogSink(), self.log) as driver:
             driver.open()
             self._active_job_id = job_id
             if isinstance(decision, Reattach):
