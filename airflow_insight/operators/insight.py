@@ -339,12 +339,12 @@ class InsightJobOperator(BaseOperator):
         verdict = answer.verdict
         if verdict.cancels:
             self.log.warning(
-                "The task instance is now %s in Airflow: a user stopped it", answer.describe()
+                "The task instance is now in %s in Airflow: a user stopped it", answer.describe()
             )
             self._cancel_active()
         elif verdict is StopVerdict.STILL_OWNED:
             self.log.warning(
-                "Not cancelling Insight compute job %s: the task instance is still %s in"
+                "Not cancelling Insight compute job %s: the task instance is still in %s in"
                 " Airflow, so this stop is a worker shutdown or restart, not a user's decision."
                 " The job keeps running; the next try re-attaches to it",
                 job_id,
