@@ -25,14 +25,16 @@ from airflow_insight.operators.insight import RESUMED_MESSAGE
 #: The run-log loggers: the shared short name, and the per-class names the trigger and the
 #: sensor used before they moved to it (either is accepted while they move).
 RUN_LOGS = (f"[{RUN_LOG_LOGGER}]", "InsightJobTrigger.run_log]", "InsightJobSensor.run_log]")
-#: Lines come live while the trigger follows (a few batches, not all at once).
+#: Lines come live while the trigger follows (a few batches, not all at once). Queued long
+#: enough for the trigger to subscribe first even on a loaded machine: a job that ended before
+#: the subscription is (rightly) read over REST, which this script's test says never happens.
 STREAMED = JobScript(
-    name="streamed", queued_seconds=0.01, log_lines=30, lines_per_second=150.0, batch_size=3
+    name="streamed", queued_seconds=4.0, log_lines=30, lines_per_second=150.0, batch_size=3
 )
 #: Long enough (about 3 s) for the test to cut the trigger's socket part-way through, even when
 #: the trigger starts late on a loaded machine.
 SPLIT = dataclasses.replace(
-    STREAMED, name="split", log_lines=60, lines_per_second=20.0, batch_size=1
+    STREAMED, name="split", queued_seconds=0.01, log_lines=60, lines_per_second=20.0, batch_size=1
 )
 LONG = JobScript(
     name="long", queued_seconds=0.01, log_lines=2000, lines_per_second=20.0, batch_size=1
