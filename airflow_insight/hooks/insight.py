@@ -81,6 +81,31 @@ def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, A
     }
 
 
+class EventLog:
+    """Log each core event once, at its level: on its own logger when it names one
+    (``logger_name``, e.g. the progress records on ``insight.progress``), else on ``fallback``.
+
+    Run-log lines are not events to log here: they go to :class:`RunLogSink`.
+    """
+
+    def __init__(self, fallback: logging.Logger | Any) -> None:
+        self._fallback = fallback
+        self._named: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        """The follower's event sink."""
+        if isinstance(event, RunLogLines):
+            return
+        name = getattr(event, "logger_name", None)
+        logger = self._fallback if not isinstance(name, str) else self._logger(name)
+        logger.log(event.log_level, event.describe())
+
+    def _logger(self, name: str) -> Any:
+        if name not in self._named:
+            self._named[name] = structlog.get_logger(name)
+        return self._named[name]
+
+
 def airflow_error(exc: InsightError) -> BaseException:
     """What an Airflow task raises for ``exc``: errors a retry cannot fix fail it at once."""
     if exc.permanent:
@@ -163,6 +188,17 @@ class InsightHook(BaseHook):
         path.write_bytes(data)
         return path
 
+    def download_app_message_file(self, job_id: str, url: str, target: str | Path) -> Path:
+        """Write an ``APP_MESSAGE``'s ``appMessageFile`` (an INTSOL incumbent) to ``target``
+        (parents created, written then renamed); the path written."""
+        data = self.get_rest_client().download(url, compute_job_id=job_id)
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+        return path
+
     def cancel_job_and_wait(
         self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
     ) -> str | None:
@@ -201,21 +237,16 @@ class InsightHook(BaseHook):
         self, config: FollowerConfig, on_lines: RunLogSink, log: logging.Logger | Any = None
     ) -> SyncJobFollower:
         """A blocking follower on this connection (a context manager): ``open``, then ``submit``
-        or ``follow``, then ``wait`` for the outcome. Run-log lines go to ``on_lines``; every
-        other event of the core is logged once on ``log`` (default: the hook's), at its level
-        (the driver logs none)."""
-        logger = log or self.log
-
-        def log_event(event: Any) -> None:
-            if not isinstance(event, RunLogLines):
-                logger.log(event.log_level, event.describe())
-
+        or ``follow`` (each may take ``app_messages=``, the job's solver-callback handler), then
+        ``wait`` for the outcome. Run-log lines go to ``on_lines``; every other event of the
+        core is logged once (see :class:`EventLog`), on ``log`` (default: the hook's) unless it
+        names its own logger (the driver logs none)."""
         return SyncJobFollower(
             self.get_settings(),
             self.get_rest_client(),
             on_lines=on_lines,
             config=config,
-            on_event=log_event,
+            on_event=EventLog(log or self.log),
         )
 
     # ----------------------------------------------------------------------------- the end
