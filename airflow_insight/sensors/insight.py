@@ -30,12 +30,15 @@ from airflow_insight.exceptions import InsightError, JobNotFound
 from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
-from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event, trigger_kwargs
+from airflow_insight.triggers.insight import (
+    RUN_LOG_LOGGER,
+    InsightJobTrigger,
+    outcome_from_event,
+    trigger_kwargs,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-RUN_LOG_LOGGER = "airflow_insight.sensors.insight.InsightJobSensor.run_log"
 
 
 class InsightJobSensor(BaseSensorOperator):
@@ -47,6 +50,8 @@ class InsightJobSensor(BaseSensorOperator):
         the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
     :param silence_limit_seconds: deferrable mode: check the job over REST when nothing was heard
         for this long.
+    :param unreachable_limit_seconds: deferrable mode: fail (retryably) when the server has not
+        answered at all for this long; None: the connection's ``unreachable_limit_seconds``.
     :param deferrable: wait in the triggerer instead of poking.
     :param cancel_on_kill: deferrable mode: cancel the job when a user marks the task failed or
         success, or clears it (default False: the job belongs to someone else).
@@ -62,6 +67,7 @@ class InsightJobSensor(BaseSensorOperator):
         insight_conn_id: str = InsightHook.default_conn_name,
         accepted_model_statuses: Sequence[str] | None = None,
         silence_limit_seconds: float = 60.0,
+        unreachable_limit_seconds: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = False,
         **kwargs: Any,
@@ -73,6 +79,7 @@ class InsightJobSensor(BaseSensorOperator):
             None if accepted_model_statuses is None else list(accepted_model_statuses)
         )
         self.silence_limit_seconds = silence_limit_seconds
+        self.unreachable_limit_seconds = unreachable_limit_seconds
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self._hook: InsightHook | None = None
@@ -93,6 +100,7 @@ class InsightJobSensor(BaseSensorOperator):
             silence_limit_seconds=self.silence_limit_seconds,
             end_by=None,
             cancel_on_kill=self.cancel_on_kill,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
         )
 
     def execute(self, context: Context) -> Any:

@@ -17,7 +17,7 @@ from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger, trigger_kwargs
 
-RUN_LOG_MARK = "InsightJobSensor.run_log]"
+RUN_LOG_MARK = "[insight.run_log]"
 
 
 def _submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:

@@ -28,7 +28,7 @@ from airflow_insight.triggers.insight import (
     trigger_kwargs,
 )
 
-RUN_LOG_MARK = "InsightJobTrigger.run_log]"
+RUN_LOG_MARK = "[insight.run_log]"
 #: What the triggerer passes when a user marks the task failed/success or clears it.
 USER_ACTION = "__airflow_user_action__"
 
