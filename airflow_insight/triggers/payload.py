@@ -72,6 +72,13 @@ class TriggerPayload:
             raise LocalProtocolError(f"not an InsightJobTrigger event: kind {kind!r}")
         outcome = data.get("outcome")
         error = data.get("error")
+        if error is None and "error_type" in data:
+            # An event of version 0.1 (a task deferred before an upgrade): flat error fields.
+            error = {
+                "type": data.get("error_type"),
+                "message": data.get("message"),
+                "permanent": data.get("permanent"),
+            }
         last = data.get("last_run_log_line", -1)
         return cls(
             kind=kind,
