@@ -88,7 +88,9 @@ async def ask(message: Any, timeout: float = ASK_TIMEOUT_SECONDS) -> Any:
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # The supervisor's error answer, a broken pipe, a bad frame.
-        raise SupervisorUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        detail = getattr(exc, "detail", None)
+        shown = f"{type(exc).__name__}: {exc}" + (f" ({detail})" if detail else "")
+        raise SupervisorUnavailable(shown) from exc
 
 
 async def task_state(ref: TaskInstanceRef) -> str | None:

@@ -19,8 +19,10 @@ given for free (cleanup with the task instance) is done by hand:
   Variable when its table is empty;
 * a trigger stopped without ending (a triggerer shutdown, a move) keeps its entry, marked
   released, for :data:`STALE_SECONDS`, so the next triggerer can resume from it;
-* a Variable not written for :data:`STALE_SECONDS` belongs to a dead triggerer whose jobs have
-  long moved: any reader deletes it.
+* a Variable not written for :data:`STALE_SECONDS` belongs to a dead (or stopped) triggerer
+  whose jobs have long moved: any reader deletes it, and so does every writer whose table
+  empties. (So a stopped triggerer's Variable outlives it by that long at most, as long as some
+  trigger still runs somewhere.)
 
 Resuming: :class:`WatermarkReader` lists the Variables with the prefix (``GetVariableKeys``),
 reads them (cached for :data:`READ_CACHE_SECONDS` per loop, so 1,000 triggers resuming at once
@@ -281,6 +283,7 @@ class WatermarkWriter:
             elif not len(self.table):
                 if self._stored_anything:
                     await self._delete()
+                await self.reader.collect_stale()
                 return
 
     async def _write(self, now: float, timeout: float) -> bool:
@@ -342,6 +345,14 @@ class WatermarkReader:
         tables = await self._tables()
         marks = [found for _, table in tables.values() if (found := table.get(ti_key(ref)))]
         return max(marks, key=lambda mark: mark.try_number, default=None)
+
+    async def collect_stale(self) -> None:
+        """Delete the tables of dead triggerers (not written for :data:`STALE_SECONDS`)."""
+        self._cache = None
+        try:
+            await self._tables()
+        except SupervisorUnavailable as exc:
+            log.debug("Could not look for stale watermark tables: %s", exc)
 
     async def _tables(self) -> dict[str, tuple[float, dict[str, Watermark]]]:
         now = time.monotonic()

@@ -91,10 +91,9 @@ def new_task_instance(state: str | None = "deferred", try_number: int = 1) -> An
 
 def set_state(task_instance: Any, state: str | None) -> None:
     """What a user's "mark failed" / "clear" does to the row (the UI goes through the same)."""
-    from sqlalchemy import update
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import update
 
     with create_session() as session:
         session.execute(
@@ -120,19 +119,29 @@ class InProcessSupervisorComms:
             comms.PutVariable: rh.handle_put_variable,
             comms.DeleteVariable: rh.handle_delete_variable,
         }
+        self._mask_secret = comms.MaskSecret
         self.requests: list[Any] = []
 
     async def asend(self, message: Any) -> Any:
+        from airflow.sdk.execution_time.supervisor import set_supervisor_comms
+
         self.requests.append(message)
-        answer, _ = self._handlers[type(message)](self.client, message)
+        if isinstance(message, self._mask_secret):
+            return None  # The supervisor's masker is this process's: nothing to do here.
+        # As the supervisor process does: the server side must not see a task's comms (its
+        # Variable code would send the request back here), so they are unset meanwhile.
+        with set_supervisor_comms(None):
+            answer, _ = self._handlers[type(message)](self.client, message)
         return answer
 
     def variable(self, key: str) -> str | None:
         """Read a Variable straight from the DB (what the next triggerer would find)."""
         from airflow.models.variable import Variable
+        from airflow.utils.session import create_session
 
-        value = Variable.get(key, default_var=None)
-        return None if value is None else str(value)
+        with create_session() as session:
+            row = session.query(Variable).filter(Variable.key == key).one_or_none()
+            return None if row is None else str(row.val)
 
     def watermark_keys(self) -> list[str]:
         from airflow.models.variable import Variable
@@ -144,11 +153,13 @@ class InProcessSupervisorComms:
 
 
 class SilentSupervisorComms:
-    """A supervisor that never answers (the triggerer is shutting down)."""
+    """A supervisor that never answers the trigger's questions (the triggerer shutting down)."""
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
 
     async def asend(self, message: Any) -> Any:
         self.requests.append(message)
+        if type(message).__name__ == "MaskSecret":  # sent by aget_connection itself
+            return None
         await asyncio.Event().wait()

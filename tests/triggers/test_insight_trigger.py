@@ -359,3 +359,24 @@ def test_the_same_job_twice_shares_one_subscription(emulator: Emulator) -> None:
     assert len(emulator.record.of_kind("ws_open")) == 1
     subscribed = [entry.compute_job_id for entry in emulator.record.of_kind("subscribe")]
     assert subscribed.count("twice-1") == 1, subscribed
+
+
+# --------------------------------------------------------------------------------- logging
+
+
+def test_every_event_is_logged_exactly_once(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each status line appears once in everything the task log would get (the trigger logs
+    the events; the driver must not log them too), and each run-log line once."""
+    caplog.set_level("DEBUG")
+    _submit(emulator, "once-1")
+    payload = _only_event(asyncio.run(_collect(_trigger("once-1"))))
+    assert outcome_from_event(payload).succeeded()
+    captured = capsys.readouterr()
+    text = "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])
+    for status in ("EXECUTING", "COMPLETING", "COMPLETED, model status OK"):
+        line = f"Insight compute job once-1: status {status} "
+        assert text.count(line) == 1, (status, text.count(line))
+    assert text.count("Insight compute job once-1 ended: COMPLETED") == 1
+    assert _forwarded(captured.out + captured.err, "once-1") == _run_log(emulator, "once-1")

@@ -79,7 +79,7 @@ def test_fields_that_do_not_fit_fall_back_without_losing_the_message() -> None:
     data = {"type": "JobFailed", "message": "m", "permanent": False, "fields": {"bogus": 1}}
     again = InsightError.from_dict(data)
     assert type(again) is InsightError
-    assert "JobFailed: m" == str(again)
+    assert str(again) == "JobFailed: m"
 
 
 _OUTCOME = JobOutcome("j-1", "COMPLETED", "OK", 2, "/res", "/log", 41, ("a", "b"), None, True)
@@ -93,8 +93,9 @@ _OUTCOME = JobOutcome("j-1", "COMPLETED", "OK", 2, "/res", "/log", 41, ("a", "b"
         TriggerPayload.timed_out("j-1", -1, cancelled=False),
         *[TriggerPayload.failed("j-1", 7, _sample(cls)) for cls in _every_class()],
     ],
-    ids=lambda payload: payload.kind
-    + ("" if payload.error is None else f"-{type(payload.error).__name__}"),
+    ids=lambda payload: (
+        payload.kind + ("" if payload.error is None else f"-{type(payload.error).__name__}")
+    ),
 )
 def test_payloads_round_trip(payload: TriggerPayload) -> None:
     data = json.loads(json.dumps(payload.to_dict()))
