@@ -160,6 +160,8 @@ class InsightJobTrigger(BaseTrigger):
         #: The watermark reached (forwarded) so far, and whether the trigger has ended for good.
         self._mark = Watermark(compute_job_id, execution_attempts, last_run_log_line)
         self._ended = False
+        self._ref_of: Any = None
+        self._ref: TaskInstanceRef | None = None
         #: Inline only: the signals handled here, the handlers they replaced, the one received.
         self._signals: list[signal.Signals] = []
         self._previous_handlers: dict[signal.Signals, Any] = {}
@@ -187,7 +189,10 @@ class InsightJobTrigger(BaseTrigger):
     @property
     def ti_ref(self) -> TaskInstanceRef | None:
         """The task instance served (None inline under ``dag.test``: no triggerer)."""
-        return TaskInstanceRef.of(getattr(self, "task_instance", None))
+        task_instance = getattr(self, "task_instance", None)
+        if self._ref_of is not task_instance:  # the triggerer sets it once, before run()
+            self._ref_of, self._ref = task_instance, TaskInstanceRef.of(task_instance)
+        return self._ref
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Follow the job to its end (or ``end_by``); yield exactly one event."""
@@ -271,13 +276,13 @@ class InsightJobTrigger(BaseTrigger):
             return self._error_payload(exc)
 
     def _follower_config(self, settings: ConnectionSettings) -> FollowerConfig:
+        """The follower timing: this trigger's limits, else the connection's."""
         limit = self.unreachable_limit_seconds
-        if limit is None:
-            limit = getattr(settings, "unreachable_limit_seconds", None)
-        if limit is None or "unreachable_limit_seconds" not in _FOLLOWER_FIELDS:
-            return FollowerConfig(silence_limit_seconds=self.silence_limit_seconds)
-        return FollowerConfig(  # type: ignore[call-arg, unused-ignore]
-            silence_limit_seconds=self.silence_limit_seconds, unreachable_limit_seconds=limit
+        return FollowerConfig(
+            silence_limit_seconds=self.silence_limit_seconds,
+            unreachable_limit_seconds=settings.unreachable_limit_seconds
+            if limit is None
+            else limit,
         )
 
     async def _resume_point(self) -> None:
@@ -361,13 +366,12 @@ class InsightJobTrigger(BaseTrigger):
         self._forwarded(event.execution_attempts, watch.last_run_log_line)
 
     def _forwarded(self, execution_attempts: int, last_line: int) -> None:
-        self._mark = dataclasses.replace(
-            self._mark, execution_attempts=execution_attempts, last_run_log_line=last_line
-        )
+        """Called after each forwarded batch: keep it cheap (1,000 jobs, many batches each)."""
         ref = self.ti_ref
+        try_number = 0 if ref is None else ref.try_number
+        self._mark = Watermark(self.compute_job_id, execution_attempts, last_line, try_number)
         if ref is not None:
-            mark = dataclasses.replace(self._mark, try_number=ref.try_number)
-            WatermarkWriter.for_running_loop().update(ref, mark)
+            WatermarkWriter.for_running_loop().update(ref, self._mark)
 
     def _end_watermark(self) -> None:
         """The trigger ended: its entry leaves the watermark table at the next write."""
@@ -527,6 +531,3 @@ class InsightJobTrigger(BaseTrigger):
         self.log.error("Following Insight compute job %s failed: %s", self.compute_job_id, error)
         last = self._mark.last_run_log_line if last_run_log_line is None else last_run_log_line
         return TriggerPayload.failed(self.compute_job_id, last, error, cancelled)
-
-
-_FOLLOWER_FIELDS = frozenset(field.name for field in dataclasses.fields(FollowerConfig))

@@ -380,3 +380,16 @@ def test_every_event_is_logged_exactly_once(
         assert text.count(line) == 1, (status, text.count(line))
     assert text.count("Insight compute job once-1 ended: COMPLETED") == 1
     assert _forwarded(captured.out + captured.err, "once-1") == _run_log(emulator, "once-1")
+
+
+def test_unreachable_limit_reaches_the_follower() -> None:
+    """The trigger's own limit wins; None means the connection's (PLAN.md interface 2)."""
+    from airflow_insight.settings import ConnectionSettings
+
+    settings = ConnectionSettings(
+        "http://127.0.0.1:1", "id", "secret", unreachable_limit_seconds=42
+    )
+    assert _trigger("u-1")._follower_config(settings).unreachable_limit_seconds == 42
+    chosen = _trigger("u-1", unreachable_limit_seconds=7.5)._follower_config(settings)
+    assert chosen.unreachable_limit_seconds == 7.5
+    assert chosen.silence_limit_seconds == 0.5
