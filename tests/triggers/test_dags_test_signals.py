@@ -95,15 +95,22 @@ def _end(process: subprocess.Popen[bytes]) -> float:
     return time.monotonic() - start
 
 
+def _signalled_run(
+    env: dict[str, str], emulator: Emulator, tmp_path: Path, name: str, signum: int
+) -> str:
+    """Run DAG ``t_<name>``, send ``signum`` while it follows ``<name>-job``; its whole output."""
+    log = tmp_path / f"{name}.log"
+    process = _start(env, emulator, f"t_{name}", log)
+    _wait_until_forwarding(process, log, f"{name}-job")
+    os.kill(process.pid, signum)
+    _end(process)
+    return log.read_text(errors="replace")
+
+
 def test_ctrl_c_cancels_the_job_it_started(
     airflow_home: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    log = tmp_path / "sigint.log"
-    process = _start(airflow_home, emulator, "t_sigint", log)
-    _wait_until_forwarding(process, log, "sigint-job")
-    os.kill(process.pid, signal.SIGINT)
-    _end(process)
-    text = log.read_text(errors="replace")
+    text = _signalled_run(airflow_home, emulator, tmp_path, "sigint", signal.SIGINT)
     assert [e.compute_job_id for e in emulator.record.of_kind("delete")] == ["sigint-job"]
     emulator.wait_for_status("sigint-job", {"CANCELLED"})
     assert "Cancelling Insight compute job sigint-job: interrupted (SIGINT, Ctrl-C)" in text
@@ -114,12 +121,7 @@ def test_ctrl_c_cancels_the_job_it_started(
 def test_sigterm_ends_the_run_and_leaves_the_job_with_how_to_cancel_it(
     airflow_home: dict[str, str], emulator: Emulator, tmp_path: Path
 ) -> None:
-    log = tmp_path / "sigterm.log"
-    process = _start(airflow_home, emulator, "t_sigterm", log)
-    _wait_until_forwarding(process, log, "sigterm-job")
-    os.kill(process.pid, signal.SIGTERM)
-    _end(process)
-    text = log.read_text(errors="replace")
+    text = _signalled_run(airflow_home, emulator, tmp_path, "sigterm", signal.SIGTERM)
     assert emulator.record.of_kind("delete") == []
     assert emulator.job("sigterm-job")["status"] == "EXECUTING"
     assert "SIGTERM: leaving Insight compute job sigterm-job running" in text
