@@ -160,6 +160,7 @@ class InsightJobTrigger(BaseTrigger):
         #: The watermark reached (forwarded) so far, and whether the trigger has ended for good.
         self._mark = Watermark(compute_job_id, execution_attempts, last_run_log_line)
         self._ended = False
+        self._built_at = time.monotonic()  # a resume reads watermarks stored after this
         self._ref_of: Any = None
         self._ref: TaskInstanceRef | None = None
         #: Inline only: the signals handled here, the handlers they replaced, the one received.
@@ -292,7 +293,7 @@ class InsightJobTrigger(BaseTrigger):
             return
         reader = WatermarkWriter.for_running_loop().reader
         try:
-            stored = await reader.find(ref, self.compute_job_id)
+            stored = await reader.find(ref, self.compute_job_id, not_before=self._built_at)
         except SupervisorUnavailable as exc:
             self.log.warning("Could not read where an earlier triggerer stopped: %s", exc)
             return

@@ -24,10 +24,11 @@ given for free (cleanup with the task instance) is done by hand:
   empties. (So a stopped triggerer's Variable outlives it by that long at most, as long as some
   trigger still runs somewhere.)
 
-Resuming: :class:`WatermarkReader` lists the Variables with the prefix (``GetVariableKeys``),
-reads them (cached for :data:`READ_CACHE_SECONDS` per loop, so 1,000 triggers resuming at once
-share the reads) and takes, for the trigger's task instance, try and job, the furthest watermark
-any writer stored: everything up to it was forwarded by someone.
+Resuming: :class:`WatermarkReader` lists the Variables with the prefix (``GetVariableKeys``), reads
+them (one read shared by the triggers that start while it runs, so 1,000 triggers taken over at
+once do not read 1,000 times; never a read older than the trigger) and takes, for the trigger's
+task instance, try and job, the furthest watermark any writer stored: everything up to it was
+forwarded by someone.
 
 Bounds: after a crash, lines forwarded since the writer's last write repeat: at most one flush
 interval's worth. On a clean stop (``cleanup()`` on the triggerer's SIGTERM) the trigger flushes
@@ -206,6 +207,8 @@ def read_table(text: str | None) -> tuple[float, dict[str, Watermark]]:
     return float(written_at) if isinstance(written_at, int | float) else float("-inf"), marks
 
 
+_Tables = dict[str, tuple[float, dict[str, Watermark]]]
+
 _WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WatermarkWriter] = (
     weakref.WeakKeyDictionary()
 )
@@ -318,16 +321,24 @@ class WatermarkWriter:
 
 
 class WatermarkReader:
-    """Finds the furthest stored watermark of a task instance across every writer's table."""
+    """Finds the furthest stored watermark of a task instance across every writer's table.
+
+    A read is shared by every caller that asks while it runs or soon after, but never by a
+    caller that needs data newer than the read: ``not_before`` (a trigger passes the time it was
+    built) makes sure a trigger rebuilt after a clean stop sees the final write of the stop.
+    """
 
     def __init__(self, own_key: str | None = None) -> None:
         self.own_key = own_key
+        #: The last read: when it started, and what it found.
         self._cache: tuple[float, dict[str, tuple[float, dict[str, Watermark]]]] | None = None
-        self._loading: asyncio.Task[dict[str, tuple[float, dict[str, Watermark]]]] | None = None
+        self._loading: tuple[float, asyncio.Task[_Tables]] | None = None
 
-    async def find(self, ref: TaskInstanceRef, compute_job_id: str) -> Watermark | None:
+    async def find(
+        self, ref: TaskInstanceRef, compute_job_id: str, not_before: float = float("inf")
+    ) -> Watermark | None:
         """The furthest watermark stored for ``ref``'s try and ``compute_job_id`` (or None)."""
-        tables = await self._tables()
+        tables = await self._tables(not_before)
         key = ti_key(ref)
         found: Watermark | None = None
         for _, marks in tables.values():
@@ -342,32 +353,37 @@ class WatermarkReader:
 
     async def latest_for(self, ref: TaskInstanceRef) -> Watermark | None:
         """The entry of ``ref`` written by the latest try (any job), for the kill decision."""
-        tables = await self._tables()
+        tables = await self._tables(float("inf"))
         marks = [found for _, table in tables.values() if (found := table.get(ti_key(ref)))]
         return max(marks, key=lambda mark: mark.try_number, default=None)
 
     async def collect_stale(self) -> None:
         """Delete the tables of dead triggerers (not written for :data:`STALE_SECONDS`)."""
-        self._cache = None
         try:
-            await self._tables()
+            await self._tables(float("inf"))
         except SupervisorUnavailable as exc:
             log.debug("Could not look for stale watermark tables: %s", exc)
 
-    async def _tables(self) -> dict[str, tuple[float, dict[str, Watermark]]]:
+    async def _tables(self, not_before: float) -> _Tables:
+        """Tables from a read that started at ``not_before`` or later (inf: a fresh read)."""
         now = time.monotonic()
-        if self._cache is not None and now - self._cache[0] < READ_CACHE_SECONDS:
-            return self._cache[1]
-        if self._loading is None or self._loading.done():
-            self._loading = asyncio.get_running_loop().create_task(
+        not_before = min(not_before, now)
+        cache = self._cache
+        if cache is not None and cache[0] >= not_before and now - cache[0] < READ_CACHE_SECONDS:
+            return cache[1]
+        loading = self._loading
+        if loading is None or loading[1].done() or loading[0] < not_before:
+            task = asyncio.get_running_loop().create_task(
                 self._load(), context=contextvars.Context()
             )
-        tables = await asyncio.shield(self._loading)
-        self._cache = (time.monotonic(), tables)
+            loading = self._loading = (now, task)
+        tables = await asyncio.shield(loading[1])
+        if self._cache is None or self._cache[0] < loading[0]:
+            self._cache = (loading[0], tables)
         return tables
 
-    async def _load(self) -> dict[str, tuple[float, dict[str, Watermark]]]:
-        tables: dict[str, tuple[float, dict[str, Watermark]]] = {}
+    async def _load(self) -> _Tables:
+        tables: _Tables = {}
         for key in await supervisor.variable_keys(VARIABLE_PREFIX):
             written_at, marks = read_table(await supervisor.get_variable(key))
             if key != self.own_key and time.time() - written_at > STALE_SECONDS:

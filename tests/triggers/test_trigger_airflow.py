@@ -310,3 +310,29 @@ def test_a_watermark_of_another_job_or_try_is_not_used(
     assert payload["last_run_log_line"] == len(run_log(emulator, "stale-1")) - 1
     assert len(comms.watermark_keys()) == 2
     assert all(key.startswith(VARIABLE_PREFIX) for key in comms.watermark_keys())
+
+
+def test_a_resume_never_uses_a_read_older_than_its_trigger(
+    emulator: Emulator, comms: InProcessSupervisorComms
+) -> None:
+    """Triggers starting together share one read, but one built after a clean stop's final
+    write reads again, so it sees that write (else lines would repeat after a clean stop)."""
+    ti = supervisor.TaskInstanceRef.of(new_task_instance("deferred"))
+    assert ti is not None
+
+    async def main() -> None:
+        import time
+
+        stopped = watermark.WatermarkWriter(writer_id="stopped-triggerer")
+        reader = watermark.WatermarkReader()
+        await stopped.persist_now(ti, watermark.Watermark("j-1", 1, 5, 1), 5.0)
+        early = time.monotonic()
+        assert (await reader.find(ti, "j-1", not_before=early)).last_run_log_line == 5
+        reads = len(comms.requests)
+        assert (await reader.find(ti, "j-1", not_before=early)).last_run_log_line == 5
+        assert len(comms.requests) == reads  # shared: no second read
+        await stopped.persist_now(ti, watermark.Watermark("j-1", 1, 9, 1), 5.0)
+        built_after = time.monotonic()
+        assert (await reader.find(ti, "j-1", not_before=built_after)).last_run_log_line == 9
+
+    asyncio.run(main())
