@@ -12,13 +12,18 @@ Decisions:
   to False, and the deferrable sensor hands no ``end_by`` to the trigger. Its own ``timeout``
   becomes the defer timeout, which fails the task (``AirflowSensorTimeout``) without cancelling.
 * Poke and reschedule modes read the job over REST once per poke; a 404 means "not there (yet)"
-  and a transient REST error means "try at the next poke". The run log is forwarded into the task
+  and a transient REST error means "try at the next poke". In poke mode, pokes that all fail to
+  reach the server for ``unreachable_limit_seconds`` (default: the connection's) fail the task
+  with the retryable :class:`~airflow_insight.exceptions.ServerUnreachable`; reschedule mode
+  starts each poke in a new process with no memory of the last, so its sensor ``timeout`` is
+  what bounds a dead server there. The run log is forwarded into the task
   log once, at the end (a rescheduled sensor is a new instance each poke and would repeat it).
   Deferrable mode streams it live from the triggerer.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,16 +31,19 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_insight.exceptions import InsightError, JobNotFound
+from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreachable
 from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
-from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event, trigger_kwargs
+from airflow_insight.triggers.insight import (
+    RUN_LOG_LOGGER,
+    InsightJobTrigger,
+    outcome_from_event,
+    trigger_kwargs,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-RUN_LOG_LOGGER = "airflow_insight.sensors.insight.InsightJobSensor.run_log"
 
 
 class InsightJobSensor(BaseSensorOperator):
@@ -47,6 +55,9 @@ class InsightJobSensor(BaseSensorOperator):
         the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
     :param silence_limit_seconds: deferrable mode: check the job over REST when nothing was heard
         for this long.
+    :param unreachable_limit_seconds: deferrable and poke modes: fail (retryably) when the server
+        has not answered at all for this long; None: the connection's
+        ``unreachable_limit_seconds``.
     :param deferrable: wait in the triggerer instead of poking.
     :param cancel_on_kill: deferrable mode: cancel the job when a user marks the task failed or
         success, or clears it (default False: the job belongs to someone else).
@@ -62,6 +73,7 @@ class InsightJobSensor(BaseSensorOperator):
         insight_conn_id: str = InsightHook.default_conn_name,
         accepted_model_statuses: Sequence[str] | None = None,
         silence_limit_seconds: float = 60.0,
+        unreachable_limit_seconds: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = False,
         **kwargs: Any,
@@ -73,9 +85,12 @@ class InsightJobSensor(BaseSensorOperator):
             None if accepted_model_statuses is None else list(accepted_model_statuses)
         )
         self.silence_limit_seconds = silence_limit_seconds
+        self.unreachable_limit_seconds = unreachable_limit_seconds
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self._hook: InsightHook | None = None
+        #: Poke mode: when the pokes started failing to reach the server (None: it answered).
+        self._unreachable_since: float | None = None
 
     @property
     def hook(self) -> InsightHook:
@@ -93,6 +108,7 @@ class InsightJobSensor(BaseSensorOperator):
             silence_limit_seconds=self.silence_limit_seconds,
             end_by=None,
             cancel_on_kill=self.cancel_on_kill,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
         )
 
     def execute(self, context: Context) -> Any:
@@ -110,13 +126,16 @@ class InsightJobSensor(BaseSensorOperator):
         try:
             document = self.hook.get_rest_client().get_job(self.compute_job_id)
         except JobNotFound:
+            self._unreachable_since = None  # an answer
             self.log.info("Insight compute job %s not found (yet)", self.compute_job_id)
             return False
         except InsightError as exc:
             if exc.permanent:
                 raise airflow_error(exc) from exc
+            self._check_reachable(exc)
             self.log.warning("Checking Insight compute job %s failed: %s", self.compute_job_id, exc)
             return False
+        self._unreachable_since = None
         outcome = JobOutcome.from_job_document(self.compute_job_id, document)
         if not is_terminal(outcome.status):
             self.log.info("Insight compute job %s: status %s", self.compute_job_id, outcome.status)
@@ -135,6 +154,22 @@ class InsightJobSensor(BaseSensorOperator):
         return self._finish(outcome)
 
     # ----------------------------------------------------------------------------- internals
+
+    def _check_reachable(self, exc: InsightError) -> None:
+        """Raise :class:`ServerUnreachable` once pokes failed for the limit (retryable)."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        settings = self.hook.get_settings()
+        limit = self.unreachable_limit_seconds or settings.unreachable_limit_seconds
+        waited = now - self._unreachable_since
+        if waited >= limit:
+            raise ServerUnreachable(
+                f"no answer from {settings.base_url} for {waited:.0f} s while waiting for Insight"
+                f" compute job {self.compute_job_id} (last error: {exc}); the job may still be"
+                " running there: a retry of the task waits for it again"
+                " (limit: unreachable_limit_seconds)"
+            ) from exc
 
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
         """The outcome as the operator's result dict, or the job's failure raised."""
