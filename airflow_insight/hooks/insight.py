@@ -284,7 +284,7 @@ class InsightHook(BaseHook):
         result = probe_server(settings)
         return result.ok, result.message
 
-    # ===================================================================== trigger side: what the trigger needs, async
+    # ===================================================================== trigger side
     # What the trigger and the deferrable sensor's trigger need, so they import no transport
     # module. Everything here is safe on the triggerer's event loop: nothing blocks it.
 
