@@ -28,19 +28,13 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreachable
 from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
-from airflow_insight.triggers.insight import (
-    RUN_LOG_LOGGER,
-    InsightJobTrigger,
-    outcome_from_event,
-    trigger_kwargs,
-)
+from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event, trigger_kwargs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -124,7 +118,7 @@ class InsightJobSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One REST look at the job: done (with the result) or not yet."""
         try:
-            document = self.hook.get_rest_client().get_job(self.compute_job_id)
+            document = self.hook.get_job(self.compute_job_id)
         except JobNotFound:
             self._unreachable_since = None  # an answer
             self.log.info("Insight compute job %s not found (yet)", self.compute_job_id)
@@ -172,16 +166,10 @@ class InsightJobSensor(BaseSensorOperator):
             ) from exc
 
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
-        """The outcome as the operator's result dict, or the job's failure raised."""
-        accepted = self.hook.accepted_model_statuses(self.accepted_model_statuses)
-        warning = outcome.warning(accepted)
-        if warning:
-            self.log.warning(warning)
-        outcome.raise_for_failure(accepted)
-        return self.hook.job_result(outcome)
+        """The outcome as the operator's result dict, or the job's failure raised (the hook's one
+        end path, shared with the operator)."""
+        return self.hook.job_end(outcome, self.accepted_model_statuses, self.log)
 
     def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
         """Forward the run-log lines after ``last_forwarded``, one record per line."""
-        run_log = structlog.get_logger(RUN_LOG_LOGGER)
-        for line in self.hook.run_log_after(outcome, last_forwarded):
-            run_log.info(line)
+        self.hook.forward_run_log_after(outcome, last_forwarded)
