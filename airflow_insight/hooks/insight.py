@@ -19,29 +19,34 @@ here (the ``X as X`` imports) for the code that imported them from this module.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from airflow_insight.exceptions import ConfigurationError, InsightError
+from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.reattach import is_terminal_document
 from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.wire import COMPUTE_JOBS_PATH
 from airflow_insight.settings import KNOWN_EXTRAS as KNOWN_EXTRAS
 from airflow_insight.settings import ConnectionLike as ConnectionLike
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.settings import base_url as base_url
 from airflow_insight.settings import settings_from_connection as settings_from_connection
+from airflow_insight.transport.async_driver import FollowFailed
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.socket_hub import JobWatch, SocketHub
 from airflow_insight.transport.sync_driver import SyncJobFollower
 
 #: The logger of forwarded run-log lines (operator, sensor and trigger alike).
@@ -309,3 +314,82 @@ class InsightHook(BaseHook):
             return False, str(exc)
         result = probe_server(settings)
         return result.ok, result.message
+
+    # ===================================================================== trigger side
+    # What the trigger and the deferrable sensor's trigger need, so they import no transport
+    # module. Everything here is safe on the triggerer's event loop: nothing blocks it.
+
+    async def aget_settings(self) -> ConnectionSettings:
+        """Read the connection with ``aget_connection`` (once per hook) and return its settings.
+
+        A connection that does not exist is a :class:`ConfigurationError` (no retry helps).
+        """
+        if self._settings is None:
+            try:
+                connection = await BaseHook.aget_connection(self.insight_conn_id)
+            except AirflowNotFoundException:
+                raise ConfigurationError(
+                    f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
+                ) from None
+            self._settings = settings_from_connection(connection)
+        return self._settings
+
+    def watch_job(
+        self,
+        settings: ConnectionSettings,
+        job_id: str,
+        *,
+        execution_attempts: int,
+        last_run_log_line: int,
+        config: FollowerConfig,
+    ) -> JobWatch:
+        """Follow ``job_id`` on the running loop's shared progress socket of this connection.
+
+        Every job followed on one connection (and one follower timing) in one event loop shares
+        one socket; the watch's events end with one finish or one failure
+        (:meth:`watch_failure`). Close the watch to stop following; the job keeps running.
+        """
+        return SocketHub.for_running_loop().watch(
+            self.insight_conn_id,
+            settings,
+            job_id,
+            execution_attempts=execution_attempts,
+            last_run_log_line=last_run_log_line,
+            config=config,
+        )
+
+    @staticmethod
+    def watch_failure(event: object) -> InsightError | None:
+        """The error a watch event ends following with (a REST error no retry fixes), or None."""
+        return event.error if isinstance(event, FollowFailed) else None
+
+    async def aget_job_status(self, settings: ConnectionSettings, job_id: str) -> str | None:
+        """The job's ``status`` read over REST off the loop; None when the server has no job."""
+
+        def read() -> str | None:
+            with InsightRestClient(settings) as rest:
+                status = rest.get_job(job_id).get("status")
+            return status if isinstance(status, str) else None
+
+        try:
+            return await asyncio.to_thread(read)
+        except JobNotFound:
+            return None
+
+    async def acancel_job(self, settings: ConnectionSettings, job_id: str) -> None:
+        """``DELETE`` the job off the loop, with a client of its own (a gone job counts as done)."""
+
+        def cancel() -> None:
+            with InsightRestClient(settings) as rest:
+                rest.cancel_job(job_id)
+
+        await asyncio.to_thread(cancel)
+
+    @staticmethod
+    def cancel_hint(settings: ConnectionSettings, job_id: str) -> str:
+        """How a user cancels ``job_id`` by hand (for a log line that leaves it running)."""
+        url = settings.url(f"{COMPUTE_JOBS_PATH}/{quote(job_id, safe='')}")
+        return (
+            f"To cancel it: cancel compute job {job_id} in Insight, or send DELETE {url}"
+            " (REST API, with a bearer token)."
+        )
