@@ -32,6 +32,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
@@ -342,12 +343,14 @@ class InsightHook(BaseHook):
         execution_attempts: int,
         last_run_log_line: int,
         config: FollowerConfig,
+        app_messages: AppMessageHandler | None = None,
     ) -> JobWatch:
         """Follow ``job_id`` on the running loop's shared progress socket of this connection.
 
         Every job followed on one connection (and one follower timing) in one event loop shares
         one socket; the watch's events end with one finish or one failure
         (:meth:`watch_failure`). Close the watch to stop following; the job keeps running.
+        ``app_messages`` answers the job's solver callbacks (the trigger's progress handler).
         """
         return SocketHub.for_running_loop().watch(
             self.insight_conn_id,
@@ -356,6 +359,7 @@ class InsightHook(BaseHook):
             execution_attempts=execution_attempts,
             last_run_log_line=last_run_log_line,
             config=config,
+            app_messages=app_messages,
         )
 
     @staticmethod

@@ -384,13 +384,13 @@ class InsightJobOperator(BaseOperator):
         The REST run log is not read again when the trigger's outcome says it forwarded the
         whole log (``run_log_complete`` and the event's ``last_run_log_line`` is its last line).
         """
-        from airflow_insight.triggers.insight import outcome_from_event
+        from airflow_insight.triggers.insight import outcome_from_event, progress_from_event
 
         self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
         try:
             outcome = outcome_from_event(event)
             self.hook.forward_run_log_after(outcome, int(event.get("last_run_log_line", -1)))
-            return self._finish(outcome)
+            return self._finish(outcome, progress_from_event(event))
         except InsightError as exc:
             raise airflow_error(exc) from exc
 
@@ -614,7 +614,8 @@ class InsightJobOperator(BaseOperator):
         if not isinstance(decision, Submit):
             return decision.document
         self._active_job_id = decision.job_id
-        document = self.hook.submit_job(build_request(self.job_request, decision.job_id), payload)
+        request = build_request(self.job_request, decision.job_id, self._progress)
+        document = self.hook.submit_job(request, payload)
         self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document
 
@@ -635,6 +636,8 @@ class InsightJobOperator(BaseOperator):
             accepted_model_statuses=self.accepted_model_statuses,
             silence_limit_seconds=self.silence_limit_seconds,
             end_by=end_by_for(getattr(ti, "start_date", None), self.execution_timeout),
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
+            progress=None if self._progress is None else self._progress.to_json(),
         )
         self._active_job_id = None  # from now on the trigger owns the job
         # No defer timeout: the trigger enforces end_by itself and cancels the job then.

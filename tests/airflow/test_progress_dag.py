@@ -20,6 +20,7 @@ from dag_support import assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
+from airflow_insight.operators.insight import RESUMED_MESSAGE
 from airflow_insight.protocol.progress import PROGRESS_LOGGER
 
 # The emulator tests' model generator, under the name pytest gives it (``tests`` is its root).
@@ -121,3 +122,24 @@ def test_blocking_progress_is_logged_stopped_by_the_gap_rule_and_returned(
     incumbent = Path(result["solution_path"]).read_text()
     assert incumbent.startswith("NAME ") and incumbent.rstrip().endswith("ENDATA")
     assert result["progress"]["latest_solution_file"].endswith("/file")
+
+
+def test_deferred_progress_is_logged_by_the_trigger_and_copied_into_the_result(
+    emulator: Emulator,
+    collected: Callable[[], dict[str, Any]],
+    run_conf: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """dag.test() runs the trigger inline: its progress records and stop are in the task log,
+    before execute_complete resumes; the summary comes through the trigger's event."""
+    run = DAGS.td_progress.test(run_conf=run_conf)
+    output = capfd.readouterr()
+    assert run.state == "success", output.out[-4000:]
+    result = collected()["result"]
+    text = output.out + output.err
+    assert_stopped_by_the_gap_rule(emulator, "td_progress", result, text)
+    # Every progress record came from the trigger, before the task resumed.
+    before, resumed, after = text.partition(RESUMED_MESSAGE)
+    assert resumed and _progress_records(before) and not _progress_records(after)
+    assert Path(result["progress_plot_path"]).read_bytes()[:4] == b"\x89PNG"
+    assert Path(result["solution_path"]).read_text().startswith("NAME ")

@@ -46,3 +46,4 @@ def _progress_dag(dag_id: str, *, deferrable: bool) -> DAG:
 
 
 t_progress = _progress_dag("t_progress", deferrable=False)
+td_progress = _progress_dag("td_progress", deferrable=True)
