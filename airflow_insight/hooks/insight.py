@@ -186,23 +186,18 @@ class InsightHook(BaseHook):
         """Write the job's results zip to ``target`` (parents created); the path written."""
         if outcome.result_url is None:
             raise ValueError(f"job {outcome.compute_job_id} has no result URL")
-        data = self.get_rest_client().download(
-            outcome.result_url, compute_job_id=outcome.compute_job_id
-        )
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
+        return self._download(outcome.compute_job_id, outcome.result_url, target)
 
     def download_app_message_file(self, job_id: str, url: str, target: str | Path) -> Path:
         """Write an ``APP_MESSAGE``'s ``appMessageFile`` (an INTSOL incumbent) to ``target``
-        (parents created, written then renamed); the path written."""
+        (parents created); the path written."""
+        return self._download(job_id, url, target)
+
+    def _download(self, job_id: str, url: str, target: str | Path) -> Path:
         data = self.get_rest_client().download(url, compute_job_id=job_id)
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+        path.write_bytes(data)
         return path
 
     def cancel_job_and_wait(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from trigger_support import collect, submit
 
-from airflow_insight.emulator import Emulator, ScriptedAppMessage
+from airflow_insight.emulator import NAMED_SCRIPTS, Emulator
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.protocol.progress import PROGRESS_LOGGER, ProgressOptions, StopAtGap
@@ -23,18 +23,9 @@ from airflow_insight.triggers.insight import (
     trigger_kwargs,
 )
 
-
-def _figures(best: float, bound: float, solutions: int) -> dict[str, float]:
-    return {"MIPBESTOBJVAL": best, "BESTBOUND": bound, "MIPSOLS": solutions, "OBJSENSE": 1}
-
-
-# Gap 6.8 %, then 2.1 %, then 0.796 %: the third crosses the 1 % rule, so the fourth never comes.
-CALLBACKS = (
-    ScriptedAppMessage(2, "GLOBALLOG", _figures(5906.0, 5503.2, 2)),
-    ScriptedAppMessage(4, "INTSOL", _figures(5722.0, 5602.5, 5), with_file=True),
-    ScriptedAppMessage(6, "GLOBALLOG", _figures(5680.0, 5634.8, 16)),
-    ScriptedAppMessage(8, "GLOBALLOG", _figures(5680.0, 5640.0, 16)),
-)
+#: The emulator's scripted solve: INTSOL 2109 (no bound yet), GLOBALLOG 1996 / 1971.5 (gap
+#: 1.23 %), GAPNOTIFY 1981 / 1978.25 (0.14 %, below the 1 % rule) after lines 2, 6 and 10 of 12.
+CALLBACKS = NAMED_SCRIPTS["callbacks"]
 
 
 def _progress_kwargs(job_id: str) -> dict[str, Any]:
@@ -51,7 +42,8 @@ def _progress_kwargs(job_id: str) -> dict[str, Any]:
 def test_progress_is_answered_logged_once_and_in_the_finished_event(
     emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    submit(emulator, "prog-1", log_lines=12, app_messages=CALLBACKS)
+    emulator.add_script("prog-1", CALLBACKS)
+    submit(emulator, "prog-1")
     kwargs = _progress_kwargs("prog-1")
     stored = json.loads(json.dumps(kwargs))  # as Airflow stores them
     trigger = InsightJobTrigger(**stored)
@@ -63,25 +55,27 @@ def test_progress_is_answered_logged_once_and_in_the_finished_event(
     # The emulator's record: three messages, each answered, the third with interruptSolve.
     exchanges = emulator.record.app_message_exchanges("prog-1")
     assert [(e["appMessageType"], e["interruptSolve"]) for e in exchanges] == [
-        ("GLOBALLOG", False),
         ("INTSOL", False),
-        ("GLOBALLOG", True),
+        ("GLOBALLOG", False),
+        ("GAPNOTIFY", True),
     ]
-    assert emulator.run_log("prog-1")[-1] == INTERRUPTED_LINE
+    log = emulator.run_log("prog-1")
+    assert log[-1] == INTERRUPTED_LINE
+    assert len(log) == 11  # 10 lines, then the interruption: lines 11-12 were never written
     progress = progress_from_event(payload)
     assert progress is not None
     assert progress["stopped_early"] is True
     assert progress["stopped_by"]["rule"] == {"rule": "relative_gap", "relative_gap": 0.01}
     assert progress["stopped_by"]["app_message_id"] == exchanges[2]["appMessageId"]
-    assert [point[1] for point in progress["series"]["points"]] == [5906.0, 5722.0, 5680.0]
-    assert progress["latest_solution_file"].endswith(f"/{exchanges[1]['appMessageId']}/file")
+    assert [point[1] for point in progress["series"]["points"]] == [2109.0, 1996.0, 1981.0]
+    assert progress["latest_solution_file"].endswith(f"/{exchanges[0]['appMessageId']}/file")
     # Logged once each, on the progress logger (not the run log, not the trigger's own).
     captured = capsys.readouterr()
     text = captured.out + captured.err
     records = [line for line in text.splitlines() if f"[{PROGRESS_LOGGER}]" in line]
     assert len(records) == 4, records
     assert sum("solver progress (" in record for record in records) == 3
-    assert "best solution 5680, best bound 5634.8, gap 0.796%" in records[2]
+    assert "best solution 1981, best bound 1978.25, gap 0.139%" in records[2]
     assert "stopping the solve (interruptSolve=true), stop rule relative_gap" in records[3]
 
 
