@@ -79,9 +79,11 @@ def assert_stopped_by_the_gap_rule(
     assert stopped_by["rule"] == {"rule": "relative_gap", "relative_gap": 0.01}
     assert stopped_by["app_message_id"] == answered[first]["appMessageId"]
     assert "is at most the target 1.0000%" in stopped_by["reason"]
-    # The handler answered every frame delivered to the socket (a re-send after SUBSCRIBE too).
+    # The handler answered each message at least once, and no more often than it was sent to a
+    # socket (a re-send after SUBSCRIBE is answered again; a frame lost with a dropped socket,
+    # which a loaded machine may cause, is not).
     delivered = [c for exchange in exchanges for c in exchange["connectionIds"] if c is not None]
-    assert progress["messages_answered"] == len(delivered), exchanges
+    assert len(answered) <= progress["messages_answered"] <= len(delivered), exchanges
     # The series: one point per record, the last at or below the target gap.
     series = progress["series"]
     assert series["fields"] == ["time", "best_solution", "best_bound", "relative_gap"]
