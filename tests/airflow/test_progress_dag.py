@@ -41,6 +41,7 @@ def solving_scripts(emulator: Emulator) -> None:
     """This module's jobs are solved for real (job ids start with the DAG id)."""
     emulator.add_script("t_progress.*", SOLVING)
     emulator.add_script("td_progress.*", SOLVING)
+    emulator.add_script("t_progress_reattach.*", SOLVING)
 
 
 @pytest.fixture
@@ -145,3 +146,24 @@ def test_deferred_progress_is_logged_by_the_trigger_and_copied_into_the_result(
     assert resumed and _progress_records(before) and not _progress_records(after)
     assert Path(result["progress_plot_path"]).read_bytes()[:4] == b"\x89PNG"
     assert Path(result["solution_path"]).read_text().startswith("NAME ")
+
+
+def test_a_retry_reattaches_and_its_fresh_handler_answers_the_paused_solve(
+    emulator: Emulator,
+    collected: Callable[[], dict[str, Any]],
+    run_conf: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The first try submits and dies: the solve pauses at its first callback, sent to no
+    socket. The retry re-attaches (SUBSCRIBE), the emulator re-sends that message, the retry's
+    new handler answers it and the rest, and the gap rule stops the solve as before."""
+    run = DAGS.t_progress_reattach.test(run_conf=run_conf)
+    output = capfd.readouterr()
+    assert run.state == "success", output.out[-4000:]
+    result = collected()["result"]
+    text = output.out + output.err
+    assert "Re-attaching to Insight compute job" in text
+    assert_stopped_by_the_gap_rule(emulator, "t_progress_reattach", result, text)
+    first = emulator.record.app_message_exchanges(result["compute_job_id"])[0]
+    assert first["connectionIds"][0] is None  # sent while nobody followed the job
+    assert len(first["sentAt"]) == 2 and first["connectionIds"][1] is not None

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_insight.operators.insight import InsightJobOperator
+from airflow_insight.operators.insight import InsightJobOperator, build_request
 from airflow_insight.protocol.progress import StopAtGap
 
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -29,9 +29,27 @@ def collect_progress(result: Any) -> None:
     Path(os.environ["INSIGHT_TEST_OUT"]).write_text(json.dumps({"result": result}))
 
 
-def _progress_dag(dag_id: str, *, deferrable: bool) -> DAG:
-    with DAG(dag_id, schedule=None, start_date=START, catchup=False) as dag:
-        solve = InsightJobOperator(
+class LostAfterSubmitOperator(InsightJobOperator):
+    """Submits (with the progress callbacks), then dies on its first try: the solve pauses at its
+    first callback with nobody to answer, until the retry re-attaches."""
+
+    def _follow_blocking(self, context: Any, decision: Any, payload: Any) -> Any:
+        if context["ti"].try_number == 1:
+            request = build_request(self.job_request, decision.job_id, self._progress)
+            self.hook.submit_job(request, payload)
+            raise RuntimeError("worker lost after submitting")
+        return super()._follow_blocking(context, decision, payload)
+
+
+def _progress_dag(
+    dag_id: str,
+    *,
+    deferrable: bool = False,
+    operator: type[InsightJobOperator] = InsightJobOperator,
+    **task_args: Any,
+) -> DAG:
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, default_args=task_args) as dag:
+        solve = operator(
             task_id="solve",
             job_request={"computeJobType": "SOLVER", "solver": {"problemType": "MIP"}},
             payload="{{ dag_run.conf['model'] }}",
@@ -45,5 +63,11 @@ def _progress_dag(dag_id: str, *, deferrable: bool) -> DAG:
     return dag
 
 
-t_progress = _progress_dag("t_progress", deferrable=False)
+t_progress = _progress_dag("t_progress")
 td_progress = _progress_dag("td_progress", deferrable=True)
+t_progress_reattach = _progress_dag(
+    "t_progress_reattach",
+    operator=LostAfterSubmitOperator,
+    retries=1,
+    retry_delay=datetime.timedelta(0),
+)
