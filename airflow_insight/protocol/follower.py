@@ -118,10 +118,9 @@ from airflow_insight.exceptions import (
     ServerUnreachable,
 )
 from airflow_insight.protocol import messages as m
-from airflow_insight.protocol.appmessages import AppMessageHandler, default_answer
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.calls import ErrorMeaning, OutstandingCalls, Purpose, meaning
 from airflow_insight.protocol.events import (
-    AppMessageAnswered,
     CallFailed,
     ErrorReceived,
     Event,
@@ -139,6 +138,7 @@ from airflow_insight.protocol.events import (
 )
 from airflow_insight.protocol.jobs import CheckSchedule, FollowedJob, Phase, StatusFields
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.replies import answer_app_message
 from airflow_insight.protocol.runlog import (
     DEFAULT_MAX_BUFFERED_LINES,
     DEFAULT_TAIL_LINES,
@@ -581,28 +581,11 @@ class Follower:
     def _answer_app_message(self, message: m.AppMessage, now: float) -> list[Event]:
         """Queue the answer at once (like a pong), then the handler's events (§A10)."""
         job = self._jobs.get(message.compute_job_id)
-        handler = job.app_messages if job is not None and job.phase is Phase.FOLLOWING else None
-        answered = AppMessageAnswered(
-            message.compute_job_id, message.app_message_id, message.app_message_type
-        )
-        if handler is None:
-            self._queue(default_answer(message))
-            return [answered]
-        answered = dataclasses.replace(answered, handled=True)
-        try:
-            response, produced = handler.answer(message, now)
-        except Exception as exc:  # A handler's bug must not leave the solve waiting.
-            self._queue(default_answer(message))
-            return [answered, MessageRejected(f"app message handler failed: {exc!r}")]
-        # The ids are the core's business: the answer always names the message it answers.
-        self._queue(
-            dataclasses.replace(
-                response,
-                compute_job_id=message.compute_job_id,
-                app_message_id=message.app_message_id,
-            )
-        )
-        return [answered, *produced]
+        # Until the job finishes (its run log may still be fetched after the terminal status).
+        handler = job.app_messages if job is not None and job.phase is not Phase.FINISHED else None
+        response, events = answer_app_message(message, handler, now)
+        self._queue(response)
+        return events
 
     def _on_error(self, message: m.ErrorReported, now: float) -> list[Event]:
         if message.error_type != m.COMPUTE_JOB_NOT_FOUND:

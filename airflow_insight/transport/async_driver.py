@@ -14,7 +14,11 @@ Where it differs from the blocking twin, and why:
   (one per deferred task) can wait on one socket at once.
 * A reader task moves every received frame into an inbox queue, so ``websockets`` keeps reading
   (and answering ping frames) while the loop waits; the loop gives the event loop a turn after
-  every frame, or a backlog in the inbox would hold the pongs back (issue 11 #7).
+  every frame, or a backlog in the inbox would hold the pongs back (issue 11 #7). A frame the
+  core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
+  needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the
+  reader task itself, which sends the reply at once; its events take the frame's place in the
+  inbox (one thread: no lock).
 * The REST calls the core asks for each run as a task of their own, in a thread, on the one REST
   client, so one slow call (a large run log, a server answering at the read timeout) never holds
   up the other jobs on the socket; the finished call comes back through the inbox and its answer
@@ -53,6 +57,7 @@ from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.events import FollowFailed
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.driving import (
@@ -137,9 +142,10 @@ class _Answer:
     task: asyncio.Task[Any]
 
 
-#: What goes into the inbox: the socket and a frame (None once it closed, with the reason), a
-#: finished REST call, or a bare None that wakes the loop (a job was followed or unfollowed).
-_Item = tuple[ClientConnection, str | bytes | None, str] | _Answer | None
+#: What goes into the inbox: the socket and a frame (the events of one the reader answered; None
+#: once it closed, with the reason), a finished REST call, or a bare None that wakes the loop (a
+#: job was followed or unfollowed).
+_Item = tuple[ClientConnection, str | bytes | list[ev.Event] | None, str] | _Answer | None
 
 
 class AsyncJobFollower:
@@ -307,6 +313,8 @@ class AsyncJobFollower:
                 _, data, reason = item
                 if data is None:
                     await self._lost(reason)
+                elif isinstance(data, list):
+                    self._events.extend(data)  # Answered by the reader task already.
                 else:
                     self._events.extend(self.follower.receive_text(data, self._clock()))
             self._events.extend(self.follower.tick(self._clock()))
@@ -334,8 +342,17 @@ class AsyncJobFollower:
         reason = "closed by the server"
         try:
             async for data in ws:
-                self._inbox.put_nowait((ws, data, ""))
-        except ConnectionClosed as exc:
+                if not needs_immediate_reply(data):
+                    self._inbox.put_nowait((ws, data, ""))
+                    continue
+                if ws is not self._ws:
+                    break  # Replaced or closed meanwhile.
+                # Answered here, ahead of the lines waiting in the inbox.
+                events = self.follower.receive_text(data, self._clock())
+                self._inbox.put_nowait((ws, events, ""))
+                for text in self.follower.data_to_send():
+                    await ws.send(text)
+        except (ConnectionClosed, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         self._inbox.put_nowait((ws, None, reason))
 

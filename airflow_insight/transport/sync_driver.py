@@ -9,7 +9,12 @@ nothing: errors, retries and what to do next are the core's. Every event goes to
 A reader thread per socket reads every frame into an inbox; ``websocket-client`` answers ping
 frames inside that thread's ``recv``, so pongs go out on time while the loop forwards a flood of
 lines or waits on a REST call (each bounded by the connection's timeouts). The inbox is unbounded,
-like the async twin's: a sink slower than the server only delays lines, never the pongs.
+like the async twin's: a sink slower than the server only delays lines, never the pongs. A frame
+the core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
+needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the reader
+thread itself, which sends the reply at once; its events take the frame's place in the inbox. A
+lock keeps the core to one thread at a time (the loop holds it only inside core calls and sends,
+never while the sink or a REST call runs).
 
 The async twin is :mod:`airflow_insight.transport.async_driver`; both have the same methods and
 the same behaviour for the same inputs: :meth:`~SyncJobFollower.open` raises when the first token
@@ -37,6 +42,7 @@ from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.driving import (
@@ -56,8 +62,9 @@ from airflow_insight.transport.rest import InsightRestClient
 
 #: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
 SocketOpener = Callable[[ConnectionSettings, str], "tuple[websocket.WebSocket, str | None]"]
-#: A frame from the reader thread: (socket, text, "") or (socket, None, why it ended).
-_Frame = tuple[websocket.WebSocket, str | bytes | None, str]
+#: From the reader thread: (socket, text, ""), (socket, the events of a frame it answered, ""),
+#: or (socket, None, why it ended).
+_Frame = tuple[websocket.WebSocket, str | bytes | list[ev.Event] | None, str]
 
 #: Shortest wait for the inbox (a zero timeout would spin).
 MIN_WAIT_SECONDS = 0.001
@@ -134,12 +141,15 @@ class SyncJobFollower:
         self._inbox: queue.SimpleQueue[_Frame] = queue.SimpleQueue()
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends: dict[str, JobOutcome | InsightError] = {}
+        # The core is fed by this thread and, for urgent frames, by the reader thread.
+        self._core = threading.Lock()
 
     # ----------------------------------------------------------------------------- public
 
     def open(self) -> None:
         """Get the first token (raises if it cannot be had) and open the socket."""
-        self._events.extend(self.follower.start(self._clock()))
+        with self._core:
+            self._events.extend(self.follower.start(self._clock()))
         self._drain()
         failed = self._ends.pop("", None)
         if isinstance(failed, InsightError):
@@ -153,7 +163,9 @@ class SyncJobFollower:
         app_messages: AppMessageHandler | None = None,
     ) -> dict[str, Any]:
         """Submit a job with this socket's ``connection-id`` and follow it; its job document."""
-        document = self._rest.submit_job(request, payload, self.follower.connection_id)
+        with self._core:
+            connection_id = self.follower.connection_id
+        document = self._rest.submit_job(request, payload, connection_id)
         self.follow(str(request["id"]), app_messages=app_messages)
         return document
 
@@ -167,24 +179,28 @@ class SyncJobFollower:
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
         self._ends.pop(job_id, None)
-        self.follower.follow(
-            job_id,
-            execution_attempts=execution_attempts,
-            last_run_log_line=last_run_log_line,
-            now=self._clock(),
-            app_messages=app_messages,
-        )
+        with self._core:
+            self.follower.follow(
+                job_id,
+                execution_attempts=execution_attempts,
+                last_run_log_line=last_run_log_line,
+                now=self._clock(),
+                app_messages=app_messages,
+            )
 
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (it keeps running on the server)."""
-        self.follower.unfollow(job_id)
+        with self._core:
+            self.follower.unfollow(job_id)
         self._ends.pop(job_id, None)
 
     def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """Drive the session until ``job_id`` ends; its outcome, or None after the timeout."""
         end = None if timeout_seconds is None else self._clock() + timeout_seconds
         while job_id not in self._ends:
-            if job_id not in self.follower.following:
+            with self._core:
+                following = job_id in self.follower.following
+            if not following:
                 raise not_followed(job_id)
             if end is not None and self._clock() >= end:
                 return None
@@ -196,8 +212,9 @@ class SyncJobFollower:
 
     def close(self) -> None:
         """Close the socket and end its reader thread (the jobs keep running on the server)."""
-        if self._ws is not None:
+        with self._core:  # The reader thread answers only while its socket is the one.
             ws, self._ws = self._ws, None
+        if ws is not None:
             with contextlib.suppress(websocket.WebSocketException, OSError):
                 ws.send_close()
             # shutdown(2) wakes the reader thread out of recv (a bare close would not, on
@@ -227,7 +244,8 @@ class SyncJobFollower:
     def _step(self, end: float | None) -> None:
         """Send what is queued, wait for one frame or the next deadline, handle the events."""
         self._send_queued()
-        deadline = self.follower.next_deadline()
+        with self._core:
+            deadline = self.follower.next_deadline()
         wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
         try:
             ws, data, reason = self._inbox.get(timeout=wait)
@@ -236,9 +254,13 @@ class SyncJobFollower:
         if ws is not None and ws is self._ws:
             if data is None:
                 self._lost(reason)
+            elif isinstance(data, list):
+                self._events.extend(data)  # Answered by the reader thread already.
             else:
-                self._events.extend(self.follower.receive_text(data, self._clock()))
-        self._events.extend(self.follower.tick(self._clock()))
+                with self._core:
+                    self._events.extend(self.follower.receive_text(data, self._clock()))
+        with self._core:
+            self._events.extend(self.follower.tick(self._clock()))
         self._drain()
 
     def _drain(self) -> None:
@@ -250,13 +272,22 @@ class SyncJobFollower:
             self._send_queued()  # Pongs and answers go out before the next event's work.
 
     def _send_queued(self) -> None:
-        for text in self.follower.data_to_send():
-            if self._ws is None:
-                return
+        with self._core:
+            failure = self._send(self._ws, self.follower.data_to_send())
+        if failure is not None:
+            self._lost(failure)  # Not under the lock: closing joins the reader thread.
+
+    @staticmethod
+    def _send(ws: websocket.WebSocket | None, texts: list[str]) -> str | None:
+        """Send in order (the caller holds the core lock); why sending failed, or None."""
+        for text in texts:
+            if ws is None:
+                return None
             try:
-                self._ws.send(text)
+                ws.send(text)
             except (websocket.WebSocketException, OSError) as exc:
-                self._lost(f"sending failed: {type(exc).__name__}")
+                return f"sending failed: {type(exc).__name__}"
+        return None
 
     def _read(self, ws: websocket.WebSocket) -> None:
         """The reader thread: move every text frame of ``ws`` into the inbox, then say why it
@@ -272,8 +303,20 @@ class SyncJobFollower:
                 break
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 break
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue
+            if not needs_immediate_reply(data):
                 self._inbox.put((ws, data, ""))
+                continue
+            with self._core:  # Answered here, ahead of the lines waiting in the inbox.
+                if ws is not self._ws:
+                    break  # Replaced or closed meanwhile.
+                events = self.follower.receive_text(data, self._clock())
+                failure = self._send(ws, self.follower.data_to_send())
+            self._inbox.put((ws, events, ""))
+            if failure is not None:
+                reason = failure
+                break
         self._inbox.put((ws, None, reason))
 
     # ----------------------------------------------------------------------------- events
@@ -297,8 +340,10 @@ class SyncJobFollower:
         try:
             result = perform()
         except InsightError as exc:
-            return self.follower.call_failed(call_id, exc, self._clock())
-        return self.follower.call_succeeded(call_id, result, self._clock())
+            with self._core:
+                return self.follower.call_failed(call_id, exc, self._clock())
+        with self._core:
+            return self.follower.call_succeeded(call_id, result, self._clock())
 
     def _connect(self, call: ev.ReconnectDue) -> list[ev.Event]:
         self.close()
@@ -306,15 +351,19 @@ class SyncJobFollower:
         try:
             ws, connection_id = self._opener(self._settings, call.token.value)
         except InsightError as exc:
-            return self.follower.call_failed(call.call_id, exc, self._clock())
-        self._ws = ws
+            with self._core:
+                return self.follower.call_failed(call.call_id, exc, self._clock())
         ws.settimeout(SEND_TIMEOUT_SECONDS)
+        with self._core:
+            self._ws = ws
+            events = self.follower.call_succeeded(call.call_id, connection_id, self._clock())
         self._reader = threading.Thread(
             target=self._read, args=(ws,), name="insight-socket-reader", daemon=True
         )
         self._reader.start()
-        return self.follower.call_succeeded(call.call_id, connection_id, self._clock())
+        return events
 
     def _lost(self, reason: str) -> None:
         self.close()
-        self._events.extend(self.follower.connection_lost(self._clock(), reason))
+        with self._core:
+            self._events.extend(self.follower.connection_lost(self._clock(), reason))

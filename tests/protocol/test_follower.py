@@ -1032,3 +1032,17 @@ def test_unreachable_limit_defaults_to_ten_minutes_and_must_be_positive() -> Non
     from airflow_insight.exceptions import ServerUnreachable, TransportError
 
     assert issubclass(ServerUnreachable, TransportError) and not ServerUnreachable.permanent
+
+
+def test_a_handler_answers_until_the_job_finishes() -> None:
+    """After the terminal status, while the run log is fetched, callbacks are still expected."""
+    follower = opened()
+    handler = _StopAtGap()
+    follower.follow("job-1", now=0.0, app_messages=handler)
+    feed(follower, [status("job-1", "COMPLETED", "OK")])
+    assert follower.status_of("job-1") == "COMPLETED" and follower.active
+    follower.data_to_send()
+    events = follower.receive_text(APP_MESSAGE_FRAME, 1.5)
+    assert events[0] == ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True)
+    assert events[0].log_level == logging.DEBUG
+    assert len(handler.seen) == 1
