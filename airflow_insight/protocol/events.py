@@ -202,6 +202,8 @@ class AppMessageAnswered:
     app_message_type: str | None
     #: True when the job's handler gave the answer (callbacks were asked for).
     handled: bool = False
+    #: True when the answer asked the solver to stop (only a handler ever does).
+    interrupt_solve: bool = False
 
     @property
     def log_level(self) -> int:
@@ -211,9 +213,10 @@ class AppMessageAnswered:
     def describe(self) -> str:
         """One log line."""
         if self.handled:
+            stop = ", interrupting the solve" if self.interrupt_solve else ""
             return (
                 f"Insight compute job {self.job_id}: answered solver callback "
-                f"{self.app_message_type} ({self.app_message_id})"
+                f"{self.app_message_type} ({self.app_message_id}){stop}"
             )
         return (
             f"Insight compute job {self.job_id}: answered unexpected solver callback "

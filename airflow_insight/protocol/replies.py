@@ -71,4 +71,5 @@ def answer_app_message(
     response = dataclasses.replace(
         response, compute_job_id=message.compute_job_id, app_message_id=message.app_message_id
     )
+    answered = dataclasses.replace(answered, interrupt_solve=response.interrupt_solve)
     return response, [answered, *produced]

@@ -985,10 +985,13 @@ def test_app_message_handler_answers_at_once_with_its_events() -> None:
     follower.data_to_send()
     events = follower.receive_text(APP_MESSAGE_FRAME, 2.5)
     assert events == [
-        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True),
+        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True, interrupt_solve=True),
         ev.MessageIgnored("gap 0.004", "job-1"),
     ]
-    assert events[0].log_level == logging.DEBUG  # asked for: not a warning
+    # Asked for, so not a warning, also when it stops the solve.
+    assert events[0].log_level == logging.DEBUG
+    assert "unexpected" not in events[0].describe()
+    assert events[0].describe().endswith("interrupting the solve")
     assert handler.seen[0][1] == 2.5
     assert follower.data_to_send() == [
         '{"computeJobId":"job-1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'
@@ -1043,6 +1046,8 @@ def test_a_handler_answers_until_the_job_finishes() -> None:
     assert follower.status_of("job-1") == "COMPLETED" and follower.active
     follower.data_to_send()
     events = follower.receive_text(APP_MESSAGE_FRAME, 1.5)
-    assert events[0] == ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True)
+    assert events[0] == ev.AppMessageAnswered(
+        "job-1", "app-3", "GAPNOTIFY", handled=True, interrupt_solve=True
+    )
     assert events[0].log_level == logging.DEBUG
     assert len(handler.seen) == 1
