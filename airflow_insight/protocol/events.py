@@ -9,6 +9,10 @@ logs them (the adapter, never the driver) writes the same line for the same even
 
 No event shows a token or a secret: :class:`ReconnectDue` carries the token to open the socket
 with, hidden from ``repr`` and comparison, and no ``describe()`` names it.
+
+The core's one output channel: each of its inputs returns a list of :data:`Output`, events and
+:class:`SendText` frames in the order they arose. A frame goes to the socket at once (it is not
+an event: nothing logs it, and ``UPDATE_TOKEN`` carries the token); the events go to the caller.
 """
 
 from __future__ import annotations
@@ -327,6 +331,18 @@ Event = (
     | CallFailed
     | FollowFailed
 )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendText:
+    """A frame the core wants on the socket now (a pong, an answer, ``SUBSCRIBE``,
+    ``UPDATE_TOKEN``); its text is hidden from ``repr``: it may carry the token."""
+
+    text: str = dataclasses.field(repr=False)
+
+
+#: Everything a core input returns: events for the caller, frames for the socket.
+Output = Event | SendText
 
 #: The calls the core asks a driver to perform, each answered with one result or one error.
 Call = TokenRefreshDue | ReconnectDue | ReconcileDue | RunLogFetchDue

@@ -80,8 +80,9 @@ complete-log shortcut and REST checks, are in :mod:`.tracker`; the automatic rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec
 
 from airflow_insight.exceptions import InsightError, RemoteProtocolError, ServerUnreachable
 from airflow_insight.protocol import messages as m
@@ -91,14 +92,15 @@ from airflow_insight.protocol.config import FollowerConfig
 from airflow_insight.protocol.events import (
     CallFailed,
     ErrorReceived,
-    Event,
     FollowFailed,
     MessageIgnored,
     MessageRejected,
+    Output,
     PingAnswered,
     ReconcileDue,
     ReconnectDue,
     RunLogFetchDue,
+    SendText,
     TokenRefreshDue,
 )
 from airflow_insight.protocol.replies import answer_app_message
@@ -107,6 +109,25 @@ from airflow_insight.protocol.tokens import Token, retry_with_fresh_token
 from airflow_insight.protocol.tracker import JobTracker
 
 __all__ = ["Follower", "FollowerConfig"]
+
+_P = ParamSpec("_P")
+
+
+def _input(
+    method: Callable[Concatenate[Follower, _P], Sequence[Output]],
+) -> Callable[Concatenate[Follower, _P], list[Output]]:
+    """Mark a core input: what it returns, with the frames it queued first (one channel)."""
+
+    @functools.wraps(method)
+    def run(follower: Follower, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Output]:
+        outputs = method(follower, *args, **kwargs)
+        if follower._outgoing:
+            frames = [SendText(text) for text in follower._outgoing]
+            follower._outgoing = []
+            return [*frames, *outputs]
+        return outputs if isinstance(outputs, list) else list(outputs)
+
+    return run
 
 
 class Follower:
@@ -182,11 +203,6 @@ class Follower:
         """What a ``SUBSCRIBE`` would carry now: one entry per job still running (§A5)."""
         return tuple(job.subscription() for job in self._jobs.following_phase())
 
-    def data_to_send(self) -> list[str]:
-        """Return and forget the JSON texts queued for the socket, oldest first."""
-        outgoing, self._outgoing = self._outgoing, []
-        return outgoing
-
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do; None when nothing is scheduled."""
         deadlines = self.session.deadlines()
@@ -197,10 +213,12 @@ class Follower:
 
     # ----------------------------------------------------------------------------- jobs
 
-    def start(self, now: float) -> list[Event]:
+    @_input
+    def start(self, now: float) -> Sequence[Output]:
         """Ask for the first token (answer it before following: see the module docstring)."""
         return [self._calls.issue(lambda c: TokenRefreshDue(c, fresh=False), Purpose.FIRST_TOKEN)]
 
+    @_input
     def follow(
         self,
         job_id: str,
@@ -209,7 +227,7 @@ class Follower:
         last_run_log_line: int = -1,
         now: float,
         app_messages: AppMessageHandler | None = None,
-    ) -> list[Event]:
+    ) -> Sequence[Output]:
         """Start following a submitted job, optionally resuming from what was already forwarded.
 
         ``app_messages`` answers the job's solver callbacks (see :mod:`.appmessages`).
@@ -234,14 +252,16 @@ class Follower:
             self.session.wanted(now)
         return []
 
-    def unfollow(self, job_id: str) -> list[Event]:
+    @_input
+    def unfollow(self, job_id: str) -> Sequence[Output]:
         """Forget a job; later messages about it are ignored. No message goes to the server."""
         self._jobs.remove(job_id)
         return []
 
     # ----------------------------------------------------------------------------- connection
 
-    def connection_opened(self, connection_id: str | None, now: float) -> list[Event]:
+    @_input
+    def connection_opened(self, connection_id: str | None, now: float) -> Sequence[Output]:
         """A socket is open: queue ``SUBSCRIBE`` for every job still running (§A5)."""
         self.session.opened(connection_id, now)
         self._heard_at = now
@@ -250,7 +270,8 @@ class Follower:
             self._queue(m.Subscribe(tuple(job.subscription() for job in running)))
         return []
 
-    def connection_lost(self, now: float, reason: str | None = None) -> list[Event]:
+    @_input
+    def connection_lost(self, now: float, reason: str | None = None) -> Sequence[Output]:
         """The open socket closed or broke: schedule a reconnect and REST checks."""
         if not self.session.lost(now, reason):
             return []
@@ -259,7 +280,8 @@ class Follower:
         self._jobs.socket_lost(now)
         return []
 
-    def connection_failed(self, now: float, error: str | None = None) -> list[Event]:
+    @_input
+    def connection_failed(self, now: float, error: str | None = None) -> Sequence[Output]:
         """A connect attempt failed: back off further before the next one."""
         self.session.failed(now, error)
         self._outgoing.clear()
@@ -267,7 +289,8 @@ class Follower:
 
     # ----------------------------------------------------------------------------- tokens
 
-    def token_refreshed(self, token: Token, now: float) -> list[Event]:
+    @_input
+    def token_refreshed(self, token: Token, now: float) -> Sequence[Output]:
         """A token is in use: schedule its refresh; queue ``UPDATE_TOKEN`` on an open socket."""
         self.session.token_in_use(token)
         if self.session.is_open:
@@ -276,7 +299,8 @@ class Follower:
 
     # ----------------------------------------------------------------------------- call answers
 
-    def call_succeeded(self, call_id: int, result: Any, now: float) -> list[Event]:
+    @_input
+    def call_succeeded(self, call_id: int, result: Any, now: float) -> Sequence[Output]:
         """The driver performed call ``call_id``; ``result`` is its answer (see the docstring)."""
         call, purpose, refusals = self._calls.take(call_id)
         self._heard_at = now
@@ -299,7 +323,8 @@ class Follower:
                 return self.run_log_fetched(call.job_id, result, now)
         return []  # pragma: no cover - every call type is handled above
 
-    def call_failed(self, call_id: int, error: InsightError, now: float) -> list[Event]:
+    @_input
+    def call_failed(self, call_id: int, error: InsightError, now: float) -> Sequence[Output]:
         """The driver's call ``call_id`` failed with ``error``: decide what it means, once."""
         call, purpose, refusals = self._calls.take(call_id)
         kind = meaning(error)
@@ -330,7 +355,7 @@ class Follower:
 
     def _token_failed(
         self, purpose: Purpose, refusals: int, error: InsightError, now: float
-    ) -> list[Event]:
+    ) -> Sequence[Output]:
         if purpose is Purpose.FIRST_TOKEN or error.permanent:
             # Without a token nothing can go on (see the module docstring).
             return self._fail_all(error)
@@ -342,7 +367,7 @@ class Follower:
 
     def _check_failed(
         self, job_id: str, kind: ErrorMeaning, error: InsightError, now: float
-    ) -> list[Event]:
+    ) -> Sequence[Output]:
         if kind is ErrorMeaning.NOT_FOUND:
             return self.job_gone(job_id, now)
         if kind in (ErrorMeaning.PERMANENT, ErrorMeaning.REFUSED):
@@ -350,7 +375,7 @@ class Follower:
         self.reconcile_failed(job_id, now)
         return [CallFailed(f"Checking compute job {job_id} over REST", str(error), job_id)]
 
-    def _fail_all(self, error: InsightError) -> list[Event]:
+    def _fail_all(self, error: InsightError) -> Sequence[Output]:
         """Every job fails with ``error``; the last event (job None) says the session did."""
         running = list(self._jobs.running)
         failed = [event for job_id in running for event in self._jobs.fail(job_id, error)]
@@ -365,9 +390,10 @@ class Follower:
 
     # ----------------------------------------------------------------------------- time
 
-    def tick(self, now: float) -> list[Event]:
+    @_input
+    def tick(self, now: float) -> Sequence[Output]:
         """Emit what is due at ``now``: token refresh, reconnect, REST checks, run-log fetches."""
-        events: list[Event] = []
+        events: list[Output] = []
         unreachable_at = self._unreachable_at()
         if unreachable_at is not None and now >= unreachable_at:
             return self._unreachable(now)
@@ -384,7 +410,7 @@ class Follower:
                     lambda c: TokenRefreshDue(c, fresh=False), Purpose.CONNECT
                 )
                 events.append(connect)
-        return events + self._jobs.due_calls(now)
+        return [*events, *self._jobs.due_calls(now)]
 
     def _unreachable_at(self) -> float | None:
         limit = self.config.unreachable_limit_seconds
@@ -392,10 +418,10 @@ class Follower:
             return None
         return self._heard_at + limit
 
-    def _unreachable(self, now: float) -> list[Event]:
+    def _unreachable(self, now: float) -> Sequence[Output]:
         """Nothing from the server for the limit: every followed job fails, retryably."""
         waited = now - (self._heard_at or now)
-        events: list[Event] = []
+        events: list[Output] = []
         for job_id in list(self._jobs.running):
             error = ServerUnreachable(
                 f"no answer from {self.server} for {waited:.0f} s (neither the progress socket"
@@ -408,7 +434,8 @@ class Follower:
 
     # ----------------------------------------------------------------------------- socket input
 
-    def receive_text(self, text: str | bytes, now: float) -> list[Event]:
+    @_input
+    def receive_text(self, text: str | bytes, now: float) -> Sequence[Output]:
         """Handle one text frame from the server; bad input becomes an event, never an error."""
         self._heard_at = now
         try:
@@ -440,29 +467,36 @@ class Follower:
 
     # ----------------------------------------------------------------------------- REST input
 
+    @_input
     def job_document_received(
         self, job_id: str, document: Mapping[str, Any], now: float
-    ) -> list[Event]:
+    ) -> Sequence[Output]:
         """Feed a ``GET /api/compute-jobs/{id}`` document (the answer to ``ReconcileDue``)."""
         return self._jobs.document_received(job_id, document, now)
 
-    def job_gone(self, job_id: str, now: float) -> list[Event]:
+    @_input
+    def job_gone(self, job_id: str, now: float) -> Sequence[Output]:
         """The REST check answered 404: the job no longer exists (§A8, §B9 #13)."""
         return self._jobs.job_gone(job_id)
 
-    def reconcile_failed(self, job_id: str, now: float, reason: str | None = None) -> list[Event]:
+    @_input
+    def reconcile_failed(
+        self, job_id: str, now: float, reason: str | None = None
+    ) -> Sequence[Output]:
         """The REST check failed (network, 5xx after retries): try again on the check schedule."""
         del reason  # The schedule does not depend on why.
         self._jobs.check_failed(job_id, now)
         return []
 
-    def run_log_fetched(self, job_id: str, text: str, now: float) -> list[Event]:
+    @_input
+    def run_log_fetched(self, job_id: str, text: str, now: float) -> Sequence[Output]:
         """Feed the final REST run log (the answer to ``RunLogFetchDue``); the job finishes."""
         return self._jobs.run_log_fetched(job_id, text)
 
+    @_input
     def run_log_unavailable(
         self, job_id: str, now: float, reason: str | None = None
-    ) -> list[Event]:
+    ) -> Sequence[Output]:
         """The final run log could not be fetched: finish with the lines the socket brought."""
         del reason  # Buffered lines and gaps are reported either way.
         return self._jobs.run_log_unavailable(job_id)

@@ -44,12 +44,12 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from airflow_insight.exceptions import InsightError, LocalProtocolError
 from airflow_insight.protocol import events as ev
@@ -58,8 +58,8 @@ from airflow_insight.protocol.events import FollowFailed
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.replies import needs_immediate_reply
-from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.async_handshake import SocketOpener, open_socket
 from airflow_insight.transport.driving import (
     DriverEvent,
     EventSink,
@@ -68,13 +68,9 @@ from airflow_insight.transport.driving import (
     not_followed,
     receive_timeout,
     rest_call,
+    split_outputs,
 )
-from airflow_insight.transport.errors import (
-    handshake_error,
-    socket_open_failed,
-    socket_open_timed_out,
-)
-from airflow_insight.transport.network import display_url, tls_context
+from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
 
 # Re-exported for the adapters (interface 1): both now live in the core.
@@ -82,56 +78,9 @@ __all__ = ["AsyncJobFollower", "DriverEvent", "FollowFailed", "open_socket"]
 
 log = logging.getLogger(__name__)
 
-#: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
-SocketOpener = Callable[[ConnectionSettings, str], Awaitable[tuple[ClientConnection, str | None]]]
-#: Largest message accepted from the server; a run-log batch can be long.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Most REST calls (checks, run-log fetches) one driver runs at once: the threads of its own
 #: pool; below ``requests``' pool of 10 connections per host.
 MAX_CONCURRENT_REST_CALLS = 8
-
-
-class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
-    """The logger handed to ``websockets``: its DEBUG output prints the ``Authorization``
-    header and ``UPDATE_TOKEN`` frames, so DEBUG stays off whatever the logging setup says."""
-
-    def isEnabledFor(self, level: int) -> bool:
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-
-_WEBSOCKETS_LOG = _QuietLogger(logging.getLogger(f"{__name__}.websockets"))
-
-
-async def open_socket(
-    settings: ConnectionSettings, token: str
-) -> tuple[ClientConnection, str | None]:
-    """Open the progress WebSocket with the bearer token; return it and its ``connection-id``.
-
-    Handshake failures become :mod:`airflow_insight.exceptions` types whose messages carry the
-    HTTP status only (never a header, so never the token). permessage-deflate is offered.
-    """
-    url = settings.websocket_url
-    # Building a TLS context reads the CA store from disk (tens of ms): not on the event loop.
-    tls = await asyncio.to_thread(tls_context, settings) if url.startswith("wss:") else None
-    try:
-        ws = await connect(
-            url,
-            additional_headers={"Authorization": f"Bearer {token}"},
-            ssl=tls,
-            open_timeout=settings.connect_timeout_seconds,
-            # A dead server must not hold the loop for the library's default 10 s.
-            close_timeout=1.0,
-            max_size=MAX_MESSAGE_BYTES,
-            logger=_WEBSOCKETS_LOG,
-        )
-    except InvalidStatus as exc:
-        raise handshake_error(exc.response.status_code, url) from None
-    except TimeoutError as exc:
-        raise socket_open_timed_out(url) from exc
-    except (InvalidHandshake, OSError) as exc:
-        raise socket_open_failed(url, exc) from exc
-    connection_id = ws.response.headers.get(CONNECTION_ID_HEADER) if ws.response else None
-    return ws, connection_id or None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,6 +130,8 @@ class AsyncJobFollower:
         self._ws: ClientConnection | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._events: collections.deque[ev.Event] = collections.deque()
+        # What follow() and unfollow() got from the core, for the loop task to feed.
+        self._held: list[ev.Output] = []
         self._ends: dict[str, asyncio.Future[JobOutcome]] = {}
         self._open_error: InsightError | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -195,14 +146,14 @@ class AsyncJobFollower:
         """Get the first token (raises if it cannot be had), open the socket and start the
         loop task (in a fresh context, so its work never lands in the log of whichever task
         happened to open it)."""
-        self._events.extend(self.follower.start(self._clock()))
+        await self._feed(self.follower.start(self._clock()))
         while self._events:  # In line: the loop task does not run yet.
             event = self._events.popleft()
             self._emit(event)
             if isinstance(event, ev.TokenRefreshDue):
-                self._events.extend(await self._answer_now(event))
+                await self._answer_now(event)
             else:
-                self._events.extend(await self._handle(event))
+                await self._handle(event)
         if self._open_error is not None:
             raise self._open_error
         self._spawn(self._run())
@@ -229,7 +180,7 @@ class AsyncJobFollower:
         app_messages: AppMessageHandler | None = None,
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
-        self._events.extend(
+        self._held.extend(
             self.follower.follow(
                 job_id,
                 execution_attempts=execution_attempts,
@@ -243,7 +194,7 @@ class AsyncJobFollower:
 
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (its waiter left); the job keeps running on the server."""
-        self.follower.unfollow(job_id)
+        self._held.extend(self.follower.unfollow(job_id))
         future = self._ends.pop(job_id, None)
         if future is not None and future.done() and not future.cancelled():
             future.exception()  # Retrieved: nobody waits for it any more.
@@ -298,8 +249,10 @@ class AsyncJobFollower:
             self._settle(None, error)
 
     async def _step(self) -> None:
-        """Send what is queued, wait for one item or the next deadline, handle the events."""
-        await self._send_queued()
+        """Wait for one item or the next deadline, feed it and the time, handle the events."""
+        if self._held:
+            held, self._held = self._held, []
+            await self._feed(held)
         if not self._events:
             wait = receive_timeout(self._clock(), self.follower.next_deadline())
             try:
@@ -308,7 +261,7 @@ class AsyncJobFollower:
             except TimeoutError:
                 item = None
             if isinstance(item, _Answer):
-                self._events.extend(self._answered(item))
+                await self._feed(self._answered(item))
             elif item is not None and item[0] is self._ws:
                 _, data, reason = item
                 if data is None:
@@ -316,20 +269,22 @@ class AsyncJobFollower:
                 elif isinstance(data, list):
                     self._events.extend(data)  # Answered by the reader task already.
                 else:
-                    self._events.extend(self.follower.receive_text(data, self._clock()))
-            self._events.extend(self.follower.tick(self._clock()))
+                    await self._feed(self.follower.receive_text(data, self._clock()))
+            await self._feed(self.follower.tick(self._clock()))
         while self._events:
             event = self._events.popleft()
             self._emit(event)
-            self._events.extend(await self._handle(event))
-            await self._send_queued()  # Pongs and answers go out before the next event's work.
+            await self._handle(event)
         # Give the loop a turn after every frame. With a backlog in the inbox, get() returns
         # at once and nothing above suspends, so without this the loop would forward the whole
         # backlog before ``websockets`` could read the next ping and answer it (issue 11 #7).
         await asyncio.sleep(0)
 
-    async def _send_queued(self) -> None:
-        for text in self.follower.data_to_send():
+    async def _feed(self, outputs: list[ev.Output]) -> None:
+        """Feed what a core input returned: its frames go out at once, its events queue."""
+        texts, events = split_outputs(outputs)
+        self._events.extend(events)
+        for text in texts:
             if self._ws is None:
                 return
             try:
@@ -348,9 +303,9 @@ class AsyncJobFollower:
                 if ws is not self._ws:
                     break  # Replaced or closed meanwhile.
                 # Answered here, ahead of the lines waiting in the inbox.
-                events = self.follower.receive_text(data, self._clock())
+                texts, events = split_outputs(self.follower.receive_text(data, self._clock()))
                 self._inbox.put_nowait((ws, events, ""))
-                for text in self.follower.data_to_send():
+                for text in texts:
                     await ws.send(text)
         except (ConnectionClosed, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -358,7 +313,7 @@ class AsyncJobFollower:
 
     # ----------------------------------------------------------------------------- events
 
-    async def _handle(self, event: ev.Event) -> list[ev.Event]:
+    async def _handle(self, event: ev.Event) -> None:
         """Hand a batch to the sink, settle an end, or perform a call (REST answers come back
         later through the inbox: see :meth:`_start_call`)."""
         match event:
@@ -369,32 +324,33 @@ class AsyncJobFollower:
             case ev.FollowFailed():
                 self._settle(event.job_id, event.error)
             case ev.ReconnectDue():
-                return await self._connect(event)
+                await self._connect(event)
             case ev.TokenRefreshDue() | ev.ReconcileDue() | ev.RunLogFetchDue():
                 self._start_call(event)
-        return []
 
-    async def _answer_now(self, call: ev.TokenRefreshDue) -> list[ev.Event]:
+    async def _answer_now(self, call: ev.TokenRefreshDue) -> None:
         try:
             token = await asyncio.to_thread(rest_call(self._rest, call))
         except InsightError as exc:
-            return self.follower.call_failed(call.call_id, exc, self._clock())
-        return self.follower.call_succeeded(call.call_id, token, self._clock())
+            await self._feed(self.follower.call_failed(call.call_id, exc, self._clock()))
+        else:
+            await self._feed(self.follower.call_succeeded(call.call_id, token, self._clock()))
 
-    async def _connect(self, call: ev.ReconnectDue) -> list[ev.Event]:
+    async def _connect(self, call: ev.ReconnectDue) -> None:
         await self._close_socket()
         assert call.token is not None  # The core always hands the token with the call.
         try:
             ws, connection_id = await self._opener(self._settings, call.token.value)
         except InsightError as exc:
-            return self.follower.call_failed(call.call_id, exc, self._clock())
+            await self._feed(self.follower.call_failed(call.call_id, exc, self._clock()))
+            return
         self._ws = ws
         self._spawn(self._read(ws))
-        return self.follower.call_succeeded(call.call_id, connection_id, self._clock())
+        await self._feed(self.follower.call_succeeded(call.call_id, connection_id, self._clock()))
 
     async def _lost(self, reason: str) -> None:
         await self._close_socket()
-        self._events.extend(self.follower.connection_lost(self._clock(), reason))
+        await self._feed(self.follower.connection_lost(self._clock(), reason))
 
     # ----------------------------------------------------------------------------- REST calls
 
@@ -410,7 +366,7 @@ class AsyncJobFollower:
             return await asyncio.to_thread(perform)
         return await asyncio.get_running_loop().run_in_executor(self._rest_pool, perform)
 
-    def _answered(self, answer: _Answer) -> list[ev.Event]:
+    def _answered(self, answer: _Answer) -> list[ev.Output]:
         """Feed a finished REST call to the core, on the loop task like every core call."""
         if answer.task.cancelled():
             return []  # Only close() cancels calls.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import queue
 import random
 import threading
@@ -43,7 +44,6 @@ from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.replies import needs_immediate_reply
-from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.driving import (
     EventSink,
@@ -51,20 +51,19 @@ from airflow_insight.transport.driving import (
     not_followed,
     receive_timeout,
     rest_call,
+    split_outputs,
 )
-from airflow_insight.transport.errors import (
-    handshake_error,
-    socket_open_failed,
-    socket_open_timed_out,
-)
-from airflow_insight.transport.network import display_url, tls_context
+from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.sync_handshake import SocketOpener, open_socket
 
-#: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
-SocketOpener = Callable[[ConnectionSettings, str], "tuple[websocket.WebSocket, str | None]"]
+__all__ = ["SyncJobFollower", "open_socket"]
+
 #: From the reader thread: (socket, text, ""), (socket, the events of a frame it answered, ""),
 #: or (socket, None, why it ended).
 _Frame = tuple[websocket.WebSocket, str | bytes | list[ev.Event] | None, str]
+#: A core input, given the time.
+_Input = Callable[[float], list[ev.Output]]
 
 #: Shortest wait for the inbox (a zero timeout would spin).
 MIN_WAIT_SECONDS = 0.001
@@ -72,38 +71,6 @@ MIN_WAIT_SECONDS = 0.001
 SEND_TIMEOUT_SECONDS = 10.0
 #: How long close() waits for the reader thread (it ends as soon as the socket is shut).
 READER_JOIN_SECONDS = 2.0
-
-
-def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.WebSocket, str | None]:
-    """Open the progress WebSocket with the bearer token; return it and its ``connection-id``.
-
-    Handshake failures become :mod:`airflow_insight.exceptions` types whose messages carry the
-    HTTP status only (never a header, so never the token).
-    """
-    url = settings.websocket_url
-    # Building a TLS context reads the CA store from disk (tens of ms): only for wss, as the
-    # async twin does.
-    sslopt = {"context": tls_context(settings)} if url.startswith("wss:") else None
-    try:
-        ws = websocket.create_connection(
-            url,
-            timeout=settings.connect_timeout_seconds,
-            header=[f"Authorization: Bearer {token}"],
-            sslopt=sslopt,
-            suppress_origin=True,
-            # websocket-client's UTF-8 check is pure Python (a large share of forwarding time);
-            # the core decodes the frame's bytes strictly as UTF-8 and rejects what is not.
-            skip_utf8_validation=True,
-        )
-    except websocket.WebSocketBadStatusException as exc:
-        raise handshake_error(exc.status_code, url) from None
-    except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
-        raise socket_open_timed_out(url) from exc
-    except (websocket.WebSocketException, OSError) as exc:
-        raise socket_open_failed(url, exc) from exc
-    headers = ws.getheaders() or {}
-    connection_id = headers.get(CONNECTION_ID_HEADER)
-    return ws, connection_id if isinstance(connection_id, str) and connection_id else None
 
 
 class SyncJobFollower:
@@ -148,8 +115,7 @@ class SyncJobFollower:
 
     def open(self) -> None:
         """Get the first token (raises if it cannot be had) and open the socket."""
-        with self._core:
-            self._events.extend(self.follower.start(self._clock()))
+        self._feed(self.follower.start)
         self._drain()
         failed = self._ends.pop("", None)
         if isinstance(failed, InsightError):
@@ -179,19 +145,19 @@ class SyncJobFollower:
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
         self._ends.pop(job_id, None)
-        with self._core:
-            self.follower.follow(
+        self._feed(
+            lambda now: self.follower.follow(
                 job_id,
                 execution_attempts=execution_attempts,
                 last_run_log_line=last_run_log_line,
-                now=self._clock(),
+                now=now,
                 app_messages=app_messages,
             )
+        )
 
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (it keeps running on the server)."""
-        with self._core:
-            self.follower.unfollow(job_id)
+        self._feed(lambda now: self.follower.unfollow(job_id))
         self._ends.pop(job_id, None)
 
     def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
@@ -242,8 +208,7 @@ class SyncJobFollower:
     # ----------------------------------------------------------------------------- the loop
 
     def _step(self, end: float | None) -> None:
-        """Send what is queued, wait for one frame or the next deadline, handle the events."""
-        self._send_queued()
+        """Wait for one frame or the next deadline, feed it and the time, handle the events."""
         with self._core:
             deadline = self.follower.next_deadline()
         wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
@@ -257,10 +222,8 @@ class SyncJobFollower:
             elif isinstance(data, list):
                 self._events.extend(data)  # Answered by the reader thread already.
             else:
-                with self._core:
-                    self._events.extend(self.follower.receive_text(data, self._clock()))
-        with self._core:
-            self._events.extend(self.follower.tick(self._clock()))
+                self._feed(functools.partial(self.follower.receive_text, data))
+        self._feed(self.follower.tick)
         self._drain()
 
     def _drain(self) -> None:
@@ -268,26 +231,30 @@ class SyncJobFollower:
             event = self._events.popleft()
             if self._on_event is not None:
                 self._on_event(event)
-            self._events.extend(self._handle(event))
-            self._send_queued()  # Pongs and answers go out before the next event's work.
+            self._handle(event)
 
-    def _send_queued(self) -> None:
-        with self._core:
-            failure = self._send(self._ws, self.follower.data_to_send())
+    def _feed(self, core_input: _Input) -> None:
+        """Feed the core one input: its frames go out at once, its events to the queue."""
+        events, failure = self._core_call(core_input, self._ws)
+        self._events.extend(events)
         if failure is not None:
             self._lost(failure)  # Not under the lock: closing joins the reader thread.
 
-    @staticmethod
-    def _send(ws: websocket.WebSocket | None, texts: list[str]) -> str | None:
-        """Send in order (the caller holds the core lock); why sending failed, or None."""
-        for text in texts:
-            if ws is None:
-                return None
-            try:
-                ws.send(text)
-            except (websocket.WebSocketException, OSError) as exc:
-                return f"sending failed: {type(exc).__name__}"
-        return None
+    def _core_call(
+        self, core_input: _Input, ws: websocket.WebSocket | None
+    ) -> tuple[list[ev.Event], str | None]:
+        """Run a core input under the lock and send its frames on ``ws`` (while it is the
+        socket in use); the events and why sending failed (None: it did not)."""
+        with self._core:
+            texts, events = split_outputs(core_input(self._clock()))
+            for text in texts:
+                if ws is None or ws is not self._ws:
+                    break
+                try:
+                    ws.send(text)
+                except (websocket.WebSocketException, OSError) as exc:
+                    return events, f"sending failed: {type(exc).__name__}"
+        return events, None
 
     def _read(self, ws: websocket.WebSocket) -> None:
         """The reader thread: move every text frame of ``ws`` into the inbox, then say why it
@@ -308,11 +275,10 @@ class SyncJobFollower:
             if not needs_immediate_reply(data):
                 self._inbox.put((ws, data, ""))
                 continue
-            with self._core:  # Answered here, ahead of the lines waiting in the inbox.
-                if ws is not self._ws:
-                    break  # Replaced or closed meanwhile.
-                events = self.follower.receive_text(data, self._clock())
-                failure = self._send(ws, self.follower.data_to_send())
+            # Answered here, ahead of the lines waiting in the inbox.
+            events, failure = self._core_call(
+                functools.partial(self.follower.receive_text, data), ws
+            )
             self._inbox.put((ws, events, ""))
             if failure is not None:
                 reason = failure
@@ -321,7 +287,7 @@ class SyncJobFollower:
 
     # ----------------------------------------------------------------------------- events
 
-    def _handle(self, event: ev.Event) -> list[ev.Event]:
+    def _handle(self, event: ev.Event) -> None:
         """Hand a batch to the sink, record an end, or perform a call and feed its answer."""
         match event:
             case ev.RunLogLines():
@@ -331,39 +297,34 @@ class SyncJobFollower:
             case ev.FollowFailed():
                 self._ends[event.job_id or ""] = event.error
             case ev.ReconnectDue():
-                return self._connect(event)
+                self._connect(event)
             case ev.TokenRefreshDue() | ev.ReconcileDue() | ev.RunLogFetchDue():
-                return self._answer(event.call_id, rest_call(self._rest, event))
-        return []
+                self._answer(event.call_id, rest_call(self._rest, event))
 
-    def _answer(self, call_id: int, perform: Callable[[], Any]) -> list[ev.Event]:
+    def _answer(self, call_id: int, perform: Callable[[], Any]) -> None:
         try:
             result = perform()
         except InsightError as exc:
-            with self._core:
-                return self.follower.call_failed(call_id, exc, self._clock())
-        with self._core:
-            return self.follower.call_succeeded(call_id, result, self._clock())
+            self._feed(functools.partial(self.follower.call_failed, call_id, exc))
+        else:
+            self._feed(functools.partial(self.follower.call_succeeded, call_id, result))
 
-    def _connect(self, call: ev.ReconnectDue) -> list[ev.Event]:
+    def _connect(self, call: ev.ReconnectDue) -> None:
         self.close()
         assert call.token is not None  # The core always hands the token with the call.
-        try:
-            ws, connection_id = self._opener(self._settings, call.token.value)
-        except InsightError as exc:
-            with self._core:
-                return self.follower.call_failed(call.call_id, exc, self._clock())
+        token = call.token.value
+        self._answer(call.call_id, lambda: self._start_socket(*self._opener(self._settings, token)))
+
+    def _start_socket(self, ws: websocket.WebSocket, connection_id: str | None) -> str | None:
+        """Use a freshly opened socket: its send timeout and reader thread; its id."""
         ws.settimeout(SEND_TIMEOUT_SECONDS)
-        with self._core:
-            self._ws = ws
-            events = self.follower.call_succeeded(call.call_id, connection_id, self._clock())
+        self._ws = ws  # No reader runs yet: the lock is not needed.
         self._reader = threading.Thread(
             target=self._read, args=(ws,), name="insight-socket-reader", daemon=True
         )
         self._reader.start()
-        return events
+        return connection_id
 
     def _lost(self, reason: str) -> None:
         self.close()
-        with self._core:
-            self._events.extend(self.follower.connection_lost(self._clock(), reason))
+        self._feed(lambda now: self.follower.connection_lost(now, reason))
