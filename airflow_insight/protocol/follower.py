@@ -105,7 +105,7 @@ from airflow_insight.protocol.events import (
 )
 from airflow_insight.protocol.replies import answer_app_message
 from airflow_insight.protocol.session import Session, SessionState
-from airflow_insight.protocol.tokens import Token, retry_with_fresh_token
+from airflow_insight.protocol.tokens import Token, after_refusal
 from airflow_insight.protocol.tracker import JobTracker
 
 __all__ = ["Follower", "FollowerConfig"]
@@ -334,12 +334,11 @@ class Follower:
             case TokenRefreshDue():
                 return self._token_failed(purpose, refusals, error, now)
             case ReconnectDue():
-                if kind is ErrorMeaning.REFUSED and retry_with_fresh_token(refusals + 1):
-                    # The 401 rule: one freshly minted token, one more handshake.
+                again = after_refusal(refusals) if kind is ErrorMeaning.REFUSED else None
+                if again is not None:
+                    # The 401 rule: a freshly minted token, one more handshake.
                     refresh = self._calls.issue(
-                        lambda c: TokenRefreshDue(c, fresh=True),
-                        Purpose.AFTER_REFUSAL,
-                        refusals + 1,
+                        lambda c: TokenRefreshDue(c, fresh=True), Purpose.AFTER_REFUSAL, again
                     )
                     return [refresh]
                 self.connection_failed(now, str(error))
