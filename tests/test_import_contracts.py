@@ -29,6 +29,10 @@ BAD_IMPORTS = [
     ("emulator/record.py", "import requests", "emulator imports none of the client"),
     ("emulator/record.py", "import websockets", "emulator imports none of the client"),
     ("emulator/record.py", "import websocket", "emulator imports none of the client"),
+    ("operators/insight.py", "import airflow_insight.transport.rest", "only through the hook"),
+    ("sensors/insight.py", "import airflow_insight.transport.rest", "only through the hook"),
+    ("triggers/insight.py", "import airflow_insight.transport.socket_hub", "only through the hook"),
+    ("triggers/watermark.py", "import requests", "only through the hook"),
 ]
 
 

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.progress import ProgressEvent
 from airflow_insight.protocol.tokens import Token
 
 
@@ -330,6 +331,8 @@ Event = (
     | MessageIgnored
     | CallFailed
     | FollowFailed
+    # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
+    | ProgressEvent
 )
 
 
