@@ -26,7 +26,6 @@ that is not followed.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import queue
 import random
@@ -55,7 +54,12 @@ from airflow_insight.transport.driving import (
 )
 from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
-from airflow_insight.transport.sync_handshake import SocketOpener, open_socket
+from airflow_insight.transport.sync_handshake import (
+    SocketOpener,
+    close_socket,
+    open_socket,
+    start_reader,
+)
 
 __all__ = ["SyncJobFollower", "open_socket"]
 
@@ -69,8 +73,6 @@ _Input = Callable[[float], list[ev.Output]]
 MIN_WAIT_SECONDS = 0.001
 #: The socket's timeout once open: bounds a send to a server that stopped reading.
 SEND_TIMEOUT_SECONDS = 10.0
-#: How long close() waits for the reader thread (it ends as soon as the socket is shut).
-READER_JOIN_SECONDS = 2.0
 
 
 class SyncJobFollower:
@@ -181,18 +183,8 @@ class SyncJobFollower:
         with self._core:  # The reader thread answers only while its socket is the one.
             ws, self._ws = self._ws, None
         if ws is not None:
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                ws.send_close()
-            # shutdown(2) wakes the reader thread out of recv (a bare close would not, on
-            # Linux): it reports the end and exits. Both calls are untyped in the library.
-            abort: Callable[[], None] = ws.abort
-            release: Callable[[], None] = ws.shutdown
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                abort()
-            release()
-        if self._reader is not None:
-            self._reader.join(timeout=READER_JOIN_SECONDS)
-            self._reader = None
+            close_socket(ws, self._reader)
+        self._reader = None
 
     def __enter__(self) -> SyncJobFollower:
         return self
@@ -256,34 +248,15 @@ class SyncJobFollower:
                     return events, f"sending failed: {type(exc).__name__}"
         return events, None
 
-    def _read(self, ws: websocket.WebSocket) -> None:
-        """The reader thread: move every text frame of ``ws`` into the inbox, then say why it
-        ended (``websocket-client`` answers ping frames inside ``recv_data``)."""
-        reason = "closed by the server"
-        while True:
-            try:
-                opcode, data = ws.recv_data(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                continue  # The socket timeout only bounds sends; reading waits for ever.
-            except (websocket.WebSocketException, OSError, ValueError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                break
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
-            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                continue
-            if not needs_immediate_reply(data):
-                self._inbox.put((ws, data, ""))
-                continue
-            # Answered here, ahead of the lines waiting in the inbox.
-            events, failure = self._core_call(
-                functools.partial(self.follower.receive_text, data), ws
-            )
-            self._inbox.put((ws, events, ""))
-            if failure is not None:
-                reason = failure
-                break
-        self._inbox.put((ws, None, reason))
+    def _frame(self, ws: websocket.WebSocket, data: str | bytes) -> str | None:
+        """From the reader thread: queue a frame, or answer one that cannot wait (the core
+        says which) ahead of the lines in the inbox; why to stop reading, or None."""
+        if not needs_immediate_reply(data):
+            self._inbox.put((ws, data, ""))
+            return None
+        events, failure = self._core_call(functools.partial(self.follower.receive_text, data), ws)
+        self._inbox.put((ws, events, ""))
+        return failure
 
     # ----------------------------------------------------------------------------- events
 
@@ -319,10 +292,9 @@ class SyncJobFollower:
         """Use a freshly opened socket: its send timeout and reader thread; its id."""
         ws.settimeout(SEND_TIMEOUT_SECONDS)
         self._ws = ws  # No reader runs yet: the lock is not needed.
-        self._reader = threading.Thread(
-            target=self._read, args=(ws,), name="insight-socket-reader", daemon=True
+        self._reader = start_reader(
+            ws, functools.partial(self._frame, ws), lambda why: self._inbox.put((ws, None, why))
         )
-        self._reader.start()
         return connection_id
 
     def _lost(self, reason: str) -> None:
