@@ -19,16 +19,9 @@ Where it differs from the blocking twin, and why:
   needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the
   reader task itself, which sends the reply at once; its events take the frame's place in the
   inbox (one thread: no lock).
-* The REST calls the core asks for each run as a task of their own, in a thread, on the one REST
-  client, so one slow call (a large run log, a server answering at the read timeout) never holds
-  up the other jobs on the socket; the finished call comes back through the inbox and its answer
-  goes to the core on the loop task (no locks). The core never asks for a call of a kind and job
-  that is outstanding. Checks and fetches run in a pool of the driver's own,
-  :data:`MAX_CONCURRENT_REST_CALLS` threads (not the default pool the whole triggerer shares);
-  token mints go through ``asyncio.to_thread`` so that they never queue behind slow downloads.
-  The calls share the client's ``requests.Session`` across threads: one host, so one urllib3
-  pool (thread-safe); the token has its own lock in the client. :meth:`~AsyncJobFollower.close`
-  cancels the tasks and shuts the pool down without waiting for a call still running.
+* The REST calls the core asks for each run off the loop, on their own (:mod:`.async_calls`):
+  one slow call never holds up the other jobs on the socket; the finished call comes back
+  through the inbox and its answer goes to the core on the loop task (no locks).
 * ``ReconnectDue`` (opening the socket) is performed in line: there is no socket to serve
   meanwhile.
 """
@@ -37,10 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import logging
 import random
 import time
@@ -59,15 +50,14 @@ from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.async_calls import Answer, RestCalls
 from airflow_insight.transport.async_handshake import SocketOpener, open_socket
 from airflow_insight.transport.driving import (
     DriverEvent,
     EventSink,
     LineSink,
-    RestCall,
     not_followed,
     receive_timeout,
-    rest_call,
     split_outputs,
 )
 from airflow_insight.transport.network import display_url
@@ -83,18 +73,10 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_REST_CALLS = 8
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Answer:
-    """A finished REST call, for the loop to hand to the core."""
-
-    call_id: int
-    task: asyncio.Task[Any]
-
-
 #: What goes into the inbox: the socket and a frame (the events of one the reader answered; None
 #: once it closed, with the reason), a finished REST call, or a bare None that wakes the loop (a
 #: job was followed or unfollowed).
-_Item = tuple[ClientConnection, str | bytes | list[ev.Event] | None, str] | _Answer | None
+_Item = tuple[ClientConnection, str | bytes | list[ev.Event] | None, str] | Answer | None
 
 
 class AsyncJobFollower:
@@ -135,9 +117,11 @@ class AsyncJobFollower:
         self._ends: dict[str, asyncio.Future[JobOutcome]] = {}
         self._open_error: InsightError | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Threads start on first use; calls beyond the bound queue up in the pool.
-        self._rest_pool = concurrent.futures.ThreadPoolExecutor(
-            MAX_CONCURRENT_REST_CALLS, thread_name_prefix="insight-rest"
+        self._calls = RestCalls(
+            rest,
+            spawn=self._spawn,
+            on_answer=self._inbox.put_nowait,
+            max_workers=MAX_CONCURRENT_REST_CALLS,
         )
 
     # ----------------------------------------------------------------------------- public
@@ -221,7 +205,7 @@ class AsyncJobFollower:
         # Also retrieves the result of calls that finished but were not fed to the core.
         await asyncio.gather(*tasks, return_exceptions=True)
         # A thread still in a REST call ends with it (bounded); its answer is dropped.
-        self._rest_pool.shutdown(wait=False, cancel_futures=True)
+        self._calls.close()
         await self._close_socket()
 
     async def __aenter__(self) -> AsyncJobFollower:
@@ -260,7 +244,7 @@ class AsyncJobFollower:
                     item = await self._inbox.get()
             except TimeoutError:
                 item = None
-            if isinstance(item, _Answer):
+            if isinstance(item, Answer):
                 await self._feed(self._answered(item))
             elif item is not None and item[0] is self._ws:
                 _, data, reason = item
@@ -315,7 +299,7 @@ class AsyncJobFollower:
 
     async def _handle(self, event: ev.Event) -> None:
         """Hand a batch to the sink, settle an end, or perform a call (REST answers come back
-        later through the inbox: see :meth:`_start_call`)."""
+        later through the inbox: see :mod:`.async_calls`)."""
         match event:
             case ev.RunLogLines():
                 self._on_lines(event)
@@ -326,11 +310,11 @@ class AsyncJobFollower:
             case ev.ReconnectDue():
                 await self._connect(event)
             case ev.TokenRefreshDue() | ev.ReconcileDue() | ev.RunLogFetchDue():
-                self._start_call(event)
+                self._calls.start(event)
 
     async def _answer_now(self, call: ev.TokenRefreshDue) -> None:
         try:
-            token = await asyncio.to_thread(rest_call(self._rest, call))
+            token = await self._calls.now(call)
         except InsightError as exc:
             await self._feed(self.follower.call_failed(call.call_id, exc, self._clock()))
         else:
@@ -352,30 +336,15 @@ class AsyncJobFollower:
         await self._close_socket()
         await self._feed(self.follower.connection_lost(self._clock(), reason))
 
-    # ----------------------------------------------------------------------------- REST calls
-
-    def _start_call(self, call: RestCall) -> None:
-        """Run the call off the loop as a task of its own; it comes back through the inbox."""
-        task = self._spawn(self._call_rest(call))
-        task.add_done_callback(lambda done: self._inbox.put_nowait(_Answer(call.call_id, done)))
-
-    async def _call_rest(self, call: RestCall) -> Any:
-        perform = rest_call(self._rest, call)
-        if isinstance(call, ev.TokenRefreshDue):
-            # Not in the pool: a token mint must never queue behind slow downloads.
-            return await asyncio.to_thread(perform)
-        return await asyncio.get_running_loop().run_in_executor(self._rest_pool, perform)
-
-    def _answered(self, answer: _Answer) -> list[ev.Output]:
+    def _answered(self, answer: Answer) -> list[ev.Output]:
         """Feed a finished REST call to the core, on the loop task like every core call."""
-        if answer.task.cancelled():
+        answered = answer.result()
+        if answered is None:
             return []  # Only close() cancels calls.
-        error = answer.task.exception()
-        if isinstance(error, InsightError):
-            return self.follower.call_failed(answer.call_id, error, self._clock())
+        result, error = answered
         if error is not None:
-            raise error
-        return self.follower.call_succeeded(answer.call_id, answer.task.result(), self._clock())
+            return self.follower.call_failed(answer.call_id, error, self._clock())
+        return self.follower.call_succeeded(answer.call_id, result, self._clock())
 
     # ----------------------------------------------------------------------------- helpers
 
