@@ -551,9 +551,74 @@ def count_lines(bed: Bed, dag_id: str, run_id: str, task_id: str, job_id: str) -
     return LineCount(per_stream, expected)
 
 
+def jobs_of(bed: Bed, dag_id: str, task_id: str) -> list[str]:
+    """The compute jobs submitted for a task, in order (its job ids start with dag.task-)."""
+    prefix = f"{dag_id}.{task_id}-"
+    return [
+        entry.compute_job_id
+        for entry in bed.emulator.record.of_kind("job_created")
+        if entry.compute_job_id and entry.compute_job_id.startswith(prefix)
+    ]
+
+
+def trigger_streams(bed: Bed, dag_id: str, run_id: str, task_id: str) -> list[str]:
+    """The names of the task's trigger log streams (one per triggerer that ran its trigger)."""
+    return [name for name in bed.streams(dag_id, run_id, task_id) if ".log.trigger." in name]
+
+
+def socket_overlaps(bed: Bed, connection_ids: set[str | None]) -> int:
+    """The largest number of these sockets that were open at the same moment."""
+    changes: list[tuple[float, int]] = []
+    for entry in bed.emulator.record.entries():
+        if entry.connection_id in connection_ids and entry.kind in ("ws_open", "ws_close"):
+            changes.append((entry.at, 1 if entry.kind == "ws_open" else -1))
+    most = now = 0
+    for _, change in sorted(changes, key=lambda c: (c[0], c[1])):
+        now += change
+        most = max(most, now)
+    return most
+
+
+@dataclasses.dataclass(frozen=True)
+class SocketUse:
+    """The progress sockets one triggerer used for a set of jobs (from the emulator's record)."""
+
+    jobs: frozenset[str]
+    sockets: frozenset[str]
+    most_open: int
+
+    def summary(self) -> str:
+        """One line for the printed figures."""
+        return (
+            f"{len(self.jobs)} jobs over {len(self.sockets)} socket(s),"
+            f" at most {self.most_open} open at once"
+        )
+
+
+def socket_use(bed: Bed, dag_id: str, run_id: str, task_ids: list[str]) -> dict[str, SocketUse]:
+    """``{triggerer job id: SocketUse}``: which triggerer followed which job is read from the
+    names of the tasks' trigger log streams, which socket carried it from the SUBSCRIBEs."""
+    followed_by: dict[str, set[str]] = {}
+    for task in task_ids:
+        jobs = jobs_of(bed, dag_id, task)
+        for stream in trigger_streams(bed, dag_id, run_id, task):
+            followed_by.setdefault(stream.rsplit(".", 2)[-2], set()).update(jobs)
+    subscribes = bed.emulator.record.of_kind("subscribe")
+    result = {}
+    for triggerer, jobs in followed_by.items():
+        sockets = {
+            e.connection_id for e in subscribes if e.compute_job_id in jobs and e.connection_id
+        }
+        result[triggerer] = SocketUse(
+            frozenset(jobs), frozenset(s for s in sockets if s), socket_overlaps(bed, sockets)
+        )
+    return result
+
+
 @contextlib.contextmanager
-def started_bed(emulator: Emulator, root: Path) -> Iterator[Bed]:
-    """Start Postgres, Redis and every Airflow component; stop them all at the end."""
+def started_bed(emulator: Emulator, root: Path, dags_folder: Path = DAGS_FOLDER) -> Iterator[Bed]:
+    """Start Postgres, Redis and every Airflow component (DAGs from ``dags_folder``); stop
+    them all at the end."""
     # Its own temp dir: as root, Postgres runs as nobody, which must own it (and cannot enter
     # the bed's directory).
     postgres = Postgres(Path(tempfile.mkdtemp(prefix="insight-distributed-pg-")))
@@ -583,7 +648,7 @@ def started_bed(emulator: Emulator, root: Path) -> Iterator[Bed]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         # 2 cores: a few task slots, and deferred tasks free theirs.

@@ -25,6 +25,8 @@ from distributed_bed import (
     LineCount,
     Process,
     count_lines,
+    jobs_of,
+    socket_use,
     wait_for,
 )
 
@@ -44,16 +46,6 @@ RUN_TIMEOUT = 900.0
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def jobs_of(bed: Bed, dag_id: str, task_id: str) -> list[str]:
-    """The compute jobs submitted for a task, in order (its job ids start with dag.task-)."""
-    prefix = f"{dag_id}.{task_id}-"
-    return [
-        entry.compute_job_id
-        for entry in bed.emulator.record.of_kind("job_created")
-        if entry.compute_job_id and entry.compute_job_id.startswith(prefix)
-    ]
 
 
 def deletes_of(bed: Bed, job_ids: list[str]) -> list[Entry]:
@@ -109,11 +101,6 @@ def resume_marks(bed: Bed, dag_id: str, run_id: str, task_id: str) -> list[str]:
     ]
 
 
-def trigger_streams(bed: Bed, dag_id: str, run_id: str, task_id: str) -> list[str]:
-    """The names of the task's trigger log streams (one per triggerer that ran its trigger)."""
-    return [name for name in bed.streams(dag_id, run_id, task_id) if ".log.trigger." in name]
-
-
 def report(title: str, lines: list[str]) -> None:
     """Print a case's figures (shown with ``-s``)."""
     print(f"\n--- {title} ---")
@@ -133,19 +120,6 @@ def assert_each_stream_once(counts: LineCount, what: str) -> None:
     for name, per_line in counts.per_stream.items():
         twice = sum(1 for count in per_line.values() if count > 1)
         assert twice == 0, f"{what}: {twice} lines twice within {name}; {counts.summary()}"
-
-
-def socket_overlaps(bed: Bed, connection_ids: set[str]) -> int:
-    """The largest number of these sockets that were open at the same moment."""
-    changes: list[tuple[float, int]] = []
-    for entry in bed.emulator.record.entries():
-        if entry.connection_id in connection_ids and entry.kind in ("ws_open", "ws_close"):
-            changes.append((entry.at, 1 if entry.kind == "ws_open" else -1))
-    most = now = 0
-    for _, change in sorted(changes, key=lambda c: (c[0], c[1])):
-        now += change
-        most = max(most, now)
-    return most
 
 
 def task_worker(bed: Bed, ti: dict[str, Any]) -> Process:
@@ -184,27 +158,17 @@ def test_case1_fifty_deferred_jobs_over_two_triggerers(bed: Bed) -> None:
     elapsed = time.monotonic() - started
     assert set(states.values()) == {"success"}, Counter(states.values())
 
-    followed_by: dict[str, set[str]] = {}  # triggerer job id -> jobs its trigger streams carry
     for task in states:
         job = only_job(bed, dag_id, task)
         assert_exactly_once(count_lines(bed, dag_id, run_id, task, job), f"{task} ({job})")
-        for stream in trigger_streams(bed, dag_id, run_id, task):
-            followed_by.setdefault(stream.rsplit(".", 2)[-2], set()).add(job)
-    all_jobs = [job for task in states for job in jobs_of(bed, dag_id, task)]
-    assert not deletes_of(bed, all_jobs)
-    assert len(followed_by) == 2, f"the jobs were followed by triggerers {sorted(followed_by)}"
+    assert not deletes_of(bed, [job for task in states for job in jobs_of(bed, dag_id, task)])
+    use = socket_use(bed, dag_id, run_id, list(states))
+    assert len(use) == 2, f"the jobs were followed by triggerers {sorted(use)}"
 
     lines = [f"50 jobs ended in {elapsed:.0f} s (trigger to the last task's end)"]
-    subscribes = bed.emulator.record.of_kind("subscribe")
-    for triggerer, jobs in sorted(followed_by.items()):
-        sockets = {e.connection_id for e in subscribes if e.compute_job_id in jobs}
-        sockets.discard(None)
-        most = socket_overlaps(bed, {s for s in sockets if s})
-        lines.append(
-            f"triggerer {triggerer}: {len(jobs)} jobs over {len(sockets)} socket(s),"
-            f" at most {most} open at once"
-        )
-        assert most == 1, f"triggerer {triggerer} held {most} sockets at once for {len(jobs)} jobs"
+    for triggerer, sockets in sorted(use.items()):
+        lines.append(f"triggerer {triggerer}: {sockets.summary()}")
+        assert sockets.most_open == 1, f"triggerer {triggerer}: {sockets.summary()}"
     report("case 1: 50 deferred jobs", lines)
 
 
