@@ -8,7 +8,8 @@
     ├── PermissionDenied          the server refused the operation (403)
     ├── TransportError            the network failed us
     │   ├── InsightTimeout        no answer within the configured time
-    │   └── ConnectionLost        an open socket or connection went away
+    │   ├── ConnectionLost        an open socket or connection went away
+    │   └── ServerUnreachable     neither socket nor REST answered for the configured limit
     ├── ServerError               the server answered with an error we may retry (429, 5xx)
     ├── ProtocolError             a message broke the protocol
     │   ├── LocalProtocolError    we were about to send something invalid (a bug here)
@@ -59,6 +60,15 @@ class InsightTimeout(TransportError):
 
 class ConnectionLost(TransportError):
     """An open connection or WebSocket was closed or broke."""
+
+
+class ServerUnreachable(TransportError):
+    """Nothing from the server (no socket message, no REST answer) for the configured limit.
+
+    Retryable: the next try of the task re-attaches to the job once the server is back.
+    """
+
+    permanent = False
 
 
 class ServerError(InsightError):

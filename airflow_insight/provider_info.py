@@ -40,6 +40,12 @@ _CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "How long to wait for the server's answer to one REST call.",
         "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
     },
+    "unreachable_limit_seconds": {
+        "label": "Unreachable limit (seconds)",
+        "description": "A followed job fails (and may be retried) after this long without any "
+        "answer from the server.",
+        "schema": {"type": ["number", "null"], "default": 600, "minimum": 1},
+    },
     "accepted_model_statuses": {
         "label": "Accepted model statuses",
         "description": "Comma-separated modelStatus values that count as success at COMPLETED.",

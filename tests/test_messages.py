@@ -88,3 +88,68 @@ def test_frames_as_bytes_must_be_utf8() -> None:
         m.decode_server_message(good.encode("utf-16"))
     with pytest.raises(RemoteProtocolError, match="not valid UTF-8"):
         m.decode_client_message(b'{"messageType":"PONG","messagePayload":"\xc3"}')
+
+
+# ----------------------------------------------------------------------------- the type table
+
+#: One literal frame per server message type, as §B4 of the protocol reference shows them.
+LITERAL_SERVER_FRAMES = {
+    "JOB_STATUS_UPDATED": '{"computeJobId":"j1","messageType":"JOB_STATUS_UPDATED",'
+    '"messagePayload":{"status":"EXECUTING","executionAttempts":1}}',
+    "CURRENT_JOB_STATUS": '{"computeJobId":"j1","messageType":"CURRENT_JOB_STATUS",'
+    '"messagePayload":{"status":"QUEUED"}}',
+    "RUNLOG_UPDATED": '{"computeJobId":"j1","messageType":"RUNLOG_UPDATED",'
+    '"messagePayload":{"startLine":0,"endLines":1,"lines":["a","b"]}}',
+    "RUNLOG_COMPLETED": '{"computeJobId":"j1","messageType":"RUNLOG_COMPLETED",'
+    '"messagePayload":{"totalLines":2}}',
+    "APP_MESSAGE": '{"computeJobId":"j1","messageType":"APP_MESSAGE","messagePayload":'
+    '{"appMessageId":"a1","appMessageType":"GAPNOTIFY","appMessage":{"MIPOBJVAL":1.5}}}',
+    "ERROR": '{"computeJobId":"j1","messageType":"ERROR",'
+    '"messagePayload":{"errorType":"COMPUTE_JOB_NOT_FOUND","errorMessage":"gone"}}',
+    "PING": '{"messageType":"PING","messagePayload":{"n":1}}',
+}
+
+
+@pytest.mark.parametrize("wire_name", sorted(LITERAL_SERVER_FRAMES))
+def test_each_server_type_decodes_to_the_class_the_table_names(wire_name: str) -> None:
+    decoded = m.decode_server_message(LITERAL_SERVER_FRAMES[wire_name])
+    assert type(decoded) is m.SERVER_MESSAGE_TYPES[wire_name]
+    names = {type(decoded).MESSAGE_TYPE, getattr(type(decoded), "CURRENT_MESSAGE_TYPE", None)}
+    assert wire_name in names
+
+
+def test_the_tables_cover_every_message_class_and_its_encoding() -> None:
+    assert set(m.SERVER_MESSAGE_TYPES) == set(LITERAL_SERVER_FRAMES)
+    client = [
+        m.UpdateToken("t"),
+        m.Subscribe((m.Subscription("j1", 1, 4),)),
+        m.AppMessageResponse("j1", "a1"),
+        m.Pong({"n": 1}),
+    ]
+    assert {type(message) for message in client} == set(m.CLIENT_MESSAGE_TYPES.values())
+    for message in client:
+        text = m.encode_client_message(message)
+        assert f'"messageType":"{type(message).MESSAGE_TYPE}"' in text
+        assert m.CLIENT_MESSAGE_TYPES[type(message).MESSAGE_TYPE] is type(message)
+
+
+def test_app_message_response_with_controls_matches_the_reference_frame() -> None:
+    # §B4.7.3's example answer, byte for byte (our encoder writes compact JSON).
+    literal = (
+        '{"computeJobId":"j1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'
+        '{"appMessageId":"a1","appMessage":{"interruptSolve":false,"controls":{"XPRS_X":"newvalue"}}}}'
+    )
+    response = m.AppMessageResponse("j1", "a1", controls={"XPRS_X": "newvalue"})
+    assert m.encode_client_message(response) == literal
+    assert m.decode_client_message(literal) == response
+    bare = m.encode_client_message(m.AppMessageResponse("j1", "a1", interrupt_solve=True))
+    assert '"appMessage":{"interruptSolve":true}}' in bare
+
+
+def test_controls_that_are_not_an_object_are_refused_by_the_strict_decoder() -> None:
+    text = (
+        '{"computeJobId":"j1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'
+        '{"appMessageId":"a1","appMessage":{"interruptSolve":false,"controls":[1]}}}'
+    )
+    with pytest.raises(RemoteProtocolError, match="controls"):
+        m.decode_client_message(text)

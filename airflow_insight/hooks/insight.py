@@ -1,29 +1,14 @@
 """The Airflow hook for FICO Xpress Insight: turns an Airflow connection into settings and clients.
 
-Connection fields:
-
-* ``host``: the full base URL, ``https://insight.example.com:8443/insight`` (scheme, port and a
-  reverse proxy's path prefix). A host without a scheme is accepted too: the URL is then
-  ``<schema>://host[:port][/path]``, where ``schema`` must be ``http`` or ``https`` and defaults
-  to ``https``. (Airflow's URI form puts the URI path into ``schema``, so a URI such as
-  ``insight://id:secret@insight.example.com:8443/https`` selects the scheme that way.)
-* ``login``: the REST API client id; ``password``: its secret.
-* extras (JSON values, or strings as the URI form gives them): ``max_age_seconds`` (the token
-  lifetime asked for; not named ``token_...`` because Airflow masks every extra whose name holds
-  "token"), ``verify_tls`` (default true), ``ca_bundle_path``, ``connect_timeout_seconds``,
-  ``read_timeout_seconds``, ``accepted_model_statuses`` (a list or a comma-separated string),
-  ``ui_base_url``, ``ui_job_url_template``.
-
-:func:`settings_from_connection` does no I/O, so a trigger can call it on the connection it got
-from ``await BaseHook.aget_connection(conn_id)``.
+The connection's fields and extras, and how they are read into settings, are described in
+:mod:`airflow_insight.settings`; ``settings_from_connection`` and ``base_url`` are re-exported
+here (the ``X as X`` imports) for the code that imported them from this module.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Collection
+from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
@@ -31,166 +16,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_insight.exceptions import ConfigurationError, InsightError
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.settings import KNOWN_EXTRAS as KNOWN_EXTRAS
+from airflow_insight.settings import ConnectionLike as ConnectionLike
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.settings import base_url as base_url
+from airflow_insight.settings import settings_from_connection as settings_from_connection
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
-
-log = logging.getLogger(__name__)
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
-
-
-class ConnectionLike(Protocol):
-    """The fields of an Airflow ``Connection`` this module reads."""
-
-    conn_id: str
-    host: str | None
-    schema: str | None
-    login: str | None
-    password: str | None
-    port: int | None
-
-    @property
-    def extra_dejson(self) -> dict[str, Any]:
-        """The extras as a dict."""
-
-
-def settings_from_connection(conn: ConnectionLike) -> ConnectionSettings:
-    """Build :class:`ConnectionSettings` from an Airflow connection; no I/O.
-
-    Raises :class:`ConfigurationError` naming the connection and the field at fault.
-    """
-    try:
-        extras = conn.extra_dejson
-        return _settings(conn, extras if isinstance(extras, Mapping) else {})
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"Airflow connection {conn.conn_id!r}: {exc}") from exc
-
-
-def _settings(conn: ConnectionLike, extras: Mapping[str, Any]) -> ConnectionSettings:
-    unknown = sorted(set(extras) - KNOWN_EXTRAS)
-    if unknown:
-        log.warning("Ignoring unknown Insight connection extras %s (check the spelling)", unknown)
-    options: dict[str, Any] = {}
-    for name, (field, parse) in _EXTRAS.items():
-        value = extras.get(name)
-        if value is not None and not (isinstance(value, str) and not value.strip()):
-            options[field] = parse(name, value)
-    return ConnectionSettings(
-        base_url=base_url(conn.host, conn.schema, conn.port),
-        client_id=(conn.login or "").strip(),
-        client_secret=conn.password or "",
-        **options,
-    )
-
-
-def base_url(host: str | None, schema: str | None, port: int | None) -> str:
-    """The server base URL from the connection's ``host``, ``schema`` and ``port`` fields."""
-    host = (host or "").strip()
-    if not host:
-        raise ConfigurationError(
-            "host is empty; set it to the Insight server URL, e.g. https://insight.example.com"
-        )
-    scheme_field = (schema or "").strip().lower()
-    if "://" in host:
-        url = host
-        if port and urlsplit(url).port is None:
-            parts = urlsplit(url)
-            url = parts._replace(netloc=f"{parts.netloc}:{port}").geturl()
-        elif port and urlsplit(url).port not in (None, port):
-            raise ConfigurationError(f"host {host!r} and port {port} name different ports")
-        return url.rstrip("/")
-    if scheme_field not in ("", "http", "https"):
-        raise ConfigurationError(
-            f"schema {schema!r} must be http, https or empty; put a path prefix into host as a"
-            " full URL, e.g. https://server/insight"
-        )
-    netloc, slash, path = host.partition("/")
-    if port:
-        netloc = f"{netloc}:{port}"
-    return f"{scheme_field or 'https'}://{netloc}{slash}{path}".rstrip("/")
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigurationError(f"extra {name!r} must be true or false, not {value!r}")
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ConfigurationError(f"extra {name!r} must be a number, not {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"extra {name!r} must be a number, not {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise ConfigurationError(f"extra {name!r} must be a positive number, not {value!r}")
-    return number
-
-
-def _positive_float(name: str, value: Any) -> float:
-    return _number(name, value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    number = _number(name, value)
-    if number != int(number):
-        raise ConfigurationError(f"extra {name!r} must be a whole number of seconds, not {value!r}")
-    return int(number)
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"extra {name!r} must be a string, not {value!r}")
-    return value.strip()
-
-
-def _url(name: str, value: Any) -> str:
-    text = _text(name, value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"extra {name!r} must be an http(s) URL, not {value!r}")
-    return text
-
-
-def _model_statuses(name: str, value: Any) -> frozenset[str]:
-    items: list[Any]
-    if isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        items = [None]
-    if not all(isinstance(item, str) for item in items):
-        raise ConfigurationError(
-            "extra 'accepted_model_statuses' must be a list of strings or a comma-separated"
-            f" string, not {value!r}"
-        )
-    statuses = frozenset(item.strip() for item in items if item.strip())
-    if not statuses:
-        raise ConfigurationError(
-            "extra 'accepted_model_statuses' is empty; leave it out to accept only OK"
-        )
-    return statuses
-
-
-#: Each extra: the ConnectionSettings field it sets and how it is read; a missing or empty one
-#: keeps the ConnectionSettings default.
-_EXTRAS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
-    "max_age_seconds": ("token_max_age_seconds", _positive_int),
-    "verify_tls": ("verify_tls", _boolean),
-    "ca_bundle_path": ("ca_bundle_path", _text),
-    "connect_timeout_seconds": ("connect_timeout_seconds", _positive_float),
-    "read_timeout_seconds": ("read_timeout_seconds", _positive_float),
-    "accepted_model_statuses": ("accepted_model_statuses", _model_statuses),
-    "ui_base_url": ("ui_base_url", _url),
-    "ui_job_url_template": ("ui_job_url_template", _text),
-}
-KNOWN_EXTRAS = frozenset(_EXTRAS)
 
 
 def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, Any]:

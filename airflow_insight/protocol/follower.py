@@ -138,6 +138,7 @@ from typing import Any
 
 from airflow_insight.exceptions import ConfigurationError, RemoteProtocolError
 from airflow_insight.protocol import messages as m
+from airflow_insight.protocol.appmessages import AppMessageHandler, default_answer
 from airflow_insight.protocol.events import (
     AppMessageAnswered,
     ErrorReceived,
@@ -183,6 +184,9 @@ class FollowerConfig:
     subscribe_on_follow: bool = True
     #: A socket open this long has proven itself: losing it later starts the backoff over.
     stable_connection_seconds: float = 10.0
+    #: Fail a followed job with :class:`~airflow_insight.exceptions.ServerUnreachable` when
+    #: neither the socket nor any REST call has answered for this long (None: never).
+    unreachable_limit_seconds: float | None = 600.0
 
     def __post_init__(self) -> None:
         positive = {
@@ -191,6 +195,8 @@ class FollowerConfig:
             "reconnect_max_delay_seconds": self.reconnect_max_delay_seconds,
             "stable_connection_seconds": self.stable_connection_seconds,
         }
+        if self.unreachable_limit_seconds is not None:
+            positive["unreachable_limit_seconds"] = self.unreachable_limit_seconds
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigurationError(f"{name} must be positive, not {value!r}")
@@ -226,6 +232,8 @@ class _Job:
     total_lines: int | None = None
     #: The time of this job's live entry in the check heap (None: it has none).
     queued_at: float | None = None
+    #: Answers this job's ``APP_MESSAGE``s (None: the default answer).
+    app_messages: AppMessageHandler | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -358,9 +366,11 @@ class Follower:
         execution_attempts: int = 0,
         last_run_log_line: int = -1,
         now: float,
+        app_messages: AppMessageHandler | None = None,
     ) -> None:
         """Start following a submitted job, optionally resuming from what was already forwarded.
 
+        ``app_messages`` answers the job's solver callbacks (see :mod:`.appmessages`).
         Following a job already followed does nothing (unfollow it first to start over).
         """
         if job_id in self._jobs:
@@ -373,6 +383,7 @@ class Follower:
             max_buffered_lines=self.config.max_buffered_lines,
         )
         job = _Job(job_id, run_log, next_check_at=now + self.config.silence_limit_seconds)
+        job.app_messages = app_messages
         self._jobs[job_id] = job
         self._running[job_id] = job
         self._set_check(job, job.next_check_at)
@@ -507,12 +518,7 @@ class Follower:
                 self._queue(m.Pong(message.payload))
                 return [PingAnswered()]
             case m.AppMessage():
-                self._queue(m.AppMessageResponse(message.compute_job_id, message.app_message_id))
-                return [
-                    AppMessageAnswered(
-                        message.compute_job_id, message.app_message_id, message.app_message_type
-                    )
-                ]
+                return self._answer_app_message(message, now)
             case m.ErrorReported():
                 return self._on_error(message, now)
             case m.UnknownMessage():
@@ -538,6 +544,31 @@ class Follower:
                     job.total_lines = message.total_lines
                 return self._finish_if_fetch_unneeded(job)
         return []  # pragma: no cover - every job message type is handled above
+
+    def _answer_app_message(self, message: m.AppMessage, now: float) -> list[Event]:
+        """Queue the answer at once (like a pong), then the handler's events (§A10)."""
+        job = self._jobs.get(message.compute_job_id)
+        handler = job.app_messages if job is not None and job.phase is _Phase.FOLLOWING else None
+        answered = AppMessageAnswered(
+            message.compute_job_id, message.app_message_id, message.app_message_type
+        )
+        if handler is None:
+            self._queue(default_answer(message))
+            return [answered]
+        try:
+            response, produced = handler.answer(message, now)
+        except Exception as exc:  # A handler's bug must not leave the solve waiting.
+            self._queue(default_answer(message))
+            return [answered, MessageRejected(f"app message handler failed: {exc!r}")]
+        # The ids are the core's business: the answer always names the message it answers.
+        self._queue(
+            dataclasses.replace(
+                response,
+                compute_job_id=message.compute_job_id,
+                app_message_id=message.app_message_id,
+            )
+        )
+        return [answered, *produced]
 
     def _on_error(self, message: m.ErrorReported, now: float) -> list[Event]:
         if message.error_type != m.COMPUTE_JOB_NOT_FOUND:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from airflow_insight.exceptions import LocalProtocolError, RemoteProtocolError
 
@@ -52,6 +52,10 @@ class JobStatusReport:
     ``current`` is true for the ``CURRENT_JOB_STATUS`` answer to a ``SUBSCRIBE``.
     """
 
+    #: The wire name of the push; ``CURRENT_MESSAGE_TYPE`` is the answer to a ``SUBSCRIBE``.
+    MESSAGE_TYPE: ClassVar[str] = JOB_STATUS_UPDATED
+    CURRENT_MESSAGE_TYPE: ClassVar[str] = CURRENT_JOB_STATUS
+
     compute_job_id: str
     status: str
     model_status: str | None = None
@@ -66,6 +70,8 @@ class JobStatusReport:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunLogUpdated:
     """A batch of run-log lines; ``start_line`` and ``end_line`` are inclusive, 0-based (§A6)."""
+
+    MESSAGE_TYPE: ClassVar[str] = RUNLOG_UPDATED
 
     compute_job_id: str
     start_line: int
@@ -82,6 +88,8 @@ class RunLogUpdated:
 class RunLogCompleted:
     """The run log is final (may never be sent: never wait for it, §A6)."""
 
+    MESSAGE_TYPE: ClassVar[str] = RUNLOG_COMPLETED
+
     compute_job_id: str
     total_lines: int | None = None
 
@@ -89,6 +97,8 @@ class RunLogCompleted:
 @dataclasses.dataclass(frozen=True, slots=True)
 class AppMessage:
     """A solver callback waiting for an ``APP_MESSAGE_RESPONSE`` (§A10)."""
+
+    MESSAGE_TYPE: ClassVar[str] = APP_MESSAGE
 
     compute_job_id: str
     app_message_id: str
@@ -101,6 +111,8 @@ class AppMessage:
 class ErrorReported:
     """An ``ERROR`` message: the server could not process something the client sent."""
 
+    MESSAGE_TYPE: ClassVar[str] = ERROR
+
     compute_job_id: str | None
     error_type: str | None
     error_message: str | None
@@ -109,6 +121,8 @@ class ErrorReported:
 @dataclasses.dataclass(frozen=True, slots=True)
 class PingReceived:
     """The JSON form of a server ping (§A2 defensive extra); answer with :class:`Pong`."""
+
+    MESSAGE_TYPE: ClassVar[str] = PING
 
     payload: Any = None
 
@@ -140,6 +154,8 @@ ServerMessage = (
 class UpdateToken:
     """Hand the socket a fresh bearer token before the current one expires (§A3)."""
 
+    MESSAGE_TYPE: ClassVar[str] = UPDATE_TOKEN
+
     token: str = dataclasses.field(repr=False)
 
 
@@ -156,26 +172,54 @@ class Subscription:
 class Subscribe:
     """Route the events of these jobs to this socket and replay what the client missed."""
 
+    MESSAGE_TYPE: ClassVar[str] = SUBSCRIBE
+
     subscriptions: tuple[Subscription, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AppMessageResponse:
-    """Acknowledge a solver callback; this client never interrupts the solve (§A10)."""
+    """Acknowledge a solver callback (§A10, §B4.7.3): go on, or interrupt the solve; and
+    optionally change solver controls (prefixed names, e.g. ``XPRS_MAXTIME``)."""
+
+    MESSAGE_TYPE: ClassVar[str] = APP_MESSAGE_RESPONSE
 
     compute_job_id: str
     app_message_id: str
     interrupt_solve: bool = False
+    #: Sent only when given (``controls`` is optional on the wire).
+    controls: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Pong:
     """Answer a JSON ``PING`` with the same payload."""
 
+    MESSAGE_TYPE: ClassVar[str] = PONG
+
     payload: Any = None
 
 
 ClientMessage = UpdateToken | Subscribe | AppMessageResponse | Pong
+
+
+# --------------------------------------------------------------------------- the type table
+
+#: Every ``messageType`` this codec knows, spelled as on the wire, and the class it decodes to.
+#: Both status types decode to :class:`JobStatusReport` (``current`` tells them apart).
+#: :class:`UnknownMessage` has no entry: it stands for any type not in this table.
+SERVER_MESSAGE_TYPES: Mapping[str, type[ServerMessage]] = {
+    JobStatusReport.MESSAGE_TYPE: JobStatusReport,
+    JobStatusReport.CURRENT_MESSAGE_TYPE: JobStatusReport,
+    RunLogUpdated.MESSAGE_TYPE: RunLogUpdated,
+    RunLogCompleted.MESSAGE_TYPE: RunLogCompleted,
+    AppMessage.MESSAGE_TYPE: AppMessage,
+    ErrorReported.MESSAGE_TYPE: ErrorReported,
+    PingReceived.MESSAGE_TYPE: PingReceived,
+}
+CLIENT_MESSAGE_TYPES: Mapping[str, type[ClientMessage]] = {
+    cls.MESSAGE_TYPE: cls for cls in (UpdateToken, Subscribe, AppMessageResponse, Pong)
+}
 
 
 # --------------------------------------------------------------------------- spellings
@@ -281,10 +325,10 @@ def encode_client_message(message: ClientMessage) -> str:
             ]
             return _envelope(SUBSCRIBE, {"subscriptions": subscriptions})
         case AppMessageResponse():
-            payload = {
-                "appMessageId": message.app_message_id,
-                "appMessage": {"interruptSolve": message.interrupt_solve},
-            }
+            answer: JsonObject = {"interruptSolve": message.interrupt_solve}
+            if message.controls:
+                answer["controls"] = dict(message.controls)
+            payload = {"appMessageId": message.app_message_id, "appMessage": answer}
             return _envelope(APP_MESSAGE_RESPONSE, payload, message.compute_job_id)
         case Pong():
             return _envelope(PONG, message.payload)
@@ -386,17 +430,12 @@ def _decode_run_log(job_id: str | None, payload: Mapping[str, Any]) -> RunLogUpd
     )
 
 
-_KNOWN_SERVER_TYPES = frozenset(
-    {JOB_STATUS_UPDATED, CURRENT_JOB_STATUS, RUNLOG_UPDATED, RUNLOG_COMPLETED, APP_MESSAGE, ERROR}
-)
-
-
 def decode_server_message(text: str | bytes) -> ServerMessage:
     """Decode a server-to-client message, liberally: unknown types and fields are kept."""
     message_type, job_id, raw_payload = _load_envelope(text)
     if message_type == PING:
         return PingReceived(raw_payload)
-    if message_type not in _KNOWN_SERVER_TYPES:
+    if message_type not in SERVER_MESSAGE_TYPES:
         return UnknownMessage(message_type, job_id, raw_payload)
     payload = _payload_object(message_type, raw_payload)
     if message_type in (JOB_STATUS_UPDATED, CURRENT_JOB_STATUS):
@@ -475,9 +514,13 @@ def decode_client_message(text: str | bytes) -> ClientMessage:
     if message_type == APP_MESSAGE_RESPONSE:
         body = payload.get("appMessage")
         interrupt = body.get("interruptSolve", False) if isinstance(body, Mapping) else False
+        controls = body.get("controls") if isinstance(body, Mapping) else None
+        if controls is not None and not isinstance(controls, Mapping):
+            raise RemoteProtocolError(f"{message_type}: controls must be a JSON object")
         return AppMessageResponse(
             compute_job_id=_required_job_id(message_type, job_id),
             app_message_id=_strict_str(message_type, payload, "appMessageId"),
             interrupt_solve=bool(interrupt),
+            controls=controls,
         )
     raise RemoteProtocolError(f"unknown messageType {message_type!r}")

@@ -68,6 +68,7 @@ from airflow_insight.exceptions import (
     LocalProtocolError,
 )
 from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
@@ -232,16 +233,25 @@ class AsyncJobFollower:
         self._spawn(self._run())
 
     async def submit(
-        self, request: Mapping[str, Any], payload: bytes | None = None
+        self,
+        request: Mapping[str, Any],
+        payload: bytes | None = None,
+        *,
+        app_messages: AppMessageHandler | None = None,
     ) -> dict[str, Any]:
         """Submit a job with this socket's ``connection-id`` and follow it; its job document."""
         cid = self.follower.connection_id
         document = await asyncio.to_thread(self._rest.submit_job, request, payload, cid)
-        self.follow(str(request["id"]))
+        self.follow(str(request["id"]), app_messages=app_messages)
         return document
 
     def follow(
-        self, job_id: str, *, execution_attempts: int = 0, last_run_log_line: int = -1
+        self,
+        job_id: str,
+        *,
+        execution_attempts: int = 0,
+        last_run_log_line: int = -1,
+        app_messages: AppMessageHandler | None = None,
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
         self.follower.follow(
@@ -249,6 +259,7 @@ class AsyncJobFollower:
             execution_attempts=execution_attempts,
             last_run_log_line=last_run_log_line,
             now=self._clock(),
+            app_messages=app_messages,
         )
         self._outcomes.setdefault(job_id, asyncio.get_running_loop().create_future())
         self._inbox.put_nowait(None)

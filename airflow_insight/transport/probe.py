@@ -6,16 +6,25 @@ on purpose: a diagnostic must not retry or back off (the button should answer in
 must tell apart failures the REST client rightly folds together (refused vs. DNS vs. TLS, "wrong
 credentials" vs. "this is not an Insight server").
 
-Messages never contain the client secret or a token: they are built only from the server URL
-(user info removed), HTTP status codes and the user's name from ``BearerTokenInfo``.
+Who answered decides what a status means. An answer with an Insight v2 error body (§B1.4) is
+Insight speaking: 429 or 5xx then means "overloaded or failing; try again later". Any other
+answer (a plain web server's 501 to the POST, an HTML page, a bare 404) means "this is not an
+Insight server", quoting what it answered; a bare 429/502/503/504 is what a proxy sends for a
+stopped Insight behind it, and the message says both possibilities.
+
+Messages never contain the client secret or a token: they are built from the server URL (user
+info removed), HTTP status codes, the user's name from ``BearerTokenInfo`` and short excerpts of
+answers from which the secret and the token are cut out (a foreign server may echo the request).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
+import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,9 +32,15 @@ import requests
 
 from airflow_insight.protocol.wire import TOKEN_PATH, V2_JSON, V2_PLAIN
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.errors import describe_error_body
 
 #: Accept header for minting: the token comes back as plain text or as a JSON string (§B9 #6).
 _TOKEN_ACCEPT = f"text/plain, {V2_PLAIN}, {V2_JSON}"
+#: Statuses a proxy or load balancer sends on its own when the server behind it is down,
+#: restarting or throttled; without an Insight error body they do not prove the URL is wrong.
+_GATEWAY_STATUSES = frozenset({429, 502, 503, 504})
+#: Longest excerpt of a foreign answer quoted in a message.
+_EXCERPT_CHARS = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,19 +90,19 @@ def _mint_token(http: requests.Session, settings: ConnectionSettings) -> str:
         headers={"Accept": _TOKEN_ACCEPT, "Content-Type": V2_JSON},
     )
     where = _display_url(settings.url(TOKEN_PATH))
+    hidden = (settings.client_secret,)
     if response.status_code == 401:
         raise _ProbeFailed(
             f"The Insight server at {_server(settings)} refused the credentials (HTTP 401): "
             "check the client ID and client secret (generating a new pair in Insight revokes "
             "the old one)."
         )
-    _raise_for_unexpected(response, settings, where)
+    _raise_for_unexpected(response, settings, where, hidden)
     token = _token_from_body(response)
     if token is None:
         raise _ProbeFailed(
-            f"{where} answered HTTP {response.status_code} but not with a bearer token "
-            f"({_content_kind(response)}): the server URL does not point at an Insight 5 server "
-            "(check the URL and any path prefix)."
+            f"{where} answered {_answer(response, hidden)} instead of a bearer token: "
+            f"{_NOT_INSIGHT}"
         )
     return token
 
@@ -102,21 +117,21 @@ def _read_token_info(
         headers={"Accept": V2_JSON, "Authorization": f"Bearer {token}"},
     )
     where = _display_url(settings.url(TOKEN_PATH))
+    hidden = (settings.client_secret, token)
     if response.status_code == 401:
         # The token was minted a moment ago, so a refusal points at something in between.
         raise _ProbeFailed(
             f"A token was issued by {_server(settings)} but refused right away (HTTP 401): "
             "a proxy may strip the Authorization header, or the server's clock is off."
         )
-    _raise_for_unexpected(response, settings, where)
+    _raise_for_unexpected(response, settings, where, hidden)
     try:
         info = response.json()
     except ValueError:
         info = None
     if not isinstance(info, dict):
         raise _ProbeFailed(
-            f"{where} did not answer with token details ({_content_kind(response)}): "
-            "the server URL does not point at an Insight 5 server."
+            f"{where} answered {_answer(response, hidden)} instead of token details: {_NOT_INSIGHT}"
         )
     return info
 
@@ -186,39 +201,129 @@ def _is_name_resolution_failure(cause: BaseException) -> bool:
     return isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError"
 
 
+_NOT_INSIGHT = (
+    "this is not an Insight server (Insight 5, v2 REST API); check the server URL, its port and "
+    "any path prefix."
+)
+
+
 def _raise_for_unexpected(
-    response: requests.Response, settings: ConnectionSettings, where: str
+    response: requests.Response,
+    settings: ConnectionSettings,
+    where: str,
+    hidden: Collection[str],
 ) -> None:
-    """Raise a message for every status other than 200 (401 is handled by the callers)."""
-    status = response.status_code
-    if status == 200:
+    """Raise a message for every status other than 200 (401 is handled by the callers).
+
+    What the status means depends on who sent it: an answer with an Insight v2 error body
+    (§B1.4) is Insight telling us something; any other answer came from a server that is not
+    Insight, or from a proxy in front of it, and the message quotes what it said.
+    """
+    if response.status_code == 200:
         return
-    if status in (404, 405) or 300 <= status < 400:
-        raise _ProbeFailed(
-            f"{where} answered HTTP {status}: there is no Insight 5 (v2 API) server at this URL; "
-            "check the server URL and any path prefix."
+    insight_error = _insight_error(response)
+    if insight_error is not None:
+        raise _ProbeFailed(_insight_refusal(response.status_code, settings, where, insight_error))
+    raise _ProbeFailed(_foreign_answer(response, where, _answer(response, hidden)))
+
+
+def _insight_refusal(status: int, settings: ConnectionSettings, where: str, error: str) -> str:
+    """The message for a non-200 answer that carries an Insight error body."""
+    answered = f"{where} answered HTTP {status} ({error})"
+    if status in (404, 405):
+        return (
+            f"{answered}: the server has no Insight 5 token endpoint at this URL; check the path "
+            "prefix (Insight 4 servers offer only the v1 API, which this provider does not use)."
         )
     if status in (406, 415):
-        raise _ProbeFailed(
-            f"{where} answered HTTP {status}: the server does not accept the Insight v2 media "
-            "types; it is not an Insight 5 v2 server, or a proxy rewrites the headers."
-        )
+        return f"{answered}: {_MEDIA_TYPES}"
     if status in (400, 422):
-        raise _ProbeFailed(
-            f"{where} rejected the token request (HTTP {status}): check token_max_age_seconds "
-            "(a positive number of seconds)."
+        return (
+            f"{answered}: the token request was rejected; check the max_age_seconds extra (a "
+            "positive whole number of seconds)."
         )
     if status == 403:
-        raise _ProbeFailed(
-            f"{_server(settings)} answered HTTP 403 (forbidden): the credentials were "
-            "recognised but this user may not use the REST API."
+        return (
+            f"{_server(settings)} answered HTTP 403 ({error}): the credentials were recognised "
+            "but this user may not use the REST API."
         )
     if status == 429 or status >= 500:
-        raise _ProbeFailed(
-            f"{_server(settings)} answered HTTP {status}: the server is overloaded or failing; "
-            "try again later."
+        return (
+            f"{_server(settings)} answered HTTP {status} ({error}): the server is overloaded or "
+            "failing; try again later."
         )
-    raise _ProbeFailed(f"{where} answered HTTP {status}, which an Insight server does not send.")
+    return f"{answered}, which Insight does not send for a token request."
+
+
+_MEDIA_TYPES = (
+    "the server does not accept the Insight v2 media types; it is not an Insight 5 v2 server, "
+    "or a proxy rewrites the headers."
+)
+
+
+def _foreign_answer(response: requests.Response, where: str, answer: str) -> str:
+    """The message for a non-200 answer without an Insight error body."""
+    status = response.status_code
+    if 300 <= status < 400:
+        # Without its query: a login page's query may carry state we have no business showing.
+        location = _display_url(response.headers.get("Location", "")).partition("?")[0]
+        return (
+            f"{where} answered {answer}, a redirect to {location or 'nowhere'}: Insight answers "
+            f"the token request itself, so {_NOT_INSIGHT}"
+        )
+    if status in (406, 415):
+        return f"{where} answered {answer}: {_MEDIA_TYPES}"
+    if status in _GATEWAY_STATUSES:
+        # Not "overloaded": nothing says Insight sent it. Not "not Insight" either: a proxy in
+        # front of a stopped Insight answers just like this.
+        return (
+            f"{where} answered {answer}, not an answer from Insight: a proxy or load balancer "
+            "answered instead, because the Insight server behind it is down, restarting or "
+            "throttled (try again later), or the URL does not point at Insight (check it)."
+        )
+    return f"{where} answered {answer}: {_NOT_INSIGHT}"
+
+
+def _insight_error(response: requests.Response) -> str | None:
+    """The text of an Insight v2 error body (§B1.4); None when the body is not one."""
+    try:
+        document = json.loads(response.text)
+    except (ValueError, RecursionError):
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict) or not any(key in error for key in ("code", "desc", "message")):
+        return None
+    return describe_error_body(response.text) or "no message"
+
+
+def _answer(response: requests.Response, hidden: Collection[str]) -> str:
+    """What a server answered, for a message: status, content type and a short excerpt.
+
+    Anything in ``hidden`` (the secret, a token) is cut out: a server that is not Insight may
+    echo the request it got.
+    """
+    excerpt = _excerpt(response)
+    for secret in hidden:
+        if secret:
+            excerpt = excerpt.replace(secret, "***")
+    quoted = f": {json.dumps(excerpt, ensure_ascii=False)}" if excerpt else ", empty body"
+    return f"HTTP {response.status_code} ({_content_kind(response)}{quoted})"
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = response.text
+    if "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<":
+        text = _html_text(text)
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
+
+
+def _html_text(page: str) -> str:
+    """The words of an HTML page's body (its title when the body has none)."""
+    title = re.search(r"(?is)<title[^>]*>(.*?)</title\s*>", page)
+    body = re.sub(r"(?is)<(head|script|style)\b.*?</\1\s*>", " ", page)
+    words = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", body)).split())
+    return words or (html.unescape(title.group(1)) if title else "")
 
 
 def _token_from_body(response: requests.Response) -> str | None:

@@ -47,6 +47,7 @@ from typing import Any
 
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.async_driver import AsyncJobFollower, DriverEvent, FollowFailed
@@ -135,13 +136,23 @@ class _SharedSocket:
         except InsightError as exc:
             self._on_event(FollowFailed(None, exc))
 
-    def add(self, job_id: str, execution_attempts: int, last_run_log_line: int) -> JobWatch:
+    def add(
+        self,
+        job_id: str,
+        execution_attempts: int,
+        last_run_log_line: int,
+        app_messages: AppMessageHandler | None,
+    ) -> JobWatch:
         watch = JobWatch(self, job_id, last_run_log_line)
         if job_id in self.ended:
             watch.deliver(self.ended[job_id])
         elif job_id not in self.watches:
+            # The first watch's handler answers the job's callbacks (one answer per message).
             self.driver.follow(
-                job_id, execution_attempts=execution_attempts, last_run_log_line=last_run_log_line
+                job_id,
+                execution_attempts=execution_attempts,
+                last_run_log_line=last_run_log_line,
+                app_messages=app_messages,
             )
         self.watches.setdefault(job_id, []).append(watch)
         return watch
@@ -211,14 +222,18 @@ class SocketHub:
         execution_attempts: int = 0,
         last_run_log_line: int = -1,
         config: FollowerConfig | None = None,
+        app_messages: AppMessageHandler | None = None,
     ) -> JobWatch:
-        """Follow ``job_id`` on the shared socket of ``key`` (opened on first use)."""
+        """Follow ``job_id`` on the shared socket of ``key`` (opened on first use).
+
+        ``app_messages`` answers the job's solver callbacks (see ``protocol.appmessages``).
+        """
         config = config or FollowerConfig()
         full_key = (key, settings, config)
         shared = self._sockets.get(full_key)
         if shared is None:
             shared = self._sockets[full_key] = _SharedSocket(self, full_key, settings, config)
-        return shared.add(job_id, execution_attempts, last_run_log_line)
+        return shared.add(job_id, execution_attempts, last_run_log_line, app_messages)
 
     @property
     def socket_count(self) -> int:

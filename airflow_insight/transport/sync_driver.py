@@ -34,6 +34,7 @@ from airflow_insight.exceptions import (
     JobNotFound,
 )
 from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
@@ -129,14 +130,25 @@ class SyncJobFollower:
         """Get a token and open the socket; a failed connect is retried by the core later."""
         self._connect()
 
-    def submit(self, request: Mapping[str, Any], payload: bytes | None = None) -> dict[str, Any]:
+    def submit(
+        self,
+        request: Mapping[str, Any],
+        payload: bytes | None = None,
+        *,
+        app_messages: AppMessageHandler | None = None,
+    ) -> dict[str, Any]:
         """Submit a job with this socket's ``connection-id`` and follow it; its job document."""
         document = self._rest.submit_job(request, payload, self.follower.connection_id)
-        self.follow(str(request["id"]))
+        self.follow(str(request["id"]), app_messages=app_messages)
         return document
 
     def follow(
-        self, job_id: str, *, execution_attempts: int = 0, last_run_log_line: int = -1
+        self,
+        job_id: str,
+        *,
+        execution_attempts: int = 0,
+        last_run_log_line: int = -1,
+        app_messages: AppMessageHandler | None = None,
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
         self.follower.follow(
@@ -144,6 +156,7 @@ class SyncJobFollower:
             execution_attempts=execution_attempts,
             last_run_log_line=last_run_log_line,
             now=self._clock(),
+            app_messages=app_messages,
         )
 
     def unfollow(self, job_id: str) -> None:

@@ -82,7 +82,7 @@ def test_uri_form_with_string_extras_and_scheme_in_schema(monkeypatch: pytest.Mo
 
 
 def test_defaults_when_extras_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    _json_connection(monkeypatch, "insight_plain", host="insight.example.com")
+    _json_connection(monkeypatch, "insight_plain", host="https://insight.example.com")
     settings = InsightHook("insight_plain").get_settings()
     assert settings.base_url == "https://insight.example.com/"
     assert settings.verify_tls is True
@@ -93,7 +93,7 @@ def test_defaults_when_extras_are_missing(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(
     ("host", "schema", "port", "expected"),
     [
-        ("insight.example.com", None, None, "https://insight.example.com"),
+        ("insight.example.com", "https", None, "https://insight.example.com"),
         ("insight.example.com", "http", 8080, "http://insight.example.com:8080"),
         ("insight.example.com/prefix", "HTTPS", 8443, "https://insight.example.com:8443/prefix"),
         ("http://127.0.0.1:9000/insight/", None, None, "http://127.0.0.1:9000/insight"),
@@ -122,7 +122,7 @@ def test_base_url_from_host_schema_and_port(
         ({"host": "h.example", "extra": {"accepted_model_statuses": [1]}}, "list of strings"),
         ({"host": "h.example", "extra": {"ui_base_url": "not a url"}}, "http(s) URL"),
         ({"host": "h.example", "extra": {"ca_bundle_path": 5}}, "must be a string"),
-        ({"host": "h.example", "login": ""}, "client id and a secret"),
+        ({"host": "https://h.example", "login": ""}, "client id and a secret"),
     ],
 )
 def test_bad_values_raise_configuration_error_naming_the_connection(
@@ -139,7 +139,9 @@ def test_bad_values_raise_configuration_error_naming_the_connection(
 def test_unknown_extras_are_reported(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _json_connection(monkeypatch, "insight_typo", host="h.example", extra={"verify_tsl": False})
+    _json_connection(
+        monkeypatch, "insight_typo", host="https://h.example", extra={"verify_tsl": False}
+    )
     with caplog.at_level(logging.WARNING):
         settings = InsightHook("insight_typo").get_settings()
     assert settings.verify_tls is True

@@ -927,3 +927,82 @@ def test_checks_stay_right_with_many_jobs_heard_at_different_times() -> None:
     assert checked > 20, "too few checks came due: the test would prove little"
     assert sorted(follower.following) == sorted(heard)
     assert follower.active is bool(heard)
+
+
+# ----------------------------------------------------------------------------- app messages
+
+APP_MESSAGE_FRAME = (
+    '{"computeJobId":"job-1","messageType":"APP_MESSAGE","messagePayload":'
+    '{"appMessageId":"app-3","appMessageType":"GAPNOTIFY","appMessage":{"MIPRELGAP":0.004}}}'
+)
+
+
+class _StopAtGap:
+    """A handler that interrupts below a gap and reports one event per message."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[m.AppMessage, float]] = []
+
+    def answer(
+        self, message: m.AppMessage, now: float
+    ) -> tuple[m.AppMessageResponse, Sequence[ev.Event]]:
+        self.seen.append((message, now))
+        gap = (message.app_message or {}).get("MIPRELGAP", 1.0)
+        # Wrong ids on purpose: the core must answer the message it got.
+        response = m.AppMessageResponse("other", "x", interrupt_solve=gap < 0.01)
+        return response, [ev.MessageIgnored(f"gap {gap}", message.compute_job_id)]
+
+
+def test_app_message_handler_answers_at_once_with_its_events() -> None:
+    follower = opened()
+    handler = _StopAtGap()
+    follower.follow("job-1", now=0.0, app_messages=handler)
+    follower.data_to_send()
+    events = follower.receive_text(APP_MESSAGE_FRAME, 2.5)
+    assert events == [
+        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY"),
+        ev.MessageIgnored("gap 0.004", "job-1"),
+    ]
+    assert handler.seen[0][1] == 2.5
+    assert follower.data_to_send() == [
+        '{"computeJobId":"job-1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'
+        '{"appMessageId":"app-3","appMessage":{"interruptSolve":true}}}'
+    ]
+
+
+def test_a_failing_handler_still_lets_the_solve_go_on() -> None:
+    class Broken:
+        def answer(
+            self, message: m.AppMessage, now: float
+        ) -> tuple[m.AppMessageResponse, Sequence[ev.Event]]:
+            raise ValueError("bug")
+
+    follower = opened()
+    follower.follow("job-1", now=0.0, app_messages=Broken())
+    follower.data_to_send()
+    events = follower.receive_text(APP_MESSAGE_FRAME, 1.0)
+    assert [type(event) for event in events] == [ev.AppMessageAnswered, ev.MessageRejected]
+    assert follower.data_to_send() == [
+        '{"computeJobId":"job-1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'
+        '{"appMessageId":"app-3","appMessage":{"interruptSolve":false}}}'
+    ]
+
+
+def test_an_app_message_for_a_job_not_followed_gets_the_default_answer() -> None:
+    follower = opened("job-2")
+    handler = _StopAtGap()
+    follower.follow("job-9", now=0.0, app_messages=handler)
+    follower.data_to_send()
+    follower.receive_text(APP_MESSAGE_FRAME, 1.0)
+    assert handler.seen == []
+    assert '"interruptSolve":false' in follower.data_to_send()[0]
+
+
+def test_unreachable_limit_defaults_to_ten_minutes_and_must_be_positive() -> None:
+    assert FollowerConfig().unreachable_limit_seconds == 600.0
+    assert FollowerConfig(unreachable_limit_seconds=None).unreachable_limit_seconds is None
+    with pytest.raises(ConfigurationError, match="unreachable_limit_seconds"):
+        FollowerConfig(unreachable_limit_seconds=0)
+    from airflow_insight.exceptions import ServerUnreachable, TransportError
+
+    assert issubclass(ServerUnreachable, TransportError) and not ServerUnreachable.permanent
