@@ -204,12 +204,13 @@ def fanout(bed: Bed, jobs: int) -> list[Figure]:
             "emulator record: sockets that subscribed the jobs each triggerer followed",
             "1 open at a time per triggerer",
             {
-                f"triggerer_{t}": {
-                    "jobs": len(u.jobs),
-                    "sockets": len(u.sockets),
-                    "most_open": u.most_open,
-                }
+                f"triggerer_{t}_{key}": value
                 for t, u in sorted(use.items())
+                for key, value in (
+                    ("jobs", len(u.jobs)),
+                    ("sockets", len(u.sockets)),
+                    ("most_open", u.most_open),
+                )
             },
             "pass" if use and all(u.most_open == 1 for u in use.values()) else "fail",
         ),
@@ -273,7 +274,7 @@ def takeover(bed: Bed) -> Figure:
         f" {LONG.log_lines / LONG.lines_per_second:.0f} s); SIGKILL of the whole tree of the"
         f" triggerer holding {len(moved)} of them; [triggerer] triggerer_health_check_threshold"
         " = 15 s",
-        "info",
+        "none",
         {
             "moved_jobs": len(moved),
             "reassigned_s": round(moved_after, 1),
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - started
     print(format_table(figures))
+    for figure in figures:
+        print(f"{figure.id}: {figure.values}")
     load_at_end = [round(x, 2) for x in os.getloadavg()]
     print(f"\n{elapsed:.0f} s on {os.cpu_count()} CPUs (load {load_at_start} -> {load_at_end})")
     if args.json:

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -479,21 +480,34 @@ class Bed:
         ``attempt=N.log`` is the worker's stream, ``attempt=N.log.trigger.<triggerer id>.log``
         each triggerer's. Airflow writes JSON lines; the message is the ``event`` field.
         """
+        return {
+            name: [message for _, message in records]
+            for name, records in self.timed_streams(dag_id, run_id, task_id).items()
+        }
+
+    def timed_streams(
+        self, dag_id: str, run_id: str, task_id: str
+    ) -> dict[str, list[tuple[float | None, str]]]:
+        """Like :meth:`streams`, each message with its record's time (epoch seconds)."""
         folder = self.log_folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        result: dict[str, list[str]] = {}
-        for path in sorted(folder.glob("attempt=*")):
-            result[path.name] = [
-                _message(line) for line in path.read_text(errors="replace").splitlines()
-            ]
-        return result
+        return {
+            path.name: [_record(line) for line in path.read_text(errors="replace").splitlines()]
+            for path in sorted(folder.glob("attempt=*"))
+        }
 
 
-def _message(line: str) -> str:
+def _record(line: str) -> tuple[float | None, str]:
     try:
         record = json.loads(line)
     except ValueError:
-        return line
-    return str(record.get("event", line)) if isinstance(record, dict) else line
+        return None, line
+    if not isinstance(record, dict):
+        return None, line
+    try:
+        at: float | None = datetime.fromisoformat(record["timestamp"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        at = None
+    return at, str(record.get("event", line))
 
 
 def run_log_lines(messages: list[str], job_id: str) -> list[int]:
