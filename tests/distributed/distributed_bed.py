@@ -135,76 +135,30 @@ class Postgres:
 
     def start(self) -> Postgres:
         """initdb, start, create the ``airflow`` database (about 3 s)."""
-        binaries = postgres_bin()
         if os.geteuid() == 0:
             shutil.chown(self.root, "nobody")
-        data = self.root / "data"
-        run = _as_unprivileged()
-        subprocess.run(
-            [*run, str(binaries / "initdb"), "-D", str(data), "-U", "airflow", "--auth=trust"],
-            check=True,
-            capture_output=True,
-        )
+        data = str(self.root / "data")
+        run_checked(self._command("initdb", "-D", data, "-U", "airflow", "--auth=trust"))
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
-        subprocess.run(
-            [
-                *run,
-                str(binaries / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(self.root / "pg.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            start_new_session=True,
-        )
-        subprocess.run(
-            [
-                *run,
-                str(binaries / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "airflow",
-                "airflow",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        log = str(self.root / "pg.log")
+        start = self._command("pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start")
+        run_checked(start, start_new_session=True)
+        address = ("-h", "127.0.0.1", "-p", str(self.port), "-U", "airflow")
+        run_checked(self._command("createdb", *address, "airflow"))
         return self
 
+    def _command(self, program: str, *args: str) -> list[str]:
+        return [*_as_unprivileged(), str(postgres_bin() / program), *args]
+
     def stop(self) -> None:
-        """pg_ctl stop (fast mode); the data directory goes with the temp dir."""
+        """pg_ctl stop (fast mode: this cluster's postmaster, by its pid file); remove the dir."""
         data = self.root / "data"
         if (data / "postmaster.pid").exists():
-            subprocess.run(
-                [
-                    *_as_unprivileged(),
-                    str(postgres_bin() / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    "30",
-                    "stop",
-                ],
-                check=False,
-                capture_output=True,
-            )
+            stop = self._command("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+            subprocess.run(stop, check=False, capture_output=True, timeout=90)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
