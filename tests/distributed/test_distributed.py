@@ -73,6 +73,22 @@ def streaming(bed: Bed, dag_id: str, run_id: str, tasks: list[str], state: str, 
     return True
 
 
+def start_deferred_and_blocking(bed: Bed, dag_id: str, lines: int) -> str:
+    """Start a run of a DAG with a ``deferred`` and a ``blocking`` task; return its id once both
+    jobs stream (``lines`` lines each in the task's logs)."""
+    run_id = bed.trigger_run(dag_id)
+    wait_for(
+        "both jobs to stream",
+        lambda: (
+            streaming(bed, dag_id, run_id, ["deferred"], "deferred", lines)
+            and streaming(bed, dag_id, run_id, ["blocking"], "running", lines)
+        ),
+        600,
+        1,
+    )
+    return run_id
+
+
 def record_summary(bed: Bed, job_id: str) -> str:
     """The emulator's record of one job, as quoted in the closing note."""
     record = bed.emulator.record.entries()
@@ -353,16 +369,7 @@ def test_case6_user_marks_tasks_failed(bed: Bed) -> None:
     """A user marks a deferred task and a running blocking task failed: both jobs are cancelled."""
     dag_id = "dist_mark_failed"
     started = time.monotonic()
-    run_id = bed.trigger_run(dag_id)
-    wait_for(
-        "both jobs to stream",
-        lambda: (
-            streaming(bed, dag_id, run_id, ["deferred"], "deferred", 40)
-            and streaming(bed, dag_id, run_id, ["blocking"], "running", 40)
-        ),
-        600,
-        1,
-    )
+    run_id = start_deferred_and_blocking(bed, dag_id, 40)
     marked = time.monotonic()
     for task in ("deferred", "blocking"):
         bed.mark_failed(dag_id, run_id, task)
@@ -395,16 +402,7 @@ def test_case7_restart_the_scheduler_mid_run(bed: Bed) -> None:
     cancelled, nothing repeated."""
     dag_id = "dist_restart_scheduler"
     started = time.monotonic()
-    run_id = bed.trigger_run(dag_id)
-    wait_for(
-        "both jobs to stream",
-        lambda: (
-            streaming(bed, dag_id, run_id, ["deferred"], "deferred", 100)
-            and streaming(bed, dag_id, run_id, ["blocking"], "running", 100)
-        ),
-        600,
-        1,
-    )
+    run_id = start_deferred_and_blocking(bed, dag_id, 100)
     scheduler = bed.processes["scheduler"]
     scheduler.signal_group(signal.SIGTERM)
     assert scheduler.wait(120), "the scheduler did not stop within 120 s of SIGTERM"
