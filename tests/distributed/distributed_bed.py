@@ -384,7 +384,9 @@ class Bed:
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         """``{task_id: task instance document}`` of a run."""
-        answer = self.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        answer = self.rest("GET", path, params={"limit": 1000})  # the default page is 50
+        assert answer["total_entries"] == len(answer["task_instances"]), "more than one page"
         return {ti["task_id"]: ti for ti in answer["task_instances"]}
 
     def states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
