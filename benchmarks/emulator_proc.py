@@ -114,6 +114,16 @@ def _handle(emulator: Any, process: Any, command: dict[str, Any]) -> dict[str, A
                 if e.at >= since
             ]
         }
+    if op == "pings":
+        # Pings and pongs with their payloads, for pong delays (benchmarks.pong_delay).
+        since = float(command.get("since", 0.0))
+        return {
+            "entries": [
+                [e.kind, e.at, str(e.data.get("payload"))]
+                for e in emulator.record.entries()
+                if e.kind in ("ping", "pong") and e.at >= since
+            ]
+        }
     if op == "connections":
         return {"open": len(emulator.connection_ids())}
     if op == "usage":

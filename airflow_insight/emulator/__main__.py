@@ -1,23 +1,49 @@
 """Command line: ``python -m airflow_insight.emulator`` / ``insight-emulator``.
 
-Fault specs for ``--fault`` are described in :mod:`airflow_insight.emulator.faults`.
+Fault specs for ``--fault`` are described in :mod:`airflow_insight.emulator.faults`. The server
+(and so aiohttp, the ``emulator`` extra) is imported only once the arguments are read, so an
+install without the extra gets a one-line answer naming it instead of a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from airflow_insight.emulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig
 from airflow_insight.emulator.faults import __doc__ as FAULTS_DOC
 from airflow_insight.emulator.faults import parse_fault
 from airflow_insight.emulator.scripts import NAMED_SCRIPTS, JobScript
-from airflow_insight.emulator.server import Emulator
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.protocol.messages import CURRENT_SPELLING, LEGACY_SPELLING
+
+if TYPE_CHECKING:
+    from airflow_insight.emulator.server import Emulator
+
+#: What to tell a user whose install lacks the emulator's dependency.
+MISSING_EXTRA = (
+    "the emulator needs aiohttp, which comes with the 'emulator' extra: "
+    'pip install "airflow-insight[emulator]" (or "airflow-insight[solver]" for real solves too)'
+)
+
+
+def plain_text(doc: str) -> str:
+    """A reST docstring as plain text for ``--help``: no roles, no literal markup, no ``::``."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.sub(r"::$", ":", text, flags=re.MULTILINE).strip() + "\n"
+
+
+def _fault_specs(doc: str) -> str:
+    """The part of the faults module's docstring a command-line user needs."""
+    start = doc.find("Specs for ``--fault``")
+    return doc[start:] if start >= 0 else doc
 
 
 def _script(name: str) -> JobScript:
@@ -33,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="insight-emulator",
         description="Run the bundled FICO Xpress Insight emulator (REST v2 + progress WebSocket).",
-        epilog=FAULTS_DOC,
+        epilog=plain_text(_fault_specs(FAULTS_DOC or "")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -65,6 +91,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--relaxed-media-types", action="store_true", help="no 406/415 on media types")
     add("--no-runlog-completed", action="store_true", help="never send RUNLOG_COMPLETED")
+    add(
+        "--simulate-solves",
+        action="store_true",
+        help="without xpress, run model payloads as canned, clearly labelled SIMULATED solves "
+        "(default: refuse them, naming the extra to install)",
+    )
+    add(
+        "--app-message-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="fail a job whose APP_MESSAGE gets no answer within S seconds",
+    )
+    add(
+        "--no-app-message-resend",
+        action="store_true",
+        help="do not re-send an unanswered APP_MESSAGE after SUBSCRIBE (it then times out)",
+    )
+    add(
+        "--forget-finished-after",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="forget finished jobs S seconds after they end (0 keeps them)",
+    )
     return parser
 
 
@@ -78,8 +129,18 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
     return dict(zip(ids, secrets, strict=True))
 
 
+def _has_aiohttp() -> bool:
+    try:
+        importlib.import_module("aiohttp")
+    except ImportError:
+        return False
+    return True
+
+
 def build(argv: Sequence[str] | None = None) -> Emulator:
     """An emulator configured from command-line arguments (not started)."""
+    from airflow_insight.emulator.server import Emulator
+
     args = _parser().parse_args(argv)
     config = EmulatorConfig(
         host=args.host,
@@ -97,6 +158,10 @@ def build(argv: Sequence[str] | None = None) -> Emulator:
         tls_cert_path=args.tls_cert,
         tls_key_path=args.tls_key,
         send_runlog_completed=not args.no_runlog_completed,
+        simulate_solves=args.simulate_solves,
+        app_message_timeout_seconds=args.app_message_timeout,
+        resend_app_messages_on_subscribe=not args.no_app_message_resend,
+        forget_finished_jobs_after_seconds=args.forget_finished_after or None,
         # Nobody can read the record of a command-line emulator: keep it small.
         record_messages=False,
         record_limit=10_000,
@@ -113,6 +178,10 @@ def build(argv: Sequence[str] | None = None) -> Emulator:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until interrupted (Ctrl-C or SIGTERM)."""
+    if not _has_aiohttp():
+        _parser().parse_args(argv)  # --help still works, and bad options are still named
+        print(f"insight-emulator: {MISSING_EXTRA}", file=sys.stderr)
+        return 2
     try:
         emulator = build(argv)
         emulator.start()

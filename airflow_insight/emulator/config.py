@@ -59,3 +59,14 @@ class EmulatorConfig:
     record_messages: bool = True
     #: Largest page size GET /api/compute-jobs answers with (the server may override, §B1.3).
     max_page_size: int = 100
+    #: Without xpress, run a model payload as a canned solve labelled SIMULATED in its run log
+    #: and results, instead of refusing the submission (422 naming the ``solver`` extra).
+    simulate_solves: bool = False
+    #: A job whose APP_MESSAGE gets no APP_MESSAGE_RESPONSE within this is FAILED (§B4.7.3).
+    app_message_timeout_seconds: float = 60.0
+    #: Re-send a still-unanswered APP_MESSAGE when a socket SUBSCRIBEs to its job (§B4.6); off,
+    #: the message is not sent again and the job fails when its answer limit runs out.
+    resend_app_messages_on_subscribe: bool = True
+    #: Finished jobs are forgotten this long after they end (their GET then answers 404), so a
+    #: long-running emulator does not grow without bound; None keeps them until DELETE.
+    forget_finished_jobs_after_seconds: float | None = 3600.0

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 
 from aiohttp import WSMessage, WSMsgType, hdrs, web
 
@@ -56,7 +57,9 @@ class Connection:
         self.close_code: int | None = None
         self.sent = 0
         self.last_pong_at = time.monotonic()
-        self._queue: collections.deque[tuple[str, str | None]] = collections.deque()
+        self._queue: collections.deque[tuple[str, str | None, Callable[[], None] | None]] = (
+            collections.deque()
+        )
         self._wakeup = asyncio.Event()
         #: Set to make the watchdog look again before its deadline.
         self._watch = asyncio.Event()
@@ -64,11 +67,19 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
-    def enqueue(self, texts: list[str], job_id: str | None = None) -> None:
-        """Queue texts for the writer; a socket that falls too far behind is closed."""
+    def enqueue(
+        self,
+        texts: list[str],
+        job_id: str | None = None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue texts for the writer; a socket that falls too far behind is closed.
+
+        ``on_sent`` (optional) runs after each of these texts has been written.
+        """
         if self.closed:
             return
-        self._queue.extend((text, job_id) for text in texts)
+        self._queue.extend((text, job_id, on_sent) for text in texts)
         if len(self._queue) > self.hub.config.send_queue_limit:
             self._queue.clear()
             self.close_soon(CLOSE_POLICY, "client too slow")
@@ -88,7 +99,7 @@ class Connection:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue and not self.closed:
-                text, job_id = self._queue.popleft()
+                text, job_id, on_sent = self._queue.popleft()
                 try:
                     await self.ws.send_str(text)
                 except (ConnectionError, RuntimeError):
@@ -99,6 +110,8 @@ class Connection:
                     record.add(
                         "ws_sent", {"text": text}, connection_id=self.id, compute_job_id=job_id
                     )
+                if on_sent is not None:
+                    on_sent()
                 self._drop_after_messages(job_id)
 
     def _drop_after_messages(self, job_id: str | None) -> None:
@@ -232,13 +245,7 @@ class Connection:
             case m.Subscribe():
                 self._subscribe(message)
             case m.AppMessageResponse():
-                # Callbacks are never sent by this emulator (§A10); the answer is kept only.
-                self.hub.record.add(
-                    "app_message_response",
-                    {"appMessageId": message.app_message_id, "interrupt": message.interrupt_solve},
-                    connection_id=self.id,
-                    compute_job_id=message.compute_job_id,
-                )
+                self.hub.answer_app_message(self, message, dict(message.controls or {}))
             case m.Pong():
                 self.pong_received(message.payload)
 
@@ -280,6 +287,10 @@ class Connection:
             # Per §B4.6 a finished job gets nothing more; a running one gets the missed lines.
             if not job.terminal and job.run_log_messages:
                 self.hub.replay(self, job, item.last_run_log_line)
+            pending = job.pending_app_message
+            if pending is not None and self.hub.config.resend_app_messages_on_subscribe:
+                # §B4.6: a still-unanswered APP_MESSAGE is sent again, same appMessageId.
+                self.hub.send_app_message(job, pending, connection=self)
 
 
 async def handle_socket(request: web.Request) -> web.StreamResponse:

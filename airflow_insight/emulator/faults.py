@@ -5,11 +5,14 @@ or put them in :attr:`JobScript.faults` (they then apply to that job only). ``ti
 times a fault fires before it is used up; ``None`` means it never is. Job-related faults take a
 ``job_id`` glob (``fnmatch``) so a global fault can aim at some jobs only.
 
-The command line builds the same values from a small spec syntax, see :func:`parse_fault`::
+The command line builds the same values with :func:`parse_fault`.
+
+Specs for ``--fault`` (repeatable)::
 
     http:METHOD:PATH:STATUS[:times=N][:retry-after=S]   http:POST:/api/compute-jobs:503:times=2
     delay:METHOD:PATH:SECONDS[:times=N]                 delay:GET:/api/compute-jobs/*:2.5
     drop-socket:after=N | drop-socket:status=STATUS     [:times=N][:code=CLOSE_CODE][:job=GLOB]
+    drop-socket:type=APP_MESSAGE                        (right after sending one; same options)
     refuse-handshake:STATUS[:times=N]                   refuse-handshake:503
     ignore-pongs[:times=N]                              (the socket is closed on missed pong)
     token-expiry:SECONDS[:times=N]                      (next sockets' tokens expire that soon)
@@ -62,11 +65,13 @@ class Delay:
 
 @dataclasses.dataclass(frozen=True)
 class DropSocket:
-    """Drop a socket after it sent ``after_messages`` messages, or when a job reaches ``status``.
+    """Drop a socket after it sent ``after_messages`` messages, when a job reaches ``status``,
+    or right after it sent a message of ``message_type`` (only ``APP_MESSAGE`` for now).
 
     At a status the socket is dropped *instead of* sending that status, so the client has to
-    learn it again (``SUBSCRIBE`` or REST). ``close_code`` None aborts the TCP connection without
-    a close frame; a number sends a close frame with that code first.
+    learn it again (``SUBSCRIBE`` or REST). After an ``APP_MESSAGE`` the client has the
+    message, but its answer cannot arrive on that socket. ``close_code`` None aborts the TCP
+    connection without a close frame; a number sends a close frame with that code first.
     """
 
     after_messages: int | None = None
@@ -74,6 +79,7 @@ class DropSocket:
     close_code: int | None = None
     job_id: str = "*"
     times: int | None = 1
+    message_type: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,10 +305,18 @@ def _build(kind: str, pos: list[str], opts: dict[str, str], spec: str) -> Fault:
         return Delay(method.upper(), path, float(seconds), times)
     if kind == "drop-socket":
         after, status, code = opts.get("after"), opts.get("status"), opts.get("code")
-        if (after is None) == (status is None):
-            raise ConfigurationError(f"fault spec {spec!r} needs exactly one of after= / status=")
+        message_type = opts.get("type")
+        if [after, status, message_type].count(None) != 2:
+            raise ConfigurationError(
+                f"fault spec {spec!r} needs exactly one of after= / status= / type="
+            )
         return DropSocket(
-            int(after) if after else None, status, int(code) if code else None, job, times
+            int(after) if after else None,
+            status,
+            int(code) if code else None,
+            job,
+            times,
+            message_type.upper() if message_type else None,
         )
     if kind == "refuse-handshake":
         return RefuseHandshake(int(pos[0]) if pos else 503, times)

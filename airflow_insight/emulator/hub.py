@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fnmatch
+import functools
 import json
 import threading
 import uuid
@@ -18,12 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from airflow_insight.emulator import faults as f
+from airflow_insight.emulator.callbacks import AppAnswer, PendingAppMessage
 from airflow_insight.emulator.config import EmulatorConfig
 from airflow_insight.emulator.jobs import Job
 from airflow_insight.emulator.record import Record
 from airflow_insight.emulator.scripts import JobScript
 from airflow_insight.emulator.tokens import TokenStore
 from airflow_insight.protocol import messages as m
+from airflow_insight.protocol.statuses import is_terminal
 
 if TYPE_CHECKING:
     from airflow_insight.emulator.connections import Connection
@@ -36,6 +39,8 @@ PREFIX_KEY = web.AppKey("prefix", str)
 
 #: Lines per RUNLOG_UPDATED when replaying after a SUBSCRIBE.
 REPLAY_BATCH_LINES = 1000
+#: INTSOL files kept per job (the newest); older appMessageFile URLs then answer 404.
+APP_MESSAGE_FILES_KEPT = 50
 
 
 @dataclasses.dataclass
@@ -101,22 +106,12 @@ def _job_matches(active: _ActiveFault, job_id: str | None) -> bool:
 
 
 def _message_type(message: m.ServerMessage) -> str:
-    match message:
-        case m.JobStatusReport():
-            return m.CURRENT_JOB_STATUS if message.current else m.JOB_STATUS_UPDATED
-        case m.RunLogUpdated():
-            return m.RUNLOG_UPDATED
-        case m.RunLogCompleted():
-            return m.RUNLOG_COMPLETED
-        case m.AppMessage():
-            return m.APP_MESSAGE
-        case m.ErrorReported():
-            return m.ERROR
-        case m.PingReceived():
-            return m.PING
-        case m.UnknownMessage():
-            return message.message_type
-    return "?"  # pragma: no cover
+    """The wire name of a message, from the codec's own table (one place for the names)."""
+    if isinstance(message, m.JobStatusReport) and message.current:
+        return message.CURRENT_MESSAGE_TYPE
+    if isinstance(message, m.UnknownMessage):
+        return message.message_type
+    return message.MESSAGE_TYPE
 
 
 def _edit_payload(text: str, edit: Callable[[dict[str, Any]], None]) -> str:
@@ -141,6 +136,8 @@ class Hub:
         self._rules_lock = threading.Lock()
         #: Tasks started outside a job's own timeline (cancellations), kept from the GC.
         self.background: set[asyncio.Task[None]] = set()
+        #: appMessageId -> the job whose APP_MESSAGE waits for that answer.
+        self.pending_app_messages: dict[str, Job] = {}
 
     # ------------------------------------------------------------------ tokens
 
@@ -182,11 +179,27 @@ class Hub:
         if connection is not None:
             self.send_to(connection, job, message)
 
-    def send_to(self, connection: Connection, job: Job, message: m.ServerMessage) -> None:
-        """Render ``message`` (applying message faults) and queue it on ``connection``."""
-        connection.enqueue(self._render(job, message), job.id)
+    def send_to(
+        self,
+        connection: Connection,
+        job: Job,
+        message: m.ServerMessage,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """Render ``message`` (applying message faults) and queue it on ``connection``.
 
-    def _render(self, job: Job, message: m.ServerMessage) -> list[str]:
+        ``on_sent`` runs once the message itself has been written to the socket.
+        """
+        texts, main = self._render(job, message)
+        if on_sent is None:
+            connection.enqueue(texts, job.id)
+            return
+        connection.enqueue(texts[:main], job.id)
+        connection.enqueue(texts[main : main + 1], job.id, on_sent)
+        connection.enqueue(texts[main + 1 :], job.id)
+
+    def _render(self, job: Job, message: m.ServerMessage) -> tuple[list[str], int]:
+        """The texts to send for ``message``, and the position of the message's own text."""
         kind = _message_type(message)
         spelling = self.config.spelling
         if self.faults.take(f.LegacyFields, job.id) is not None:
@@ -195,16 +208,16 @@ class Hub:
         text = m.encode_server_message(message, spelling)
         text = self._edit_fields(job, kind, text)
         held, job.held_texts = job.held_texts, []
-        if kind == m.RUNLOG_UPDATED:
+        if kind == m.RunLogUpdated.MESSAGE_TYPE:
             if self.faults.take(f.OutOfOrderRunLog, job.id) is not None:
                 self._note_fault(job, "out-of-order-runlog")
                 job.held_texts = [text]
-                return texts + held
+                return texts + held, len(texts)  # held back: nothing at that position yet
             if self.faults.take(f.DuplicateRunLog, job.id) is not None:
                 self._note_fault(job, "duplicate-runlog")
                 texts.append(text)
         texts.append(text)
-        return texts + held
+        return texts + held, len(texts) - 1
 
     def _injected_before(self, job: Job) -> list[str]:
         texts: list[str] = []
@@ -262,6 +275,8 @@ class Hub:
             {"status": status, "executionAttempts": job.execution_attempts},
             compute_job_id=job.id,
         )
+        if is_terminal(status):
+            self._forget_later(job)
         drop = self.faults.take(f.DropSocket, job.id, lambda d: d.status == status)
         if drop is not None:
             connection = self.connection_of(job)
@@ -288,3 +303,134 @@ class Hub:
             stop = min(first + REPLAY_BATCH_LINES, job.flushed_upto + 1)
             batch = m.RunLogUpdated(job.id, first, tuple(job.log[first:stop]))
             self.send_to(connection, job, batch)
+
+    def _forget_later(self, job: Job) -> None:
+        """Forget a finished job after the configured time (bounded memory, §B3.7 cleanup)."""
+        delay = self.config.forget_finished_jobs_after_seconds
+        if delay is None:
+            return
+        asyncio.get_running_loop().call_later(delay, self.forget, job)
+
+    def forget(self, job: Job) -> None:
+        """Drop a finished job (unless it was deleted, replaced or restarted meanwhile)."""
+        if self.jobs.get(job.id) is not job or not job.terminal:
+            return
+        del self.jobs[job.id]
+        self.faults.clear(job_scope=job.id)
+        self.record.add("job_forgotten", {"status": job.status}, compute_job_id=job.id)
+
+    # ------------------------------------------------------------------ solver callbacks
+
+    def send_app_message(
+        self, job: Job, pending: PendingAppMessage, connection: Connection | None = None
+    ) -> None:
+        """Send (or re-send, to ``connection``) the job's APP_MESSAGE and keep it pending."""
+        resend = connection is not None
+        if not resend:
+            if job.terminal or pending.answer.done():
+                return  # the job ended or the solve stopped waiting before the loop got here
+            job.pending_app_message = pending
+            self.pending_app_messages[pending.id] = job
+            if pending.file is not None:
+                job.app_message_files[pending.id] = pending.file
+                while len(job.app_message_files) > APP_MESSAGE_FILES_KEPT:
+                    del job.app_message_files[next(iter(job.app_message_files))]
+        target = connection or self.connection_of(job)
+        file_url = job.app_message_file_url(pending.id) if pending.file is not None else None
+        message = m.AppMessage(
+            job.id, pending.id, pending.app_message_type, file_url, dict(pending.body)
+        )
+        self.record.add(
+            "app_message",
+            {
+                "appMessageId": pending.id,
+                "appMessageType": pending.app_message_type,
+                "resend": resend,
+                "delivered": target is not None,
+                "appMessage": pending.body,
+                "appMessageFile": file_url,
+            },
+            connection_id=None if target is None else target.id,
+            compute_job_id=job.id,
+        )
+        if target is not None:
+            written = functools.partial(self._app_message_written, target, job, pending)
+            self.send_to(target, job, message, written)
+
+    def _app_message_written(
+        self, connection: Connection, job: Job, pending: PendingAppMessage
+    ) -> None:
+        """The APP_MESSAGE is on the wire: note when, and drop the socket if a fault says so."""
+        self.record.add(
+            "app_message_written",
+            {"appMessageId": pending.id},
+            connection_id=connection.id,
+            compute_job_id=job.id,
+        )
+
+        def after_app_message(fault: f.DropSocket) -> bool:
+            return fault.message_type == m.AppMessage.MESSAGE_TYPE
+
+        drop = self.faults.take(f.DropSocket, job.id, after_app_message)
+        if drop is not None:
+            self._note_fault(job, "drop-socket", afterMessageType=drop.message_type)
+            connection.drop(drop.close_code)
+
+    def answer_app_message(
+        self, connection: Connection, response: m.AppMessageResponse, controls: dict[str, Any]
+    ) -> None:
+        """Resume the paused solve with the client's answer, or say the message is unknown."""
+        job = self.pending_app_messages.get(response.app_message_id)
+        pending = None if job is None else job.pending_app_message
+        matched = (
+            job is not None
+            and pending is not None
+            and pending.id == response.app_message_id
+            and job.id == response.compute_job_id
+        )
+        answer = AppAnswer(interrupt=response.interrupt_solve, controls=controls)
+        if matched and job is not None and pending is not None:
+            self._release(job, pending)
+            # False when the solve gave up waiting an instant ago (its limit ran out).
+            matched = pending.resolve(answer)
+        self.record.add(
+            "app_message_response",
+            {
+                "appMessageId": response.app_message_id,
+                "interrupt": response.interrupt_solve,
+                "controls": controls,
+                "matched": matched,
+            },
+            connection_id=connection.id,
+            compute_job_id=response.compute_job_id,
+        )
+        if not matched:
+            connection.send_error(
+                m.APP_MESSAGE_NOT_FOUND,
+                f"no APP_MESSAGE {response.app_message_id!r} is waiting for an answer "
+                f"for compute job {response.compute_job_id!r}",
+                response.compute_job_id,
+            )
+
+    def app_message_timed_out(self, job: Job, pending: PendingAppMessage) -> None:
+        """No answer came within the limit: the solve stops and the job will fail (§B4.7.3)."""
+        self._release(job, pending)
+        self.record.add(
+            "app_message_timeout",
+            {
+                "appMessageId": pending.id,
+                "appMessageType": pending.app_message_type,
+                "limitSeconds": job.app_message_limit(self.config.app_message_timeout_seconds),
+            },
+            compute_job_id=job.id,
+        )
+
+    def release_app_message(self, job: Job) -> None:
+        """Forget the job's pending APP_MESSAGE (the job is being cancelled)."""
+        if job.pending_app_message is not None:
+            self._release(job, job.pending_app_message)
+
+    def _release(self, job: Job, pending: PendingAppMessage) -> None:
+        self.pending_app_messages.pop(pending.id, None)
+        if job.pending_app_message is pending:
+            job.pending_app_message = None

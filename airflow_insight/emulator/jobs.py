@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from typing import Any
 
+from airflow_insight.emulator.callbacks import PendingAppMessage, SolveSession
 from airflow_insight.emulator.scripts import JobScript
 from airflow_insight.protocol.messages import JobStatusReport
 from airflow_insight.protocol.statuses import is_terminal
@@ -39,6 +40,21 @@ class Job:
     task: asyncio.Task[None] | None = None
     #: A RUNLOG_UPDATED text held back by the out-of-order fault.
     held_texts: list[str] = dataclasses.field(default_factory=list)
+    #: The running real solve's link to its thread (callbacks, interrupt), if any.
+    session: SolveSession | None = None
+    #: The APP_MESSAGE waiting for its answer (one at a time: the solve is paused).
+    pending_app_message: PendingAppMessage | None = None
+    #: appMessageId -> incumbent file of an INTSOL message (appMessageFile), latest kept.
+    app_message_files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def app_message_limit(self, default_seconds: float) -> float:
+        """How long an APP_MESSAGE of this job may wait for its answer."""
+        limit = self.script.app_message_timeout_seconds
+        return default_seconds if limit is None else limit
+
+    def app_message_file_url(self, app_message_id: str) -> str:
+        """Server-relative URL of an APP_MESSAGE's file (§B3.1)."""
+        return f"/api/compute-jobs/{self.id}/messages/{app_message_id}/file"
 
     @property
     def terminal(self) -> bool:

@@ -21,8 +21,9 @@ class Entry:
     """One recorded event.
 
     ``kind`` is one of http_request, http_response, ws_open, ws_close, ws_received, ws_sent,
-    ping, pong, update_token, subscribe, app_message_response, delete, handshake_refused,
-    fault, job_status.
+    ping, pong, update_token, subscribe, app_message, app_message_written, app_message_response,
+    app_message_timeout, solve_finished, job_forgotten, delete, handshake_refused, fault,
+    job_status. ``at`` is ``time.monotonic()`` of this process.
     """
 
     kind: str
@@ -95,3 +96,49 @@ class Record:
             if (method is None or entry.data.get("method") == method.upper())
             and (path is None or entry.data.get("path") == path)
         ]
+
+    def app_message_exchanges(self, compute_job_id: str | None = None) -> list[dict[str, Any]]:
+        """Every APP_MESSAGE sent and what became of it, in the order first sent.
+
+        One dict per ``appMessageId``: ``appMessageId``, ``computeJobId``, ``appMessageType``,
+        ``sentAt`` (a list: the first send, then each re-send after a SUBSCRIBE; when it was
+        queued on the socket), ``writtenAt`` (a list: when each was written to the socket),
+        ``connectionIds`` (where each send went, None when the job had no socket),
+        ``answeredAt`` (the matching answer, None if none), ``interruptSolve``, ``controls``,
+        ``timedOutAt`` (None unless the answer limit ran out). Times are ``time.monotonic()``.
+        """
+        exchanges: dict[str, dict[str, Any]] = {}
+        for entry in self.entries():
+            if compute_job_id is not None and entry.compute_job_id != compute_job_id:
+                continue
+            message_id = str(entry.data.get("appMessageId"))
+            if entry.kind == "app_message":
+                exchange = exchanges.setdefault(
+                    message_id,
+                    {
+                        "appMessageId": message_id,
+                        "computeJobId": entry.compute_job_id,
+                        "appMessageType": entry.data.get("appMessageType"),
+                        "sentAt": [],
+                        "writtenAt": [],
+                        "connectionIds": [],
+                        "answeredAt": None,
+                        "interruptSolve": None,
+                        "controls": None,
+                        "timedOutAt": None,
+                    },
+                )
+                exchange["sentAt"].append(entry.at)
+                exchange["connectionIds"].append(entry.connection_id)
+            elif message_id in exchanges and entry.kind == "app_message_written":
+                exchanges[message_id]["writtenAt"].append(entry.at)
+            elif message_id in exchanges and entry.kind == "app_message_response":
+                if entry.data.get("matched") and exchanges[message_id]["answeredAt"] is None:
+                    exchanges[message_id].update(
+                        answeredAt=entry.at,
+                        interruptSolve=entry.data.get("interrupt"),
+                        controls=entry.data.get("controls"),
+                    )
+            elif message_id in exchanges and entry.kind == "app_message_timeout":
+                exchanges[message_id]["timedOutAt"] = entry.at
+        return list(exchanges.values())

@@ -29,6 +29,7 @@ from airflow_insight.emulator.error_bodies import (
 from airflow_insight.emulator.hub import HUB_KEY, PREFIX_KEY, Hub
 from airflow_insight.emulator.jobs import Job
 from airflow_insight.emulator.record import token_fingerprint
+from airflow_insight.emulator.solving import refusal
 from airflow_insight.emulator.timeline import cancel_job, run_job
 from airflow_insight.emulator.tokens import Token, bearer_from_header, iso_utc
 from airflow_insight.emulator.validation import validate_request
@@ -278,6 +279,15 @@ async def post_compute_job(request: web.Request) -> web.Response:
     job_id = normalised["id"]
     if job_id in hub.jobs:
         raise ApiError(409, f"a compute job with id {job_id!r} already exists")
+    cannot_solve = refusal(hub.script_for(job_id), normalised, payload)
+    if cannot_solve is not None and not hub.config.simulate_solves:
+        # The emulator never pretends (issue 11): no solver, no "Optimal" for a model.
+        raise ApiError(
+            422,
+            f"this emulator cannot run job {job_id!r}: {cannot_solve}",
+            inner_code=INVALID_VALUE,
+            details=[detail(PAYLOAD_PART, "holds a model, and the emulator has no solver")],
+        )
     normalised["owner"] = _owner(token)
     job = _create_job(hub, request, normalised, payload)
     location = str(request.url.with_path(f"{request.app[PREFIX_KEY]}/api/compute-jobs/{job_id}"))
@@ -385,6 +395,17 @@ async def list_compute_jobs(request: web.Request) -> web.Response:
             "last": page >= total_pages - 1,
         }
     )
+
+
+async def get_app_message_file(request: web.Request) -> web.Response:
+    """GET /api/compute-jobs/{id}/messages/{messageId}/file: an INTSOL message's incumbent."""
+    media_type = _negotiate(request, (*TEXT_TYPES, "application/octet-stream"), wildcards=True)
+    _authenticate(request)
+    job = _job(_hub(request), request.match_info["job_id"])
+    data = job.app_message_files.get(request.match_info["message_id"])
+    if data is None:
+        raise ApiError(404, "no file for that message", inner_code=DOCUMENT_NOT_FOUND)
+    return web.Response(body=data, content_type=media_type)
 
 
 # --------------------------------------------------------------------------- scenario downloads

@@ -10,8 +10,31 @@ scripted log (falling back to the script when no solver is available).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from airflow_insight.emulator.faults import Fault
+
+
+def _sample_attributes() -> Mapping[str, Any]:
+    return {"MIPBESTOBJVAL": 1996.0, "BESTBOUND": 1971.5, "MIPSOLS": 2, "NODES": 3, "TIME": 0.5}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptedAppMessage:
+    """An APP_MESSAGE a scripted job sends after ``after_lines`` lines, then waits for its answer.
+
+    Sent whatever the request's ``solver.callbacks`` (the script is the test's choice); the
+    ``attributes`` (name -> value) are sent in the solver's shape, each with its Optimizer id
+    where the emulator knows it (0 otherwise). ``with_file`` attaches an incumbent file
+    (``appMessageFile``), as INTSOL does. The answer is handled as for a real solve (see
+    :mod:`airflow_insight.emulator.callbacks`): ``interruptSolve`` ends the log there.
+    """
+
+    after_lines: int = 0
+    app_message_type: str = "GAPNOTIFY"
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=_sample_attributes)
+    with_file: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +65,30 @@ class JobScript:
     cancel_seconds: float = 0.05
     solve: bool = False
     faults: tuple[Fault, ...] = ()
+    #: Solver callbacks this job sends without a solver (for the client's fault tests).
+    app_messages: tuple[ScriptedAppMessage, ...] = ()
+    #: This job's answer limit for APP_MESSAGEs (scripted or solved); None: the config's.
+    app_message_timeout_seconds: float | None = None
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> JobScript:
+        """Rebuild a script from ``dataclasses.asdict`` output (e.g. JSON sent to a subprocess).
+
+        Faults cannot be rebuilt from plain fields: give them to the emulator instead.
+        """
+        values = dict(fields)
+        for name in ("lines", "pre_executing_statuses"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if "app_messages" in values:
+            values["app_messages"] = tuple(
+                item if isinstance(item, ScriptedAppMessage) else ScriptedAppMessage(**item)
+                for item in values["app_messages"]
+            )
+        if values.get("faults"):
+            raise ValueError("JobScript.from_fields cannot rebuild faults; inject them instead")
+        values.pop("faults", None)
+        return cls(**values)
 
     def line(self, number: int, job_id: str, attempt: int) -> str:
         """The text of run-log line ``number``."""
@@ -155,5 +202,16 @@ NAMED_SCRIPTS: dict[str, JobScript] = {
     ),
     "long": JobScript(
         name="long", queued_seconds=0.05, log_lines=3600, lines_per_second=1.0, batch_size=1
+    ),
+    "callbacks": dataclasses.replace(
+        QUICK,
+        name="callbacks",
+        log_lines=12,
+        batch_size=2,
+        app_messages=(
+            ScriptedAppMessage(2, "INTSOL", {"MIPBESTOBJVAL": 2109.0, "MIPSOLS": 1}, True),
+            ScriptedAppMessage(6, "GLOBALLOG", {"MIPBESTOBJVAL": 1996.0, "BESTBOUND": 1971.5}),
+            ScriptedAppMessage(10, "GAPNOTIFY", {"MIPBESTOBJVAL": 1981.0, "BESTBOUND": 1978.25}),
+        ),
     ),
 }

@@ -19,6 +19,7 @@ from aiohttp import hdrs, web
 from airflow_insight.emulator import faults as f
 from airflow_insight.emulator import rest
 from airflow_insight.emulator.airflow_connection import airflow_connection_json
+from airflow_insight.emulator.callbacks import STOPPED_BY_DELETE
 from airflow_insight.emulator.config import EmulatorConfig
 from airflow_insight.emulator.connections import CLOSE_GOING_AWAY, handle_socket
 from airflow_insight.emulator.error_bodies import ApiError, error_response
@@ -128,6 +129,7 @@ def build_app(hub: Hub) -> web.Application:
     app.router.add_get(jobs, rest.list_compute_jobs)
     app.router.add_get(jobs + "/{job_id}", rest.get_compute_job)
     app.router.add_delete(jobs + "/{job_id}", rest.delete_compute_job)
+    app.router.add_get(jobs + "/{job_id}/messages/{message_id}/file", rest.get_app_message_file)
     app.router.add_get(scenario + "/run-log", rest.get_run_log)
     app.router.add_get(scenario + "/job-metrics", rest.get_job_metrics)
     app.router.add_get(scenario + "/attachments/{attachment_id}/file", rest.get_attachment)
@@ -223,6 +225,8 @@ class Emulator:
         for job in self.hub.jobs.values():
             if job.task is not None:
                 job.task.cancel()
+            if job.session is not None:
+                job.session.interrupt(STOPPED_BY_DELETE)  # no solve thread outlives the emulator
         for task in list(self.hub.background):
             task.cancel()
         closing = [

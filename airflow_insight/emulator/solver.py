@@ -30,11 +30,16 @@ value then names the reason. An IIS job that found its IIS did what was asked, h
 
 The problem name is the model file's name without its extension (``MyProblem.mps`` gives
 ``MyProblem``), which names the result files exactly as §B3.6 shows (``MyProblem.slx``).
+
+With a :class:`~airflow_insight.emulator.callbacks.SolveSession`, the callbacks the request lists
+pause the solve for an ``APP_MESSAGE`` round trip each (see :mod:`.callbacks`), and the session
+can interrupt the solve from another thread (a DELETE).
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
 import json
 import logging
@@ -49,11 +54,21 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
+from airflow_insight.emulator.callbacks import (
+    INTERRUPTED_LINE,
+    STOPPED_BY_CLIENT,
+    AppAnswer,
+    SolveSession,
+    requested_callbacks,
+)
+
 __all__ = [
+    "MISSING_SOLVER",
     "SOLUTION_STATUS_FILE",
     "SolveResult",
     "SolverUnavailable",
     "solve_payload",
+    "solver_missing_reason",
 ]
 
 _log = logging.getLogger(__name__)
@@ -93,6 +108,29 @@ _KNOWN_RESULTS = frozenset({"SOLUTION", "BASIS", "ATTRIBUTES", "SAVE", "IIS"})
 
 _init_lock = threading.Lock()
 _xpress_module: ModuleType | None = None
+_import_problem: list[str | None] = []
+
+#: What a user whose install cannot solve is told (the extra brings xpress).
+MISSING_SOLVER = (
+    "the 'xpress' package is not installed, so the emulator cannot solve the model in this "
+    'payload; install the solver extra: pip install "airflow-insight[solver]" (or start the '
+    "emulator with --simulate-solves / EmulatorConfig(simulate_solves=True) for canned runs "
+    "labelled SIMULATED)"
+)
+
+
+def solver_missing_reason() -> str | None:
+    """Why this process cannot solve (xpress does not import), or None; checked once."""
+    with _init_lock:
+        if not _import_problem:
+            try:
+                importlib.import_module("xpress")
+            except ImportError as exc:
+                _log.info("xpress cannot be imported: %s", exc)
+                _import_problem.append(MISSING_SOLVER)
+            else:
+                _import_problem.append(None)
+        return _import_problem[0]
 
 
 class SolverUnavailable(RuntimeError):
@@ -107,6 +145,8 @@ class SolveResult:
     solution_status: str
     problem_name: str
     result_files: dict[str, bytes]
+    #: Why the solve stopped early (``callbacks.STOPPED_BY_*``), None when it ran its course.
+    stopped_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,22 +159,26 @@ class _Request:
     controls: Mapping[str, Any]
     results: tuple[str, ...]
     ignored: tuple[str, ...]
+    callbacks: tuple[str, ...] = ()
 
 
 def solve_payload(
     payload_zip: bytes,
     solver: Mapping[str, Any] | None,
     on_log_line: Callable[[str], None],
+    session: SolveSession | None = None,
 ) -> SolveResult:
     """Solve the first LP/MPS model in ``payload_zip`` as a SOLVER job would.
 
     Every optimizer log line goes to ``on_log_line`` (one call per line, in order, never
     concurrently) while the solve runs. Problems with the payload or the model are returned as
     an error result, never raised. Raises :class:`SolverUnavailable` when ``xpress`` is missing.
+    ``session`` (optional) carries the callbacks to send and can interrupt the solve.
     """
     xp = _load_xpress()
     emit = _serialised(on_log_line)
     request = _parse_request(solver)
+    session = session or SolveSession((), lambda _: None, lambda _: None, 0.0)
     for warning in request.ignored:
         emit(f"Warning: {warning}")
     with tempfile.TemporaryDirectory(prefix="insight-solve-") as tmp:
@@ -142,7 +186,7 @@ def solve_payload(
         if isinstance(located, str):
             emit(f"Error: {located}")
             return _error_result("", located)
-        return _solve_file(xp, located, request, emit)
+        return _solve_file(xp, located, request, emit, session)
 
 
 def _load_xpress() -> ModuleType:
@@ -152,12 +196,10 @@ def _load_xpress() -> ModuleType:
         if _xpress_module is not None:
             return _xpress_module
         try:
-            import xpress
+            # By name, so the type checker never depends on whether the extra is installed.
+            xpress = importlib.import_module("xpress")
         except ImportError as exc:
-            raise SolverUnavailable(
-                "The 'xpress' package is not installed; install the 'solver' extra "
-                "(pip install 'airflow-insight[solver]') to run real solves."
-            ) from exc
+            raise SolverUnavailable(MISSING_SOLVER) from exc
         try:
             # The community licence announces itself with a LicenseWarning on first init; the
             # emulator has no use for it, and it must not reach a test's or a DAG's output.
@@ -216,7 +258,11 @@ def _parse_request(solver: Mapping[str, Any] | None) -> _Request:
     if not isinstance(controls, Mapping):
         ignored.append("solver controls are not a JSON object and were ignored")
         controls = {}
-    return _Request(action, problem_type, algorithm, controls, tuple(results), tuple(ignored))
+    callbacks, unknown = requested_callbacks(solver)
+    ignored.extend(unknown)
+    return _Request(
+        action, problem_type, algorithm, controls, tuple(results), tuple(ignored), callbacks
+    )
 
 
 def _string_list(value: Any) -> list[str]:
@@ -274,7 +320,11 @@ def _gunzip(data: bytes) -> bytes:
 
 
 def _solve_file(
-    xp: ModuleType, model: Path, request: _Request, emit: Callable[[str], None]
+    xp: ModuleType,
+    model: Path,
+    request: _Request,
+    emit: Callable[[str], None],
+    session: SolveSession,
 ) -> SolveResult:
     """Read, configure, solve and collect the results of one model file."""
     problem_name = model.name.rsplit(".", 1)[0]
@@ -288,6 +338,10 @@ def _solve_file(
         emit(f"Error: could not read model file {model.name!r}: {problem}")
         return _error_result(problem_name, "unreadable model")
     _apply_controls(prob, request.controls, sink, emit)
+    _register_callbacks(prob, request, session, problem_name, sink, emit)
+    session.attach(prob)
+    if session.stopped_by is not None:  # deleted before the solve began
+        return _error_result(problem_name, "stopped before the solve", session.stopped_by)
     try:
         if request.action == "IIS":
             solution_status, model_status = _run_iis(xp, prob, emit)
@@ -296,11 +350,13 @@ def _solve_file(
             model_status = _MODEL_STATUS_BY_SOLUTION_STATUS[solution_status]
     except Exception as exc:  # a solver error (licence size limit, numerical failure, ...)
         emit(f"Error: the solve failed: {exc}")
-        return _error_result(problem_name, "solver error")
+        return _error_result(problem_name, "solver error", session.stopped_by)
+    if session.stopped_by == STOPPED_BY_CLIENT:
+        emit(INTERRUPTED_LINE)
     emit(f"Solution status: {solution_status}")
     files = _collect_results(prob, problem_name, model.parent, request, sink, emit)
     files[SOLUTION_STATUS_FILE] = _solution_status_json(problem_name, solution_status)
-    return SolveResult(model_status, solution_status, problem_name, files)
+    return SolveResult(model_status, solution_status, problem_name, files, session.stopped_by)
 
 
 def _read_model(prob: Any, model: Path, sink: _MessageSink) -> str | None:
@@ -522,20 +578,36 @@ def _attributes_json(prob: Any, sink: _MessageSink) -> bytes:
     The key is the attribute's id in the Optimizer library. Attributes of other solver
     components (the SLP/NLP ones) have no Optimizer id and are left out.
     """
-    attributes: dict[str, dict[str, Any]] = {}
+    attributes = _attributes(prob, _attribute_keys(prob, sink))
+    return json.dumps(attributes, indent=2, allow_nan=False).encode("utf-8")
+
+
+def _attribute_keys(prob: Any, sink: _MessageSink) -> dict[str, int]:
+    """Attribute name (upper case) -> its Optimizer id, for the attributes that have one."""
+    keys: dict[str, int] = {}
     sink.muted = True
     try:
-        for name, value in sorted(prob.getAttrib().items(), key=lambda item: str(item[0])):
+        for name in prob.getAttrib():
             upper = str(name).upper()
             try:
                 key = int(prob.getAttribInfo(upper)[0])
             except Exception:
                 continue
             if key:
-                attributes[upper] = {"key": key, "name": upper, "value": _json_value(value)}
+                keys[upper] = key
     finally:
         sink.muted = False
-    return json.dumps(attributes, indent=2, allow_nan=False).encode("utf-8")
+    return keys
+
+
+def _attributes(prob: Any, keys: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """The current attributes as ``{"NAME": {"key": id, "name": "NAME", "value": v}}``."""
+    attributes: dict[str, dict[str, Any]] = {}
+    for name, value in sorted(prob.getAttrib().items(), key=lambda item: str(item[0])):
+        upper = str(name).upper()
+        if upper in keys:
+            attributes[upper] = {"key": keys[upper], "name": upper, "value": _json_value(value)}
+    return attributes
 
 
 def _json_value(value: Any) -> Any:
@@ -555,7 +627,7 @@ def _solution_status_json(problem_name: str, solution_status: str) -> bytes:
     return json.dumps(content).encode("utf-8")
 
 
-def _error_result(problem_name: str, reason: str) -> SolveResult:
+def _error_result(problem_name: str, reason: str, stopped_by: str | None = None) -> SolveResult:
     """A job whose model could not be solved at all: modelStatus ERROR, solution Unsolved."""
     _log.debug("solve ended without a solve: %s", reason)
     return SolveResult(
@@ -563,4 +635,121 @@ def _error_result(problem_name: str, reason: str) -> SolveResult:
         solution_status=_UNSOLVED,
         problem_name=problem_name,
         result_files={SOLUTION_STATUS_FILE: _solution_status_json(problem_name, _UNSOLVED)},
+        stopped_by=stopped_by,
     )
+
+
+# --------------------------------------------------------------------------- callbacks
+
+#: Callback name -> the xpress problem method that registers it.
+_CALLBACK_REGISTRARS: Mapping[str, str] = {
+    "GAPNOTIFY": "addGapNotifyCallback",
+    "INTSOL": "addIntsolCallback",
+    "GLOBALLOG": "addMiplogCallback",
+    "LPLOG": "addLplogCallback",
+    "BARLOG": "addBarlogCallback",
+    "CUTLOG": "addCutlogCallback",
+}
+#: The controls a GAPNOTIFY callback needs (one of them) and may set again after it fired.
+_GAP_TARGETS = ("MIPRELGAPNOTIFY", "MIPABSGAPNOTIFY", "MIPABSGAPNOTIFYOBJ", "MIPABSGAPNOTIFYBOUND")
+
+
+def _register_callbacks(
+    prob: Any,
+    request: _Request,
+    session: SolveSession,
+    problem_name: str,
+    sink: _MessageSink,
+    emit: Callable[[str], None],
+) -> None:
+    """Register one xpress callback per requested name; each asks the session and obeys."""
+    if not request.callbacks:
+        return
+    keys = _attribute_keys(prob, sink)
+    names = _column_names(prob, sink)
+    if "GAPNOTIFY" in request.callbacks and not _gap_target_set(request.controls):
+        emit(
+            "Warning: GAPNOTIFY needs a gap target (XPRS_MIPRELGAPNOTIFY or another "
+            "*GAPNOTIFY* control) in the job's controls; without one it never fires"
+        )
+    for kind in request.callbacks:
+        callback = _callback(kind, session, problem_name, keys, names, sink, emit)
+        getattr(prob, _CALLBACK_REGISTRARS[kind])(callback)
+    emit(f"Emulator: solver callbacks enabled: {', '.join(request.callbacks)}")
+
+
+def _gap_target_set(controls: Mapping[str, Any]) -> bool:
+    wanted = {f"XPRS_{name}" for name in _GAP_TARGETS} | set(_GAP_TARGETS)
+    return any(str(name).upper() in wanted for name in controls)
+
+
+def _column_names(prob: Any, sink: _MessageSink) -> list[str]:
+    """The columns' names before the solve (the incumbent file names its values by them)."""
+    cols = int(prob.attributes.cols)
+    sink.muted = True
+    try:
+        return [str(name) for name in prob.getNameList(2, 0, cols - 1)] if cols else []
+    except Exception:
+        return [f"C{index}" for index in range(cols)]
+    finally:
+        sink.muted = False
+
+
+def _callback(
+    kind: str,
+    session: SolveSession,
+    problem_name: str,
+    keys: Mapping[str, int],
+    names: list[str],
+    sink: _MessageSink,
+    emit: Callable[[str], None],
+) -> Callable[[Any, Any], Any]:
+    """The xpress callback for ``kind``: one APP_MESSAGE round trip, then go on or stop.
+
+    An interrupt is ``cbprob.interrupt()`` (plus a non-zero return for the cut log, the one
+    callback whose return value stops the solve). A failure here never escapes into the
+    optimizer: it is logged and the solve goes on.
+    """
+
+    def on_callback(cbprob: Any, data: Any) -> Any:
+        answer = AppAnswer()
+        try:
+            body = {"problemName": problem_name, "attributes": _attributes(cbprob, keys)}
+            file = _incumbent_file(cbprob, problem_name, names) if kind == "INTSOL" else None
+            answer = session.ask(kind, body, file)
+            if answer.controls:
+                _apply_controls(cbprob, answer.controls, sink, emit)
+            if answer.interrupt:
+                cbprob.interrupt()
+        except Exception as exc:
+            emit(f"Warning: the {kind} callback failed: {type(exc).__name__}: {exc}")
+        # The return value each callback type takes (FICO's type stubs): only the cut log's
+        # counts (non-zero stops); the others stop through interrupt() above.
+        if kind == "GAPNOTIFY":
+            return _next_gap_targets(answer.controls)
+        if kind == "CUTLOG":
+            return 1 if answer.interrupt else 0
+        return None
+
+    return on_callback
+
+
+def _next_gap_targets(controls: Mapping[str, Any]) -> tuple[float | None, ...]:
+    """GAPNOTIFY's return value: a new target for each gap control the answer set, else None."""
+    upper = {str(name).upper().removeprefix("XPRS_"): value for name, value in controls.items()}
+    targets: list[float | None] = []
+    for name in _GAP_TARGETS:
+        try:
+            targets.append(float(upper[name]) if name in upper else None)
+        except (TypeError, ValueError):
+            targets.append(None)
+    return tuple(targets)
+
+
+def _incumbent_file(prob: Any, problem_name: str, names: list[str]) -> bytes:
+    """The new incumbent in the ``.slx`` layout ``writeSlxSol`` uses (one column per line)."""
+    values = prob.getCallbackSolution()
+    lines = [f"NAME {problem_name}"]
+    lines += [f" C {name} {value:.17g}" for name, value in zip(names, values, strict=False)]
+    lines.append("ENDATA")
+    return ("\n".join(lines) + "\n").encode("utf-8")

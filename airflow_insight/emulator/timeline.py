@@ -1,31 +1,47 @@
 """One task per job walks it through its script: statuses, run log, requeue, real solve, end.
 
 Lines are produced in batches (one RUNLOG_UPDATED per batch) on an absolute schedule, so a job
-costs one sleeping task and one message per batch however fast its log runs.
+costs one sleeping task and one message per batch however fast its log runs. Real solves and
+the solver callbacks they send are in :mod:`.solving`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
-import inspect
-import io
 import json
 import time
-import zipfile
-from collections.abc import Callable
-from typing import Any
 
 from airflow_insight.emulator import faults as f
+from airflow_insight.emulator.callbacks import (
+    INTERRUPTED_LINE,
+    STOPPED_BY_CLIENT,
+    STOPPED_BY_DELETE,
+    STOPPED_BY_TIMEOUT,
+    AppAnswer,
+    PendingAppMessage,
+)
 from airflow_insight.emulator.hub import Hub
 from airflow_insight.emulator.jobs import Job
-from airflow_insight.emulator.scripts import JobScript
+from airflow_insight.emulator.scripts import JobScript, ScriptedAppMessage
+from airflow_insight.emulator.solving import (
+    Solved,
+    simulated_notice,
+    solve_if_asked,
+    timeout_line,
+    zip_files,
+)
 from airflow_insight.protocol import messages as m
 
-#: How often lines of a real solve are flushed to the socket.
-SOLVE_FLUSH_SECONDS = 0.05
-MODEL_SUFFIXES = (".lp", ".mps", ".lp.gz", ".mps.gz")
+#: Optimizer ids of the attributes scripted messages usually carry (0 for any other name).
+_ATTRIBUTE_KEYS = {
+    "LPOBJVAL": 2001,
+    "MIPOBJVAL": 2003,
+    "BESTBOUND": 2004,
+    "MIPBESTOBJVAL": 2006,
+    "NODES": 1013,
+    "MIPSOLS": 1017,
+    "TIME": 1122,
+}
 
 
 async def run_job(hub: Hub, job: Job) -> None:
@@ -36,20 +52,32 @@ async def run_job(hub: Hub, job: Job) -> None:
         hub.set_status(job, status)
         await asyncio.sleep(script.status_step_seconds)
     hub.set_status(job, "EXECUTING")
-    solved = await _solve_if_asked(hub, job)
+    solved = await solve_if_asked(hub, job)
     if solved is None:
-        await _write_scripted_log(hub, job, script)
-        solved = (script.model_status, _scripted_results(job, script))
+        simulated = simulated_notice(hub, job)
+        if simulated:
+            hub.emit_lines(job, [simulated])
+        stopped_by = await _write_scripted_log(hub, job, script)
+        if simulated:
+            hub.emit_lines(job, [simulated])
+        solved = _scripted_outcome(job, script, stopped_by, simulated=bool(simulated))
     if hub.config.send_runlog_completed and job.run_log_messages:
         hub.push(job, m.RunLogCompleted(job.id, len(job.log)))
     await _finish(hub, job, script, solved)
 
 
-async def _finish(
-    hub: Hub, job: Job, script: JobScript, solved: tuple[str | None, bytes | None]
-) -> None:
-    model_status, results = solved
-    final_status = script.final_status
+def _scripted_outcome(
+    job: Job, script: JobScript, stopped_by: str | None, simulated: bool
+) -> Solved:
+    if stopped_by == STOPPED_BY_TIMEOUT:
+        return Solved(None, None, final_status="FAILED")
+    solution_status = "Simulated" if simulated else script.solution_status
+    return Solved(script.model_status, _scripted_results(job, solution_status, simulated))
+
+
+async def _finish(hub: Hub, job: Job, script: JobScript, solved: Solved) -> None:
+    model_status, results = solved.model_status, solved.results_zip
+    final_status = solved.final_status or script.final_status
     override = hub.faults.take(f.FinishWith, job.id)
     if override is not None:
         final_status, model_status = override.status, override.model_status
@@ -76,6 +104,9 @@ def cancel_job(hub: Hub, job: Job) -> asyncio.Task[None]:
     """
     if job.task is not None:
         job.task.cancel()  # takes effect at the timeline's current await: it never runs again
+    if job.session is not None:
+        job.session.interrupt(STOPPED_BY_DELETE)  # the optimizer stops now, not at its end
+    hub.release_app_message(job)
     hub.set_status(job, "CANCELLING")
     return asyncio.get_running_loop().create_task(_cancelled_after_delay(hub, job))
 
@@ -95,16 +126,27 @@ def _requeue_point(hub: Hub, job: Job, script: JobScript) -> int | None:
     return script.requeue_after_lines
 
 
-async def _write_scripted_log(hub: Hub, job: Job, script: JobScript) -> None:
+async def _write_scripted_log(hub: Hub, job: Job, script: JobScript) -> str | None:
+    """Write the script's log, sending its APP_MESSAGEs on the way; why it stopped early."""
     requeue_at = _requeue_point(hub, job, script)
+    messages = sorted(script.app_messages, key=lambda message: message.after_lines)
     interval = script.batch_size / script.lines_per_second if script.lines_per_second > 0 else 0.0
     next_at = time.monotonic()
     written = 0
     batch_size = max(script.batch_size, 1)
-    while written < script.log_lines:
+    while True:
+        while messages and messages[0].after_lines <= written:
+            answer = await _ask_scripted(hub, job, messages.pop(0))
+            if answer.interrupt:
+                if answer.stopped_by is None:
+                    hub.emit_lines(job, [INTERRUPTED_LINE])
+                return answer.stopped_by or STOPPED_BY_CLIENT
+        if written >= script.log_lines:
+            return None
         count = min(batch_size, script.log_lines - written)
-        if requeue_at is not None and written < requeue_at:
-            count = min(count, requeue_at - written)
+        for stop_at in (requeue_at, messages[0].after_lines if messages else None):
+            if stop_at is not None and written < stop_at:
+                count = min(count, stop_at - written)
         lines = [
             script.line(n, job.id, job.execution_attempts) for n in range(written, written + count)
         ]
@@ -119,6 +161,30 @@ async def _write_scripted_log(hub: Hub, job: Job, script: JobScript) -> None:
         await asyncio.sleep(max(delay, 0.0))
 
 
+async def _ask_scripted(hub: Hub, job: Job, scripted: ScriptedAppMessage) -> AppAnswer:
+    """One scripted APP_MESSAGE round trip, with the same limit as a real solve's."""
+    attributes = {
+        name: {"key": _ATTRIBUTE_KEYS.get(name.upper(), 0), "name": name, "value": value}
+        for name, value in scripted.attributes.items()
+    }
+    file = None
+    if scripted.with_file:
+        file = f"NAME {job.id}\n C x {len(job.log)}\nENDATA\n".encode()
+    body = {"problemName": job.id, "attributes": attributes}
+    pending = PendingAppMessage(scripted.app_message_type, body, file)
+    hub.send_app_message(job, pending)
+    limit = job.app_message_limit(hub.config.app_message_timeout_seconds)
+    try:
+        answer = await asyncio.wait_for(asyncio.wrap_future(pending.answer), limit)
+    except TimeoutError:
+        hub.app_message_timed_out(job, pending)
+        hub.emit_lines(job, [timeout_line(pending, limit)])
+        return AppAnswer(interrupt=True, stopped_by=STOPPED_BY_TIMEOUT)
+    for name, value in answer.controls.items():
+        hub.emit_lines(job, [f"Control {name} set to {value} (APP_MESSAGE_RESPONSE)"])
+    return answer
+
+
 async def _requeue(hub: Hub, job: Job, script: JobScript) -> None:
     """The worker was lost: back to QUEUED with executionAttempts + 1; the log is kept."""
     job.execution_attempts += 1
@@ -128,92 +194,15 @@ async def _requeue(hub: Hub, job: Job, script: JobScript) -> None:
     hub.set_status(job, "EXECUTING")
 
 
-def _scripted_results(job: Job, script: JobScript) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("solution-status.json", json.dumps({job.id: script.solution_status}))
-    return buffer.getvalue()
+def _scripted_results(job: Job, solution_status: str, simulated: bool) -> bytes:
+    files = {"solution-status.json": json.dumps({job.id: solution_status}).encode()}
+    if simulated:
+        files["SIMULATED.txt"] = SIMULATED_RESULTS_NOTE.encode()
+    return zip_files(files)
 
 
-# --------------------------------------------------------------------------- real solve
-
-
-def _has_model(payload: bytes) -> bool:
-    try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            return any(name.lower().endswith(MODEL_SUFFIXES) for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _solver_module() -> tuple[Any, str | None]:
-    """The solver module, or None and the reason it cannot be used."""
-    if importlib.util.find_spec("xpress") is None:
-        return None, "the xpress package is not installed"
-    try:
-        module = importlib.import_module("airflow_insight.emulator.solver")
-    except ImportError as exc:
-        return None, f"the emulator's solver module cannot be loaded ({exc})"
-    if not hasattr(module, "solve_payload"):
-        return None, "the emulator's solver module has no solve_payload"
-    return module, None
-
-
-async def _solve_if_asked(hub: Hub, job: Job) -> tuple[str | None, bytes | None] | None:
-    """Solve the payload for real when the script asks and it can; None means "use the script"."""
-    if not job.script.solve or job.request.get("computeJobType") != "SOLVER":
-        return None
-    if job.payload is None or not _has_model(job.payload):
-        return None
-    module, reason = _solver_module()
-    if module is None:
-        hub.emit_lines(job, [f"Emulator: real solve unavailable, {reason}; scripted run follows"])
-        return None
-    pending: list[str] = []
-    loop = asyncio.get_running_loop()
-
-    def on_log_line(line: str) -> None:
-        loop.call_soon_threadsafe(pending.append, line)
-
-    call = _solve_call(module.solve_payload, job, on_log_line)
-    future = loop.run_in_executor(None, call)
-    while not future.done():
-        await asyncio.wait({future}, timeout=SOLVE_FLUSH_SECONDS)
-        _flush(hub, job, pending)
-    await asyncio.sleep(0)  # let the last call_soon_threadsafe callbacks run
-    _flush(hub, job, pending)
-    try:
-        result = future.result()
-    except Exception as exc:  # a solver crash fails the solve, never the emulator
-        if type(exc).__name__ == "SolverUnavailable":
-            hub.emit_lines(job, [f"Emulator: real solve unavailable ({exc}); scripted run follows"])
-            return None
-        hub.emit_lines(job, [f"Emulator: the solve failed: {type(exc).__name__}: {exc}"])
-        return "ERROR", _zip({"solution-status.json": json.dumps({job.id: "Unsolved"}).encode()})
-    files = dict(result.result_files)
-    return result.model_status, _zip(files)
-
-
-def _solve_call(solve: Any, job: Job, on_log_line: Callable[[str], None]) -> Callable[[], Any]:
-    solver = job.request.get("solver") or {}
-    kwargs: dict[str, Any] = {"on_log_line": on_log_line}
-    # The brief's signature also takes resultsToInclude; H2's current one reads it from solver.
-    if "results_to_include" in inspect.signature(solve).parameters:
-        kwargs["results_to_include"] = list(solver.get("resultsToInclude") or [])
-    payload = job.payload
-    return lambda: solve(payload, solver, **kwargs)
-
-
-def _flush(hub: Hub, job: Job, pending: list[str]) -> None:
-    if pending:
-        lines = pending[:]
-        pending.clear()
-        hub.emit_lines(job, lines)
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+SIMULATED_RESULTS_NOTE = (
+    "SIMULATED: the emulator ran without the xpress package (--simulate-solves), so nothing\n"
+    "was solved. These results are canned and say nothing about the submitted model.\n"
+    'Install the solver extra for real solves: pip install "airflow-insight[solver]"\n'
+)

@@ -1,11 +1,14 @@
 """Events the protocol core hands to its driver: frozen values named as facts.
 
-Every event has a ``log_level`` (a :mod:`logging` level) and a ``describe()`` text, so both
-drivers log the same line for the same event with ``log.log(event.log_level, event.describe())``.
-Events that ask the driver to do something end in ``Due``; the driver answers each one by calling
-the matching :class:`~airflow_insight.protocol.follower.Follower` method (see that module).
+Every event has a ``log_level`` (a :mod:`logging` level) and a ``describe()`` text, so whoever
+logs them (the adapter, never the driver) writes the same line for the same event with
+``log.log(event.log_level, event.describe())``. Events that ask the driver to do something end in
+``Due`` (see :data:`Call`); each carries a ``call_id``, and the driver answers it with exactly one
+:meth:`~airflow_insight.protocol.follower.Follower.call_succeeded` or
+:meth:`~airflow_insight.protocol.follower.Follower.call_failed`.
 
-No event carries a token or a secret.
+No event shows a token or a secret: :class:`ReconnectDue` carries the token to open the socket
+with, hidden from ``repr`` and comparison, and no ``describe()`` names it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import dataclasses
 import logging
 from typing import ClassVar
 
+from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.tokens import Token
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,16 +106,17 @@ class RunLogGap:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunLogFetchDue:
-    """The job is finished: GET ``run_log_url`` and feed it to ``run_log_fetched``.
+    """A REST call: the job is finished, GET ``run_log_url`` (the text is the answer).
 
-    On any REST failure call ``run_log_unavailable`` instead. ``run_log_url`` is the raw
-    server-relative URL from the message; resolve it against the configured base URL (§A1).
+    ``run_log_url`` is the raw server-relative URL from the message; resolve it against the
+    configured base URL (§A1).
     """
 
     log_level: ClassVar[int] = logging.DEBUG
 
     job_id: str
     run_log_url: str
+    call_id: int = dataclasses.field(default=0, compare=False)
 
     def describe(self) -> str:
         """One log line."""
@@ -139,9 +145,16 @@ class JobFinished:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TokenRefreshDue:
-    """A third of the token's lifetime is left: mint a new one, then call ``token_refreshed``."""
+    """A REST call: mint a token (the :class:`~.tokens.Token` is the answer).
+
+    ``fresh`` False allows the REST client's cached token when it is not due for refresh (the
+    first token, a reconnect); True asks for a newly minted one (refresh due, or after a 401).
+    """
 
     log_level: ClassVar[int] = logging.DEBUG
+
+    call_id: int = dataclasses.field(default=0, compare=False)
+    fresh: bool = True
 
     def describe(self) -> str:
         """One log line."""
@@ -150,12 +163,14 @@ class TokenRefreshDue:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReconnectDue:
-    """Open a new WebSocket now; then call ``connection_opened`` or ``connection_failed``."""
+    """An I/O call: open a new WebSocket with ``token`` (the ``connection-id`` is the answer)."""
 
     log_level: ClassVar[int] = logging.INFO
 
     #: 1 for the first attempt after the socket went away, growing with each failure.
     attempt: int
+    call_id: int = dataclasses.field(default=0, compare=False)
+    token: Token | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """One log line."""
@@ -164,12 +179,12 @@ class ReconnectDue:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReconcileDue:
-    """GET the job over REST; answer with ``job_document_received``, ``job_gone`` (404) or
-    ``reconcile_failed``."""
+    """A REST call: GET the job (its document is the answer)."""
 
     log_level: ClassVar[int] = logging.DEBUG
 
     job_id: str
+    call_id: int = dataclasses.field(default=0, compare=False)
 
     def describe(self) -> str:
         """One log line."""
@@ -248,6 +263,37 @@ class MessageIgnored:
         return f"Ignored an Insight message: {self.reason}"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallFailed:
+    """A call the core asked for failed in a way it survives; it is asked again later."""
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    #: What was tried, as a sentence start ("Checking compute job x over REST").
+    what: str
+    error: str
+    job_id: str | None = None
+
+    def describe(self) -> str:
+        """One log line."""
+        return f"{self.what} failed: {self.error}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FollowFailed:
+    """Following a job ended in an error (``job_id`` None: every job): a REST error a retry
+    cannot fix, or no answer from the server for the unreachable limit. The last event of it."""
+
+    log_level: ClassVar[int] = logging.ERROR
+
+    job_id: str | None
+    error: InsightError
+
+    def describe(self) -> str:
+        """One log line (exception messages never carry secrets)."""
+        return f"Following Insight compute job {self.job_id or '(all)'} failed: {self.error}"
+
+
 Event = (
     StatusChanged
     | JobRequeued
@@ -263,7 +309,12 @@ Event = (
     | ErrorReceived
     | MessageRejected
     | MessageIgnored
+    | CallFailed
+    | FollowFailed
 )
+
+#: The calls the core asks a driver to perform, each answered with one result or one error.
+Call = TokenRefreshDue | ReconnectDue | ReconcileDue | RunLogFetchDue
 
 #: What :class:`~airflow_insight.protocol.runlog.RunLog` produces.
 RunLogEvent = RunLogLines | RunLogGap

@@ -1,80 +1,47 @@
-"""The session state machine: follow any number of compute jobs over one WebSocket, sans I/O.
+"""The core of a progress WebSocket session: follow any number of compute jobs, sans I/O.
 
 One :class:`Follower` per progress WebSocket *session* (it outlives reconnects). It follows any
 number of jobs, multiplexed by ``computeJobId``. It never reads a clock, sleeps, or touches a
-socket: the driver feeds it received text and the current time (a float in the driver's clock,
-e.g. ``time.monotonic()``), sends what it queues, waits until its next deadline, and acts on the
-events it returns. Every message-type decision lives here, none in the drivers.
+socket: the driver feeds it received text, the answers to the calls it asked for and the current
+time (a float in the driver's clock, e.g. ``time.monotonic()``), sends what it queued, waits until
+its next deadline, and hands the events to its caller. Every decision lives here or in the parts
+it is made of, none in the drivers:
+
+* :mod:`.session`: the socket's states (one transition table), backoff and the token;
+* :mod:`.jobs`: what is known of each job, and the REST check schedule;
+* :mod:`.runlog`: every line forwarded once and in order;
+* :mod:`.calls`: the calls asked for, by id, and what an error answer means;
+* :mod:`.appmessages`: the answer to a solver callback.
 
 Driver loop (sync shown; the async driver is the same with ``await``)::
 
-    follower = Follower(FollowerConfig(...), jitter_source=random.Random().random)
-    token = rest.current_token()
-    follower.token_refreshed(token.value, token.expires_at, clock(),
-                             lifetime_seconds=token.lifetime_seconds)
-    ws = connect(token); follower.connection_opened(ws.connection_id, clock())
-    doc = rest.submit_job(request, payload, ws.connection_id)
-    follower.follow(job_id, now=clock())                  # queues SUBSCRIBE (fallback, §B9 #5)
-    events = deque()
+    follower = Follower(FollowerConfig(...), jitter_source=random.Random().random, server=url)
+    events = deque(follower.start(clock()))              # asks for the first token
+    ...                                                  # follow(job_id, now=...) at any time
     while follower.active:
         for text in follower.data_to_send():
-            ws.send(text)                                 # on failure: connection_lost(now)
+            ws.send(text)                                # on failure: connection_lost(now)
         if not events:
-            deadline = follower.next_deadline()           # None: nothing scheduled at all
-            timeout = None if deadline is None else max(0.0, deadline - clock())
-            text = ws.recv(timeout=timeout)               # None when the timeout passed;
-                                                          # no socket open: just sleep(timeout)
+            text = recv(until=follower.next_deadline())  # None on timeout
             now = clock()
             if text is not None:
                 events.extend(follower.receive_text(text, now))
             events.extend(follower.tick(now))
         while events:
             event = events.popleft()
-            log.log(event.log_level, event.describe())
-            events.extend(handle(event))                  # one line per event type:
+            on_event(event)                              # the adapter logs it, once
+            if isinstance(event, Call):                  # TokenRefreshDue, ReconnectDue,
+                try:                                     # ReconcileDue, RunLogFetchDue
+                    result = perform(event)              # mint / open socket / GET ...
+                except InsightError as exc:
+                    events.extend(follower.call_failed(event.call_id, exc, clock()))
+                else:
+                    events.extend(follower.call_succeeded(event.call_id, result, clock()))
+    a closed / broken socket -> follower.connection_lost(now)
 
-    handle(TokenRefreshDue)  -> t = rest.refresh_token(); follower.token_refreshed(t.value,
-                                t.expires_at, now, lifetime_seconds=t.lifetime_seconds)
-    handle(ReconnectDue)     -> ws = connect(rest.current_token()) then
-                                follower.connection_opened(ws.connection_id, now)
-                                or, on failure, follower.connection_failed(now, str(exc))
-    handle(ReconcileDue)     -> follower.job_document_received(id, rest.get_job(id), now)
-                                or follower.job_gone(id, now) on JobNotFound
-                                or follower.reconcile_failed(id, now, str(exc)) on other errors
-    handle(RunLogFetchDue)   -> follower.run_log_fetched(id, rest.get_run_log(url), now)
-                                or follower.run_log_unavailable(id, now, str(exc))
-    handle(RunLogLines)      -> log each line; handle(JobRequeued) -> log the marker line
-    handle(JobFinished)      -> hand event.outcome to whoever waits for that job
-    a closed / broken socket -> follower.connection_lost(now); stop using ws
-
-Answer every ``...Due`` event with exactly one of the listed calls. If a REST answer never
-comes, the core asks again (``ReconcileDue``/``RunLogFetchDue`` after ``silence_limit_seconds``,
-``TokenRefreshDue`` after a twelfth of the token lifetime), so nothing waits forever;
-``ReconnectDue`` is asked once and waits for ``connection_opened``/``connection_failed`` (REST
-checks keep every job moving meanwhile). Methods that can
-produce events return them; the others only change state and schedule work for :meth:`tick`.
-
-Public API (all times are floats in the driver's clock)::
-
-    Follower(config: FollowerConfig | None = None, *, jitter_source: (() -> float) | None = None)
-    follow(job_id, *, execution_attempts=0, last_run_log_line=-1, now) -> None
-    unfollow(job_id) -> None
-    connection_opened(connection_id: str | None, now) -> None
-    connection_lost(now, reason: str | None = None) -> None
-    connection_failed(now, error: str | None = None) -> None
-    receive_text(text: str | bytes, now) -> list[Event]
-    tick(now) -> list[Event]
-    token_refreshed(token: str, expires_at, now, *, lifetime_seconds=None) -> None
-    job_document_received(job_id, document: Mapping, now) -> list[Event]
-    job_gone(job_id, now) -> list[Event]
-    reconcile_failed(job_id, now, reason: str | None = None) -> None
-    run_log_fetched(job_id, text: str, now) -> list[Event]
-    run_log_unavailable(job_id, now, reason: str | None = None) -> list[Event]
-    data_to_send() -> list[str]
-    next_deadline() -> float | None
-    subscriptions() -> tuple[Subscription, ...]
-    status_of(job_id) -> str | None
-    properties: is_open, connection_id, following, active, last_connection_error
+Each call's result: ``TokenRefreshDue`` a :class:`~.tokens.Token`; ``ReconnectDue`` the socket's
+``connection-id`` (or None); ``ReconcileDue`` the job document; ``RunLogFetchDue`` the text. A
+call may be answered late (the async driver runs REST calls in threads) but exactly once.
 
 Decisions where the protocol is silent:
 
@@ -108,11 +75,9 @@ Decisions where the protocol is silent:
 * Liveness: a followed job not heard of for ``silence_limit_seconds`` (socket or REST) is
   checked over REST, so a silent but healthy socket degrades into REST polling at that pace.
   While the socket is down, checks follow the reconnect backoff, capped at the silence limit.
-* Reconnect backoff: ``initial * multiplier ** failures`` capped at ``max``, times a jitter
-  factor in ``[1 - jitter_fraction, 1 + jitter_fraction]`` drawn from ``jitter_source`` (a
-  ``random.Random().random``-like callable owned by the driver; without one, no jitter). The
-  core never gives up reconnecting: REST checks keep every job moving; the driver decides
-  when an error is permanent.
+* Reconnect backoff: see :mod:`.session` (``jitter_source`` is a ``random.Random().random``-like
+  callable owned by the driver; without one, no jitter). The core never gives up reconnecting:
+  REST checks keep every job moving; what an error means is decided in :mod:`.calls`.
 * A completed handshake does not reset the backoff; a socket that has *proven itself* does:
   one that delivered a message other than ``ERROR`` (status, run log, JSON ping...), or stayed
   open for ``stable_connection_seconds``. A socket lost before that counts as one more failure,
@@ -124,25 +89,40 @@ Decisions where the protocol is silent:
   state is cleared and a reconnect is scheduled with backoff, so the socket always comes back.
 * ``APP_MESSAGE`` is answered ``interruptSolve: false`` even for a job not followed here: a
   callback waiting on this socket would otherwise fail someone's job after 60 s (§A10).
-* The bearer token is never stored: ``token_refreshed`` keeps only its timing and queues
-  ``UPDATE_TOKEN`` when a socket is open (a closed socket gets the new token at its handshake).
+* The core owns the token in use (one :class:`~.tokens.Token`, value and timing): a refreshed
+  one queues ``UPDATE_TOKEN`` when a socket is open (a closed socket gets it at its handshake).
+  A handshake refused as unauthorised gets one fresh token and one more try (:mod:`.tokens`).
+* :meth:`Follower.start` asks for the first token; if it cannot be had (refused credentials, or
+  no answer within the REST client's retries) the session fails at once (:class:`FollowFailed`
+  for every job, and the driver's ``open`` raises): without a token nothing can go on, and
+  trying again in the submit would only double the wait (issue 11 #10).
+* Unreachable server: when neither the socket nor any REST call has answered for
+  ``unreachable_limit_seconds`` while jobs are followed, each job fails with
+  :class:`~airflow_insight.exceptions.ServerUnreachable` (retryable; the next try re-attaches).
+  A REST error *with* an HTTP answer (5xx, 404) counts as an answer; a network failure does not.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-import heapq
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_insight.exceptions import ConfigurationError, RemoteProtocolError
+from airflow_insight.exceptions import (
+    ConfigurationError,
+    InsightError,
+    RemoteProtocolError,
+    ServerUnreachable,
+)
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.appmessages import AppMessageHandler, default_answer
+from airflow_insight.protocol.calls import ErrorMeaning, OutstandingCalls, Purpose, meaning
 from airflow_insight.protocol.events import (
     AppMessageAnswered,
+    CallFailed,
     ErrorReceived,
     Event,
+    FollowFailed,
     JobFinished,
     JobRequeued,
     MessageIgnored,
@@ -154,14 +134,16 @@ from airflow_insight.protocol.events import (
     StatusChanged,
     TokenRefreshDue,
 )
-from airflow_insight.protocol.outcome import JobOutcome, document_text
+from airflow_insight.protocol.jobs import CheckSchedule, FollowedJob, Phase, StatusFields
+from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.runlog import (
     DEFAULT_MAX_BUFFERED_LINES,
     DEFAULT_TAIL_LINES,
     RunLog,
 )
+from airflow_insight.protocol.session import Session, SessionState
 from airflow_insight.protocol.statuses import JobStatus, is_terminal
-from airflow_insight.protocol.tokens import TokenTiming
+from airflow_insight.protocol.tokens import Token, retry_with_fresh_token
 
 __all__ = ["Follower", "FollowerConfig"]
 
@@ -206,73 +188,6 @@ class FollowerConfig:
             raise ConfigurationError("jitter_fraction must be in [0, 1)")
 
 
-class _Phase(enum.Enum):
-    FOLLOWING = "following"
-    #: A terminal status was seen; waiting for the REST run log.
-    FETCHING_RUN_LOG = "fetching_run_log"
-    FINISHED = "finished"
-
-
-@dataclasses.dataclass(slots=True)
-class _Job:
-    """What the follower knows of one job."""
-
-    job_id: str
-    run_log: RunLog
-    next_check_at: float
-    status: str | None = None
-    model_status: str | None = None
-    result_url: str | None = None
-    run_log_url: str | None = None
-    detail: str | None = None
-    phase: _Phase = _Phase.FOLLOWING
-    #: REST checks made while the socket was down, for the check backoff.
-    down_checks: int = 0
-    #: ``totalLines`` of the last ``RUNLOG_COMPLETED`` for the current attempt, if any.
-    total_lines: int | None = None
-    #: The time of this job's live entry in the check heap (None: it has none).
-    queued_at: float | None = None
-    #: Answers this job's ``APP_MESSAGE``s (None: the default answer).
-    app_messages: AppMessageHandler | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _StatusFields:
-    """The status fields shared by status messages and REST job documents (§B3.4, §B4.7.1)."""
-
-    status: str
-    model_status: str | None
-    execution_attempts: int | None
-    result_url: str | None
-    run_log_url: str | None
-
-    @classmethod
-    def from_report(cls, report: m.JobStatusReport) -> _StatusFields:
-        return cls(
-            report.status,
-            report.model_status,
-            report.execution_attempts,
-            report.result_url,
-            report.run_log_url,
-        )
-
-    @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> _StatusFields:
-        """Read a REST job document as liberally as a status message (both spellings)."""
-        if document_text(document, "status") is None:
-            # Unlike a caller polling a job, the follower must not guess a status.
-            raise RemoteProtocolError("job document without a status")
-        # Missing attempts read as 0, which never counts as a requeue: the same as "unknown".
-        outcome = JobOutcome.from_job_document("", document)
-        return cls(
-            outcome.status,
-            outcome.model_status,
-            outcome.execution_attempts,
-            outcome.result_url,
-            outcome.run_log_url,
-        )
-
-
 class Follower:
     """Follow compute jobs over one WebSocket session; see the module docstring."""
 
@@ -281,44 +196,49 @@ class Follower:
         config: FollowerConfig | None = None,
         *,
         jitter_source: Callable[[], float] | None = None,
+        server: str = "the Insight server",
     ) -> None:
         self.config = config or FollowerConfig()
-        self._jitter_source = jitter_source
-        self._jobs: dict[str, _Job] = {}
+        #: The server as error messages name it (its base URL; never credentials).
+        self.server = server
+        self.session = Session(self.config, jitter_source)
+        self._jobs: dict[str, FollowedJob] = {}
         # The jobs not finished yet, so per-step work never walks the finished ones.
-        self._running: dict[str, _Job] = {}
-        # (next check time, job id), lazily maintained: see _set_check and _earliest_check.
-        self._checks: list[tuple[float, str]] = []
+        self._running: dict[str, FollowedJob] = {}
+        self._checks = CheckSchedule(self._running)
+        self._calls = OutstandingCalls()
         self._outgoing: list[str] = []
-        self._open = False
-        self._connection_id: str | None = None
-        self._failures = 0
-        self._reconnect_at: float | None = None
-        # True between a ReconnectDue and the driver's connection_opened/connection_failed.
-        self._connecting = False
-        # When the open socket opened, and whether it delivered a message (see the docstring).
-        self._opened_at = 0.0
-        self._proven = False
-        self._last_connection_error: str | None = None
-        self._token: TokenTiming | None = None
-        self._token_due_at: float | None = None
+        # When the server last answered anything (socket or REST); None: no job followed.
+        self._heard_at: float | None = None
+
+    def __repr__(self) -> str:
+        # Never the token or any secret: the session's repr says only whether it has a token.
+        return (
+            f"Follower(server={self.server!r}, {self.session!r}, following={len(self._running)},"
+            f" calls={len(self._calls)})"
+        )
 
     # ----------------------------------------------------------------------------- state
 
     @property
     def is_open(self) -> bool:
         """True between ``connection_opened`` and ``connection_lost``/``connection_failed``."""
-        return self._open
+        return self.session.is_open
+
+    @property
+    def state(self) -> SessionState:
+        """The socket's state (see :mod:`.session`)."""
+        return self.session.state
 
     @property
     def connection_id(self) -> str | None:
         """The ``connection-id`` of the open socket, if the driver could read it."""
-        return self._connection_id
+        return self.session.connection_id
 
     @property
     def following(self) -> tuple[str, ...]:
         """The ids of followed jobs that have not finished yet."""
-        return tuple(job.job_id for job in self._unfinished())
+        return tuple(self._running)
 
     @property
     def active(self) -> bool:
@@ -328,7 +248,12 @@ class Follower:
     @property
     def last_connection_error(self) -> str | None:
         """What the driver reported for the last failed connect or lost socket."""
-        return self._last_connection_error
+        return self.session.last_error
+
+    @property
+    def outstanding_calls(self) -> int:
+        """How many calls the driver has not answered yet."""
+        return len(self._calls)
 
     def status_of(self, job_id: str) -> str | None:
         """The last status seen for a followed job (None when unknown or not followed)."""
@@ -337,8 +262,7 @@ class Follower:
 
     def subscriptions(self) -> tuple[m.Subscription, ...]:
         """What a ``SUBSCRIBE`` would carry now: one entry per job still running (§A5)."""
-        running = [job for job in self._unfinished() if job.phase is _Phase.FOLLOWING]
-        return self._subscriptions_for(running)
+        return tuple(job.subscription() for job in self._following_phase())
 
     def data_to_send(self) -> list[str]:
         """Return and forget the JSON texts queued for the socket, oldest first."""
@@ -347,17 +271,20 @@ class Follower:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do; None when nothing is scheduled."""
-        deadlines = []
-        check_at = self._earliest_check()
+        deadlines = self.session.deadlines()
+        check_at = self._checks.earliest()
         if check_at is not None:
             deadlines.append(check_at)
-        if self._token_due_at is not None:
-            deadlines.append(self._token_due_at)
-        if self._reconnect_at is not None and not self._open:
-            deadlines.append(self._reconnect_at)
+        unreachable_at = self._unreachable_at()
+        if unreachable_at is not None:
+            deadlines.append(unreachable_at)
         return min(deadlines, default=None)
 
     # ----------------------------------------------------------------------------- jobs
+
+    def start(self, now: float) -> list[Event]:
+        """Ask for the first token (answer it before following: see the module docstring)."""
+        return [self._calls.issue(lambda c: TokenRefreshDue(c, fresh=False), Purpose.FIRST_TOKEN)]
 
     def follow(
         self,
@@ -367,14 +294,16 @@ class Follower:
         last_run_log_line: int = -1,
         now: float,
         app_messages: AppMessageHandler | None = None,
-    ) -> None:
+    ) -> list[Event]:
         """Start following a submitted job, optionally resuming from what was already forwarded.
 
         ``app_messages`` answers the job's solver callbacks (see :mod:`.appmessages`).
         Following a job already followed does nothing (unfollow it first to start over).
         """
         if job_id in self._jobs:
-            return
+            return []
+        if not self._running:
+            self._heard_at = now  # The unreachable limit counts from the first followed job.
         run_log = RunLog(
             job_id,
             execution_attempts=execution_attempts,
@@ -382,137 +311,234 @@ class Follower:
             tail_lines=self.config.run_log_tail_lines,
             max_buffered_lines=self.config.max_buffered_lines,
         )
-        job = _Job(job_id, run_log, next_check_at=now + self.config.silence_limit_seconds)
+        job = FollowedJob(job_id, run_log, next_check_at=now + self.config.silence_limit_seconds)
         job.app_messages = app_messages
         self._jobs[job_id] = job
         self._running[job_id] = job
-        self._set_check(job, job.next_check_at)
-        if self._open:
+        self._checks.set(job, job.next_check_at)
+        if self.session.is_open:
             if self.config.subscribe_on_follow:
-                self._queue(m.Subscribe(self._subscriptions_for([job])))
-        elif self._reconnect_at is None and not self._connecting:
-            # Nothing will open a socket by itself: ask for one now.
-            self._reconnect_at = now
+                self._queue(m.Subscribe((job.subscription(),)))
+        else:
+            # Nothing will open a socket by itself: ask for one now (if not under way).
+            self.session.wanted(now)
+        return []
 
-    def unfollow(self, job_id: str) -> None:
+    def unfollow(self, job_id: str) -> list[Event]:
         """Forget a job; later messages about it are ignored. No message goes to the server."""
         self._jobs.pop(job_id, None)
         self._running.pop(job_id, None)
+        return []
 
     # ----------------------------------------------------------------------------- connection
 
-    def connection_opened(self, connection_id: str | None, now: float) -> None:
+    def connection_opened(self, connection_id: str | None, now: float) -> list[Event]:
         """A socket is open: queue ``SUBSCRIBE`` for every job still running (§A5)."""
-        self._open = True
-        self._connecting = False
-        self._connection_id = connection_id
-        # The failure count is kept until the socket proves itself (see the module docstring).
-        self._opened_at = now
-        self._proven = False
-        self._reconnect_at = None
-        running = [job for job in self._unfinished() if job.phase is _Phase.FOLLOWING]
+        self.session.opened(connection_id, now)
+        self._heard_at = now
+        running = self._following_phase()
         for job in running:
             job.down_checks = 0
             # The CURRENT_JOB_STATUS answer should come well within this window.
-            self._set_check(job, now + self.config.silence_limit_seconds)
+            self._checks.set(job, now + self.config.silence_limit_seconds)
         if running:
-            self._queue(m.Subscribe(self._subscriptions_for(running)))
+            self._queue(m.Subscribe(tuple(job.subscription() for job in running)))
+        return []
 
-    def connection_lost(self, now: float, reason: str | None = None) -> None:
+    def connection_lost(self, now: float, reason: str | None = None) -> list[Event]:
         """The open socket closed or broke: schedule a reconnect and REST checks."""
-        if reason is not None:
-            self._last_connection_error = reason
-        if self._connecting and not self._open:
-            # Lost while a connect attempt is under way: that attempt failed; try again later.
-            self.connection_failed(now)
-            return
-        if not self._open:
-            return  # Already known to be down: a second report changes nothing.
-        self._open = False
-        self._connection_id = None
+        if not self.session.lost(now, reason):
+            return []
         # Texts queued for the dead socket mean nothing to the next one (it gets a SUBSCRIBE).
         self._outgoing.clear()
-        if self._proven or now - self._opened_at >= self.config.stable_connection_seconds:
-            self._failures = 0
-        else:
-            self._failures += 1
-        self._reconnect_at = now + self._backoff(self._failures)
-        for job in self._unfinished():
-            if job.phase is _Phase.FOLLOWING:
-                job.down_checks = 0
-                self._set_check(job, min(job.next_check_at, now + self._backoff(0)))
+        for job in self._following_phase():
+            job.down_checks = 0
+            self._checks.set(job, min(job.next_check_at, now + self.session.backoff(0)))
+        return []
 
-    def connection_failed(self, now: float, error: str | None = None) -> None:
+    def connection_failed(self, now: float, error: str | None = None) -> list[Event]:
         """A connect attempt failed: back off further before the next one."""
-        if error is not None:
-            self._last_connection_error = error
-        self._open = False
-        self._connecting = False
-        self._connection_id = None
+        self.session.failed(now, error)
         self._outgoing.clear()
-        self._failures += 1
-        self._reconnect_at = now + self._backoff(self._failures)
+        return []
 
     # ----------------------------------------------------------------------------- tokens
 
-    def token_refreshed(
-        self,
-        token: str,
-        expires_at: float,
-        now: float,
-        *,
-        lifetime_seconds: float | None = None,
-    ) -> None:
-        """A token is in use: schedule its refresh; queue ``UPDATE_TOKEN`` on an open socket.
+    def token_refreshed(self, token: Token, now: float) -> list[Event]:
+        """A token is in use: schedule its refresh; queue ``UPDATE_TOKEN`` on an open socket."""
+        self.session.token_in_use(token)
+        if self.session.is_open:
+            self._queue(m.UpdateToken(token.value))
+        return []
 
-        ``lifetime_seconds`` gives the token's full lifetime when it was minted before ``now``
-        (a cached token); otherwise it is taken as minted at ``now``.
-        """
-        if lifetime_seconds is None:
-            self._token = TokenTiming(minted_at=now, expires_at=expires_at)
-        else:
-            self._token = TokenTiming.from_lifetime(
-                expires_at=expires_at, lifetime_seconds=lifetime_seconds
-            )
-        self._token_due_at = self._token.refresh_due_at
-        if self._open:
-            self._queue(m.UpdateToken(token))
+    # ----------------------------------------------------------------------------- call answers
+
+    def call_succeeded(self, call_id: int, result: Any, now: float) -> list[Event]:
+        """The driver performed call ``call_id``; ``result`` is its answer (see the docstring)."""
+        call, purpose, refusals = self._calls.take(call_id)
+        self._heard_at = now
+        match call:
+            case TokenRefreshDue():
+                events = self.token_refreshed(result, now)
+                if purpose is Purpose.FIRST_TOKEN and self.session.state is SessionState.IDLE:
+                    # The socket opens before the first submit, so the submit can name it.
+                    self.session.wanted(now)
+                    self.session.due(now)
+                    events.append(self._open_socket(refusals))
+                elif purpose in (Purpose.CONNECT, Purpose.AFTER_REFUSAL):
+                    events.append(self._open_socket(refusals))
+                return events
+            case ReconnectDue():
+                return self.connection_opened(result, now)
+            case ReconcileDue():
+                return self.job_document_received(call.job_id, result, now)
+            case RunLogFetchDue():
+                return self.run_log_fetched(call.job_id, result, now)
+        return []  # pragma: no cover - every call type is handled above
+
+    def call_failed(self, call_id: int, error: InsightError, now: float) -> list[Event]:
+        """The driver's call ``call_id`` failed with ``error``: decide what it means, once."""
+        call, purpose, refusals = self._calls.take(call_id)
+        kind = meaning(error)
+        if kind is not ErrorMeaning.NO_ANSWER:
+            self._heard_at = now  # An HTTP error is an answer from the server.
+        match call:
+            case TokenRefreshDue():
+                return self._token_failed(purpose, refusals, error, now)
+            case ReconnectDue():
+                if kind is ErrorMeaning.REFUSED and retry_with_fresh_token(refusals + 1):
+                    # The 401 rule: one freshly minted token, one more handshake.
+                    refresh = self._calls.issue(
+                        lambda c: TokenRefreshDue(c, fresh=True),
+                        Purpose.AFTER_REFUSAL,
+                        refusals + 1,
+                    )
+                    return [refresh]
+                self.connection_failed(now, str(error))
+                return [CallFailed("Opening the Insight progress socket", str(error))]
+            case ReconcileDue():
+                return self._check_failed(call.job_id, kind, error, now)
+            case RunLogFetchDue():
+                failed = CallFailed(
+                    f"Fetching the run log of {call.job_id}", str(error), call.job_id
+                )
+                return [failed, *self.run_log_unavailable(call.job_id, now)]
+        return []  # pragma: no cover - every call type is handled above
+
+    def _token_failed(
+        self, purpose: Purpose, refusals: int, error: InsightError, now: float
+    ) -> list[Event]:
+        if purpose is Purpose.FIRST_TOKEN or error.permanent:
+            # Without a token nothing can go on (see the module docstring).
+            return self._fail_all(error)
+        if purpose is Purpose.REFRESH:
+            # Asked again after the token's retry interval (see Session.token_refresh_due).
+            return [CallFailed("Refreshing the Insight token", f"{error}; retrying soon")]
+        self.connection_failed(now, str(error))
+        return [CallFailed("Getting a token for the Insight progress socket", str(error))]
+
+    def _check_failed(
+        self, job_id: str, kind: ErrorMeaning, error: InsightError, now: float
+    ) -> list[Event]:
+        if kind is ErrorMeaning.NOT_FOUND:
+            return self.job_gone(job_id, now)
+        if kind in (ErrorMeaning.PERMANENT, ErrorMeaning.REFUSED):
+            return self._fail(job_id, error)
+        self.reconcile_failed(job_id, now)
+        return [CallFailed(f"Checking compute job {job_id} over REST", str(error), job_id)]
+
+    def _fail(self, job_id: str, error: InsightError) -> list[Event]:
+        """Stop following ``job_id``, its last event an error; a job already ended keeps it."""
+        job = self._running.get(job_id)
+        if job is None:
+            return []  # Ended (or unfollowed) while the call was out: its end stands.
+        job.phase = Phase.FINISHED
+        self._running.pop(job_id, None)
+        return [FollowFailed(job_id, error)]
+
+    def _fail_all(self, error: InsightError) -> list[Event]:
+        """Every job fails with ``error``; the last event (job None) says the session did."""
+        failed = [event for job_id in list(self._running) for event in self._fail(job_id, error)]
+        return [*failed, FollowFailed(None, error)]
+
+    def _open_socket(self, refusals: int) -> ReconnectDue:
+        token = self.session.token
+        attempt = self.session.failures + 1
+        return self._calls.issue(
+            lambda c: ReconnectDue(attempt, c, token), Purpose.SOCKET, refusals
+        )
 
     # ----------------------------------------------------------------------------- time
 
     def tick(self, now: float) -> list[Event]:
         """Emit what is due at ``now``: token refresh, reconnect, REST checks, run-log fetches."""
         events: list[Event] = []
-        if self._token is not None and self._token_due_at is not None and now >= self._token_due_at:
-            events.append(TokenRefreshDue())
-            # Asked again if no token_refreshed follows (a failed mint), until one does.
-            self._token_due_at = now + self._token.retry_interval_seconds
-        if not self._open and self._reconnect_at is not None and now >= self._reconnect_at:
-            events.append(ReconnectDue(self._failures + 1))
-            # The driver answers with connection_opened or connection_failed.
-            self._reconnect_at = None
-            self._connecting = True
-        while (check_at := self._earliest_check()) is not None and check_at <= now:
-            job = self._running[heapq.heappop(self._checks)[1]]
-            job.queued_at = None
+        unreachable_at = self._unreachable_at()
+        if unreachable_at is not None and now >= unreachable_at:
+            return self._unreachable(now)
+        if self.session.token_refresh_due(now) and not self._calls.pending(Purpose.REFRESH):
+            events.append(self._calls.issue(lambda c: TokenRefreshDue(c), Purpose.REFRESH))
+        if self.session.due(now):
+            token = self.session.token
+            if token is not None and not token.refresh_due(now):
+                events.append(self._open_socket(0))
+            else:
+                # No usable token for the handshake: get one first (the REST client's cache
+                # serves it when it holds a fresher one).
+                connect = self._calls.issue(
+                    lambda c: TokenRefreshDue(c, fresh=False), Purpose.CONNECT
+                )
+                events.append(connect)
+        while (job := self._checks.pop_due(now)) is not None:
             # Re-asked after the silence limit when the driver never answers.
-            self._set_check(job, now + self.config.silence_limit_seconds)
-            if job.phase is _Phase.FOLLOWING:
-                events.append(ReconcileDue(job.job_id))
-            elif job.run_log_url is not None:
-                events.append(RunLogFetchDue(job.job_id, job.run_log_url))
+            self._checks.set(job, now + self.config.silence_limit_seconds)
+            if job.phase is Phase.FOLLOWING:
+                if not self._calls.pending(Purpose.CHECK, job.job_id):
+                    events.append(self._ask_check(job.job_id))
+            elif job.run_log_url is not None and not self._calls.pending(
+                Purpose.RUN_LOG, job.job_id
+            ):
+                events.append(self._ask_run_log(job))
+        return events
+
+    def _ask_check(self, job_id: str) -> ReconcileDue:
+        return self._calls.issue(lambda c: ReconcileDue(job_id, c), Purpose.CHECK)
+
+    def _ask_run_log(self, job: FollowedJob) -> RunLogFetchDue:
+        url = job.run_log_url or ""
+        return self._calls.issue(lambda c: RunLogFetchDue(job.job_id, url, c), Purpose.RUN_LOG)
+
+    def _unreachable_at(self) -> float | None:
+        limit = self.config.unreachable_limit_seconds
+        if limit is None or self._heard_at is None or not self._running:
+            return None
+        return self._heard_at + limit
+
+    def _unreachable(self, now: float) -> list[Event]:
+        """Nothing from the server for the limit: every followed job fails, retryably."""
+        waited = now - (self._heard_at or now)
+        events: list[Event] = []
+        for job_id in list(self._running):
+            error = ServerUnreachable(
+                f"no answer from {self.server} for {waited:.0f} s (neither the progress socket"
+                f" nor REST) while following Insight compute job {job_id}; the job may still be"
+                " running there: a retry of the task re-attaches to it once the server is back"
+                " (limit: unreachable_limit_seconds)"
+            )
+            events.extend(self._fail(job_id, error))
         return events
 
     # ----------------------------------------------------------------------------- socket input
 
     def receive_text(self, text: str | bytes, now: float) -> list[Event]:
         """Handle one text frame from the server; bad input becomes an event, never an error."""
+        self._heard_at = now
         try:
             message = m.decode_server_message(text)
         except (RemoteProtocolError, ValueError, RecursionError) as exc:
             return [MessageRejected(str(exc) or type(exc).__name__)]
-        if self._open and not isinstance(message, m.ErrorReported):
-            self._proven = True
+        if self.session.is_open and not isinstance(message, m.ErrorReported):
+            self.session.proven = True
         match message:
             case m.PingReceived():
                 self._queue(m.Pong(message.payload))
@@ -525,16 +551,16 @@ class Follower:
                 reason = f"unknown messageType {message.message_type!r}"
                 return [MessageIgnored(reason, message.compute_job_id)]
         job = self._jobs.get(message.compute_job_id)
-        if job is None or job.phase is _Phase.FINISHED:
+        if job is None or job.phase is Phase.FINISHED:
             state = "finished" if job else "not followed"
             reason = f"{type(message).__name__} for job {message.compute_job_id!r} ({state})"
             return [MessageIgnored(reason, message.compute_job_id)]
-        if job.phase is _Phase.FOLLOWING:
-            # Pushes the check on: no heap operation (see _set_check).
-            self._set_check(job, now + self.config.silence_limit_seconds)
+        if job.phase is Phase.FOLLOWING:
+            # Pushes the check on: no heap operation (see CheckSchedule).
+            self._checks.set(job, now + self.config.silence_limit_seconds)
         match message:
             case m.JobStatusReport():
-                return self._apply_status(job, _StatusFields.from_report(message), now)
+                return self._apply_status(job, StatusFields.from_report(message), now)
             case m.RunLogUpdated():
                 # Lines arriving after the terminal status are still live lines (§B9 #10).
                 events: list[Event] = list(job.run_log.accept(message.start_line, message.lines))
@@ -548,7 +574,7 @@ class Follower:
     def _answer_app_message(self, message: m.AppMessage, now: float) -> list[Event]:
         """Queue the answer at once (like a pong), then the handler's events (§A10)."""
         job = self._jobs.get(message.compute_job_id)
-        handler = job.app_messages if job is not None and job.phase is _Phase.FOLLOWING else None
+        handler = job.app_messages if job is not None and job.phase is Phase.FOLLOWING else None
         answered = AppMessageAnswered(
             message.compute_job_id, message.app_message_id, message.app_message_type
         )
@@ -576,18 +602,19 @@ class Follower:
                 ErrorReceived(message.compute_job_id, message.error_type, message.error_message)
             ]
         if message.compute_job_id is None:
-            targets = [job for job in self._unfinished() if job.phase is _Phase.FOLLOWING]
+            targets = self._following_phase()
         else:
             job = self._jobs.get(message.compute_job_id)
-            targets = [job] if job is not None and job.phase is _Phase.FOLLOWING else []
+            targets = [job] if job is not None and job.phase is Phase.FOLLOWING else []
         if not targets:
             reason = f"COMPUTE_JOB_NOT_FOUND for job {message.compute_job_id!r} (not followed)"
             return [MessageIgnored(reason, message.compute_job_id)]
         events: list[Event] = []
         for job in targets:
             # The server lost track of it (finished long ago, or never known): ask REST (§B9 #13).
-            self._set_check(job, now + self.config.silence_limit_seconds)
-            events.append(ReconcileDue(job.job_id))
+            self._checks.set(job, now + self.config.silence_limit_seconds)
+            if not self._calls.pending(Purpose.CHECK, job.job_id):
+                events.append(self._ask_check(job.job_id))
         return events
 
     # ----------------------------------------------------------------------------- REST input
@@ -595,22 +622,24 @@ class Follower:
     def job_document_received(
         self, job_id: str, document: Mapping[str, Any], now: float
     ) -> list[Event]:
-        """Feed the ``GET /api/compute-jobs/{id}`` document asked for by ``ReconcileDue``."""
+        """Feed a ``GET /api/compute-jobs/{id}`` document (the answer to ``ReconcileDue``)."""
+        self._calls.discard(Purpose.CHECK, job_id)
         job = self._jobs.get(job_id)
-        if job is None or job.phase is _Phase.FINISHED:
+        if job is None or job.phase is Phase.FINISHED:
             return []
-        if job.phase is _Phase.FOLLOWING:
+        if job.phase is Phase.FOLLOWING:
             self._schedule_check(job, now)
         try:
-            fields = _StatusFields.from_document(document)
+            fields = StatusFields.from_document(document)
         except RemoteProtocolError as exc:
             return [MessageRejected(f"job {job_id!r}: {exc}")]
         return self._apply_status(job, fields, now)
 
     def job_gone(self, job_id: str, now: float) -> list[Event]:
         """The REST check answered 404: the job no longer exists (§A8, §B9 #13)."""
+        self._calls.discard(Purpose.CHECK, job_id)
         job = self._jobs.get(job_id)
-        if job is None or job.phase is not _Phase.FOLLOWING:
+        if job is None or job.phase is not Phase.FOLLOWING:
             # Finished, or its terminal status is known and the run-log fetch will finish it.
             return []
         job.status = JobStatus.DELETED.value
@@ -621,17 +650,20 @@ class Follower:
         # The run log went with the job: it is not known complete.
         return [changed, *self._finish(job)]
 
-    def reconcile_failed(self, job_id: str, now: float, reason: str | None = None) -> None:
+    def reconcile_failed(self, job_id: str, now: float, reason: str | None = None) -> list[Event]:
         """The REST check failed (network, 5xx after retries): try again on the check schedule."""
-        del reason  # The driver logs it; the schedule does not depend on why.
+        del reason  # The schedule does not depend on why.
+        self._calls.discard(Purpose.CHECK, job_id)
         job = self._jobs.get(job_id)
-        if job is not None and job.phase is _Phase.FOLLOWING:
+        if job is not None and job.phase is Phase.FOLLOWING:
             self._schedule_check(job, now)
+        return []
 
     def run_log_fetched(self, job_id: str, text: str, now: float) -> list[Event]:
-        """Feed the final REST run log asked for by ``RunLogFetchDue``; the job then finishes."""
+        """Feed the final REST run log (the answer to ``RunLogFetchDue``); the job finishes."""
+        self._calls.discard(Purpose.RUN_LOG, job_id)
         job = self._jobs.get(job_id)
-        if job is None or job.phase is not _Phase.FETCHING_RUN_LOG:
+        if job is None or job.phase is not Phase.FETCHING_RUN_LOG:
             return []
         filled = job.run_log.fill_from_text(text)
         # Complete unless some line was given up (now, or earlier while streaming).
@@ -641,76 +673,31 @@ class Follower:
         self, job_id: str, now: float, reason: str | None = None
     ) -> list[Event]:
         """The final run log could not be fetched: finish with the lines the socket brought."""
-        del reason  # The driver logs it; buffered lines and gaps are reported either way.
+        del reason  # Buffered lines and gaps are reported either way.
+        self._calls.discard(Purpose.RUN_LOG, job_id)
         job = self._jobs.get(job_id)
-        if job is None or job.phase is not _Phase.FETCHING_RUN_LOG:
+        if job is None or job.phase is not Phase.FETCHING_RUN_LOG:
             return []
         return self._finish(job)
 
     # ----------------------------------------------------------------------------- internals
 
-    def _unfinished(self) -> list[_Job]:
-        return list(self._running.values())
-
-    def _set_check(self, job: _Job, at: float) -> None:
-        """Set the job's next REST check; push a heap entry only when it moves *earlier*.
-
-        Each running job has at most one live heap entry (its time in ``job.queued_at``); a
-        later deadline (every message pushes it on) only updates the field, and the entry is
-        moved when it reaches the top (:meth:`_earliest_check`). So a message costs no heap
-        operation, and ``tick``/``next_deadline`` cost O(log jobs), not O(jobs).
-        """
-        job.next_check_at = at
-        if job.queued_at is None or at < job.queued_at:
-            heapq.heappush(self._checks, (at, job.job_id))
-            job.queued_at = at
-
-    def _earliest_check(self) -> float | None:
-        """The earliest REST check of a running job, after dropping or moving stale entries."""
-        checks = self._checks
-        while checks:
-            at, job_id = checks[0]
-            job = self._running.get(job_id)
-            if job is None or job.queued_at != at:
-                heapq.heappop(checks)  # finished, unfollowed, or superseded by an earlier entry
-            elif job.next_check_at > at:
-                heapq.heapreplace(checks, (job.next_check_at, job_id))  # pushed on meanwhile
-                job.queued_at = job.next_check_at
-            else:
-                return at
-        return None
+    def _following_phase(self) -> list[FollowedJob]:
+        return [job for job in self._running.values() if job.phase is Phase.FOLLOWING]
 
     def _queue(self, message: m.ClientMessage) -> None:
         self._outgoing.append(m.encode_client_message(message))
 
-    @staticmethod
-    def _subscriptions_for(jobs: list[_Job]) -> tuple[m.Subscription, ...]:
-        return tuple(
-            m.Subscription(job.job_id, job.run_log.execution_attempts, job.run_log.last_server_line)
-            for job in jobs
-        )
-
-    def _backoff(self, failures: int) -> float:
-        config = self.config
-        delay = min(
-            config.reconnect_max_delay_seconds,
-            config.reconnect_initial_delay_seconds * config.reconnect_multiplier**failures,
-        )
-        if self._jitter_source is None or config.jitter_fraction == 0:
-            return delay
-        draw = min(1.0, max(0.0, self._jitter_source()))
-        return delay * (1.0 + config.jitter_fraction * (2.0 * draw - 1.0))
-
-    def _schedule_check(self, job: _Job, now: float) -> None:
+    def _schedule_check(self, job: FollowedJob, now: float) -> None:
         """Plan the next REST check: the silence limit, or the backoff while the socket is down."""
         interval = self.config.silence_limit_seconds
-        if not self._open:
-            interval = min(interval, self._backoff(job.down_checks))
+        if not self.session.is_open:
+            interval = min(interval, self.session.backoff(job.down_checks))
             job.down_checks += 1
-        self._set_check(job, now + interval)
+        self._checks.set(job, now + interval)
 
-    def _apply_status(self, job: _Job, fields: _StatusFields, now: float) -> list[Event]:
-        if job.phase is not _Phase.FOLLOWING:
+    def _apply_status(self, job: FollowedJob, fields: StatusFields, now: float) -> list[Event]:
+        if job.phase is not Phase.FOLLOWING:
             return self._after_terminal(job, fields)
         events: list[Event] = []
         attempts = fields.execution_attempts
@@ -735,7 +722,7 @@ class Follower:
             events.extend(self._job_ended(job, now))
         return events
 
-    def _after_terminal(self, job: _Job, fields: _StatusFields) -> list[Event]:
+    def _after_terminal(self, job: FollowedJob, fields: StatusFields) -> list[Event]:
         """A status after the terminal one: fill in missing fields, never change the end."""
         if fields.status != job.status:
             reason = f"status {fields.status} for job {job.job_id!r} after terminal {job.status}"
@@ -745,29 +732,25 @@ class Follower:
         job.run_log_url = job.run_log_url or fields.run_log_url
         return []
 
-    def _job_ended(self, job: _Job, now: float) -> list[Event]:
-        job.phase = _Phase.FETCHING_RUN_LOG
-        if job.run_log_url is None or self._socket_brought_whole_log(job):
+    def _job_ended(self, job: FollowedJob, now: float) -> list[Event]:
+        job.phase = Phase.FETCHING_RUN_LOG
+        if job.run_log_url is None or job.socket_brought_whole_log():
             # Never ran (e.g. cancelled while queued): there is no run log to fetch. Or the
             # socket brought every line, as RUNLOG_COMPLETED counts them: nothing to fill.
-            return self._finish(job, run_log_complete=self._socket_brought_whole_log(job))
-        self._set_check(job, now + self.config.silence_limit_seconds)
-        return [RunLogFetchDue(job.job_id, job.run_log_url)]
+            return self._finish(job, run_log_complete=job.socket_brought_whole_log())
+        self._checks.set(job, now + self.config.silence_limit_seconds)
+        return [self._ask_run_log(job)]
 
-    def _socket_brought_whole_log(self, job: _Job) -> bool:
-        """True when ``RUNLOG_COMPLETED``'s total matches exactly what was forwarded."""
-        return job.total_lines is not None and job.run_log.covers(job.total_lines)
-
-    def _finish_if_fetch_unneeded(self, job: _Job) -> list[Event]:
+    def _finish_if_fetch_unneeded(self, job: FollowedJob) -> list[Event]:
         """After the terminal status, while the fetch is outstanding: end as soon as the
         socket completed the log (the fetch's answer is then ignored)."""
-        if job.phase is _Phase.FETCHING_RUN_LOG and self._socket_brought_whole_log(job):
+        if job.phase is Phase.FETCHING_RUN_LOG and job.socket_brought_whole_log():
             return self._finish(job, run_log_complete=True)
         return []
 
-    def _finish(self, job: _Job, *, run_log_complete: bool = False) -> list[Event]:
+    def _finish(self, job: FollowedJob, *, run_log_complete: bool = False) -> list[Event]:
         events: list[Event] = list(job.run_log.flush())
-        job.phase = _Phase.FINISHED
+        job.phase = Phase.FINISHED
         self._running.pop(job.job_id, None)
         outcome = JobOutcome(
             compute_job_id=job.job_id,

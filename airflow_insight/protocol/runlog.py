@@ -41,6 +41,7 @@ which attempt wrote them).
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Sequence
 
 from airflow_insight.protocol.events import RunLogEvent, RunLogGap, RunLogLines
@@ -234,3 +235,46 @@ class RunLog:
                 self._forwarded = next_position - 1
             events.extend(self._drain())
         return events
+
+
+class WatchCursor:
+    """One watcher's position in a job's forwarded stream, where several watch one job.
+
+    The core forwards each line once per job; a watcher (a trigger) that joined late, or one
+    that must stop at a gap, sees that stream from its own ``last_run_log_line``. A watcher never
+    gets lines out of order: it keeps the last line it got *with no gap before it*, and once it
+    would see a hole (it joined a stream that was further on, or the core gave lines up with a
+    :class:`~.events.RunLogGap`) it takes nothing more, so that the task's resume reads the REST
+    run log once more and forwards the rest exactly once, in order. Moving past a gap instead
+    would lose its lines even when that later GET has them. The cost: after a gap the rest of
+    that job's log appears at the resume, not live.
+    """
+
+    def __init__(self, last_run_log_line: int) -> None:
+        #: The last run-log line handed to this watcher with no gap before it.
+        self.last_run_log_line = last_run_log_line
+        #: True once this watcher stopped taking lines (see the class docstring).
+        self.behind = False
+
+    def take(self, batch: RunLogLines) -> RunLogLines | None:
+        """The part of ``batch`` this watcher forwards (None: nothing)."""
+        skip = self.last_run_log_line + 1 - batch.first_line
+        if self.behind or batch.last_line <= self.last_run_log_line:
+            return None
+        if skip < 0:
+            # A stream further on than this watcher: forwarding it would leave a hole.
+            self.behind = True
+            return None
+        self.last_run_log_line = batch.last_line
+        if skip == 0:
+            return batch
+        return dataclasses.replace(
+            batch, first_line=batch.first_line + skip, lines=batch.lines[skip:]
+        )
+
+    def stops_at(self, gap: RunLogGap) -> bool:
+        """True when ``gap`` concerns this watcher: it stops here (deliver the gap once)."""
+        if self.behind or gap.last_line <= self.last_run_log_line:
+            return False  # Missing none of those lines, or stopped already.
+        self.behind = True
+        return True

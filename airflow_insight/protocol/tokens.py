@@ -1,8 +1,15 @@
-"""When to refresh a bearer token (§A3): pure arithmetic on the driver's clock.
+"""The bearer token (§A3): its value and timing in one type, and the rules about it, sans I/O.
 
 The client refreshes when a third of the token's lifetime is left: 5 minutes before the end of the
 default 15-minute token, one second before the end of a 3-second test token. Times are floats in
 whatever clock the driver uses (``time.monotonic`` in practice); nothing here reads a clock.
+
+One :class:`Token` serves the REST client (which mints it and sends it with each request) and the
+core (which times its refresh and hands it to the socket): the same object, never a copy.
+
+The 401 rule (§B1.1, §B9 #4), decided here once for REST calls and socket handshakes alike: a
+request refused with 401 gets *one* freshly minted token and is sent once more; a second 401
+means the credentials themselves are refused (:data:`FRESH_TOKEN_RETRIES`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ REFRESH_WHEN_LEFT = 1.0 / 3.0
 RETRY_FRACTION = 1.0 / 12.0
 #: Never retry more often than this, whatever the lifetime (keeps a broken clock from spinning).
 MIN_RETRY_SECONDS = 0.01
+#: How many times a request refused with 401 is sent again, each time with a fresh token.
+FRESH_TOKEN_RETRIES = 1
 
 
 def refresh_due_at(*, minted_at: float, expires_at: float) -> float:
@@ -24,22 +33,25 @@ def refresh_due_at(*, minted_at: float, expires_at: float) -> float:
     return expires_at - lifetime * REFRESH_WHEN_LEFT
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TokenTiming:
-    """The lifetime of one bearer token, without the token itself (it never lives here)."""
+def retry_with_fresh_token(refusals: int) -> bool:
+    """After ``refusals`` answers of 401 to one request: mint a fresh token and send it again?"""
+    return refusals <= FRESH_TOKEN_RETRIES
 
-    minted_at: float
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """A bearer token and when it runs out, in the minting clock; ``repr`` hides the value."""
+
+    value: str = dataclasses.field(repr=False)
+    #: Clock reading at which the server stops accepting the token.
     expires_at: float
-
-    @classmethod
-    def from_lifetime(cls, *, expires_at: float, lifetime_seconds: float) -> TokenTiming:
-        """Build the timing from an expiry and a lifetime, as the REST client reports them."""
-        return cls(minted_at=expires_at - lifetime_seconds, expires_at=expires_at)
+    #: How long the token was valid for when it was minted.
+    lifetime_seconds: float
 
     @property
-    def lifetime_seconds(self) -> float:
-        """How long the token is valid in total (never negative)."""
-        return max(0.0, self.expires_at - self.minted_at)
+    def minted_at(self) -> float:
+        """Clock reading when the token was minted."""
+        return self.expires_at - self.lifetime_seconds
 
     @property
     def refresh_due_at(self) -> float:
@@ -49,7 +61,7 @@ class TokenTiming:
     @property
     def retry_interval_seconds(self) -> float:
         """How long to wait before asking again for a refresh that did not arrive."""
-        return max(MIN_RETRY_SECONDS, self.lifetime_seconds * RETRY_FRACTION)
+        return max(MIN_RETRY_SECONDS, max(0.0, self.lifetime_seconds) * RETRY_FRACTION)
 
     def refresh_due(self, now: float) -> bool:
         """Tell whether the token should be replaced at ``now``."""

@@ -1,4 +1,5 @@
-"""What the two WebSocket drivers share that does no I/O: the line sink type and the wait rule.
+"""What the two WebSocket drivers share that does no I/O of its own: the sink types, the wait
+rule and which REST function performs which call of the core.
 
 :mod:`.sync_driver` and :mod:`.async_driver` mirror each other method for method; the parts of
 them that are not I/O live here once, so the twins cannot drift.
@@ -6,12 +7,22 @@ them that are not I/O live here once, so the twins cannot drift.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
+from airflow_insight.exceptions import LocalProtocolError
 from airflow_insight.protocol import events as ev
+from airflow_insight.transport.rest import InsightRestClient
 
 #: Receives each batch of run-log lines to forward, in order, each line exactly once.
 LineSink = Callable[[ev.RunLogLines], None]
+#: Every event the core emits, for the adapter to log (the drivers never log them).
+DriverEvent = ev.Event
+EventSink = Callable[[DriverEvent], None]
+
+#: The calls performed over REST (``ReconnectDue`` is the socket's).
+RestCall = ev.TokenRefreshDue | ev.ReconcileDue | ev.RunLogFetchDue
 
 #: Longest single wait when the core has nothing scheduled (it always has while following).
 MAX_WAIT_SECONDS = 30.0
@@ -23,3 +34,20 @@ def receive_timeout(now: float, *deadlines: float | None, floor_seconds: float =
     known = [deadline for deadline in deadlines if deadline is not None]
     wait = min(known) - now if known else MAX_WAIT_SECONDS
     return min(MAX_WAIT_SECONDS, max(floor_seconds, wait))
+
+
+def rest_call(rest: InsightRestClient, call: RestCall) -> Callable[[], Any]:
+    """The blocking REST function that performs ``call`` (not ``ReconnectDue``: a socket)."""
+    match call:
+        case ev.TokenRefreshDue():
+            return rest.refresh_token if call.fresh else rest.current_token
+        case ev.ReconcileDue():
+            return functools.partial(rest.get_job, call.job_id)
+        case ev.RunLogFetchDue():
+            return functools.partial(rest.get_run_log, call.run_log_url, compute_job_id=call.job_id)
+    raise LocalProtocolError(f"{type(call).__name__} is not a REST call")
+
+
+def not_followed(job_id: str) -> LocalProtocolError:
+    """The error of ``wait()`` for a job the driver does not follow (both drivers)."""
+    return LocalProtocolError(f"compute job {job_id!r} is not followed by this driver")

@@ -13,7 +13,6 @@ us: any call answered 401 mints a new token and is sent again once.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from airflow_insight.exceptions import (
     RemoteProtocolError,
     ServerError,
 )
-from airflow_insight.protocol.tokens import refresh_due_at
+from airflow_insight.protocol.tokens import Token, retry_with_fresh_token
 from airflow_insight.protocol.wire import (
     COMPUTE_JOB_REQUEST_PART,
     COMPUTE_JOBS_PATH,
@@ -65,6 +64,9 @@ from airflow_insight.transport.retry import (
 
 log = logging.getLogger(__name__)
 
+#: Re-exported: the token type lives in the core (``Token`` was defined here before).
+__all__ = ["InsightRestClient", "Token"]
+
 #: The token may come back as plain text or as a JSON string (§B9 #6).
 TOKEN_ACCEPT = f"text/plain, {V2_JSON}"
 #: Run logs: the vendor text type first; plain text and JSON (for error bodies) also welcome.
@@ -75,23 +77,6 @@ BINARY_ACCEPT = f"{V2_OCTET_STREAM}, application/zip, application/octet-stream, 
 FALLBACK_JSON = "application/json"
 
 _REDACTED = "[redacted]"
-
-
-@dataclasses.dataclass(frozen=True)
-class Token:
-    """A bearer token and when it runs out, in the client's clock; ``repr`` hides the value."""
-
-    value: str = dataclasses.field(repr=False)
-    #: Clock reading (the client's ``clock``) at which the server stops accepting the token.
-    expires_at: float
-    #: How long the token was valid for when it was minted.
-    lifetime_seconds: float
-
-
-def _refresh_due(token: Token, now: float) -> bool:
-    """Tell whether ``token`` should be replaced: a third of its lifetime or less is left (§A3)."""
-    minted_at = token.expires_at - token.lifetime_seconds
-    return now >= refresh_due_at(minted_at=minted_at, expires_at=token.expires_at)
 
 
 class InsightRestClient:
@@ -138,7 +123,7 @@ class InsightRestClient:
         """Return the cached token, minting a new one when missing or due for refresh (§A3)."""
         with self._token_lock:
             token = self._token
-            if token is None or _refresh_due(token, self._clock()):
+            if token is None or token.refresh_due(self._clock()):
                 token = self._mint_locked()
             return token
 
@@ -414,14 +399,20 @@ class InsightRestClient:
         data: bytes | None = None,
         files: Any = None,
     ) -> requests.Response:
-        """Send with the current token; on 401 mint a new token and send once more (§B1.1)."""
+        """Send with the current token; the 401 rule (:mod:`~airflow_insight.protocol.tokens`)
+        decides whether a refusal gets a fresh token and one more try (§B1.1)."""
         token = self.current_token()
-        response = self._send(method, url, headers=_bearer(headers, token), data=data, files=files)
-        if response.status_code != 401:
-            return response
-        log.info("The Insight server refused the access token (401); minting a new one")
-        token = self._renew_after_401(token)
-        return self._send(method, url, headers=_bearer(headers, token), data=data, files=files)
+        refusals = 0
+        while True:
+            bearer = _bearer(headers, token)
+            response = self._send(method, url, headers=bearer, data=data, files=files)
+            if response.status_code != 401:
+                return response
+            refusals += 1
+            if not retry_with_fresh_token(refusals):
+                return response
+            log.info("The Insight server refused the access token (401); minting a new one")
+            token = self._renew_after_401(token)
 
     def _send(
         self,

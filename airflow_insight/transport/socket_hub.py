@@ -21,13 +21,9 @@ Lifecycle decisions:
   ones out of order: its ``last_run_log_line`` stays at the last line it got without a gap, so
   the task's resume method fetches the rest from the REST run log (no duplicates, no gaps).
 * A :class:`~airflow_insight.protocol.events.RunLogGap` (lines the core gave up: the final
-  run-log GET failed, a replay never came) is treated the same way: the watch forwards nothing
-  after it and keeps ``last_run_log_line`` before it. The core must give the lines up to keep
-  its own stream moving, but the task's resume reads the REST run log once more, later, and then
-  forwards the gap *and* every later line exactly once, in order. Moving the watermark past the
-  gap instead (as before) lost the gap's lines even when that later GET would have had them.
-  The cost: after a gap, the rest of that job's log appears at the resume, not live; and if the
-  resume's GET fails too, it is missing from the task log (a warning says so; Insight keeps it).
+  run-log GET failed, a replay never came) is treated the same way. Both rules are the core's
+  (:class:`~airflow_insight.protocol.runlog.WatchCursor`); if the resume's GET fails too, the
+  rest is missing from the task log (a warning says so; Insight keeps it).
 * :meth:`JobWatch.close` unsubscribes; the job keeps running on the server (cancelling is the
   trigger's ``on_kill``/timeout decision, never the hub's). When the last watch of a socket
   closes, the socket closes; the next watch opens a new one.
@@ -39,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import logging
 import weakref
 from collections.abc import Coroutine, Hashable
@@ -48,9 +43,12 @@ from typing import Any
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.appmessages import AppMessageHandler
+from airflow_insight.protocol.events import FollowFailed
 from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.protocol.runlog import WatchCursor
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.async_driver import AsyncJobFollower, DriverEvent, FollowFailed
+from airflow_insight.transport.async_driver import AsyncJobFollower
+from airflow_insight.transport.driving import DriverEvent
 from airflow_insight.transport.rest import InsightRestClient
 
 log = logging.getLogger(__name__)
@@ -63,12 +61,15 @@ class JobWatch:
 
     def __init__(self, shared: _SharedSocket, job_id: str, last_run_log_line: int) -> None:
         self.job_id = job_id
-        #: The last run-log line handed to this watch with no gap before it.
-        self.last_run_log_line = last_run_log_line
+        self._cursor = WatchCursor(last_run_log_line)
         self._shared = shared
         self._queue: asyncio.Queue[DriverEvent] = asyncio.Queue()
-        self._behind = False
         self._closed = False
+
+    @property
+    def last_run_log_line(self) -> int:
+        """The last run-log line handed to this watch with no gap before it."""
+        return self._cursor.last_run_log_line
 
     async def next_event(self) -> DriverEvent:
         """The next event of this job (``JobFinished``/``FollowFailed`` is the last one)."""
@@ -81,36 +82,15 @@ class JobWatch:
             self._shared.remove(self)
 
     def deliver(self, event: DriverEvent) -> None:
-        """Queue one event; run-log batches are cut to the lines after ``last_run_log_line``."""
+        """Queue one event; run-log batches and gaps as this watch's cursor says (runlog)."""
         if isinstance(event, ev.RunLogLines):
-            batch = self._new_lines(event)
+            batch = self._cursor.take(event)
             if batch is None:
                 return
             event = batch
-        elif isinstance(event, ev.RunLogGap):
-            if self._behind or event.last_line <= self.last_run_log_line:
-                return  # This watch is missing none of those lines (or has stopped already).
-            # The core gave the lines up, but the REST run log may still hold them when the
-            # task resumes: stop here and keep the watermark before the gap (see the module
-            # docstring), so the resume forwards gap and later lines once, in order.
-            self._behind = True
+        elif isinstance(event, ev.RunLogGap) and not self._cursor.stops_at(event):
+            return
         self._queue.put_nowait(event)
-
-    def _new_lines(self, batch: ev.RunLogLines) -> ev.RunLogLines | None:
-        skip = self.last_run_log_line + 1 - batch.first_line
-        if self._behind or batch.last_line <= self.last_run_log_line:
-            return None
-        if skip < 0:
-            # This watch joined a subscription that was further on: it keeps its watermark and
-            # leaves the rest to the REST run log at resume, rather than forward with a hole.
-            self._behind = True
-            return None
-        self.last_run_log_line = batch.last_line
-        if skip == 0:
-            return batch
-        return dataclasses.replace(
-            batch, first_line=batch.first_line + skip, lines=batch.lines[skip:]
-        )
 
 
 class _SharedSocket:

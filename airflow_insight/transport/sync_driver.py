@@ -1,26 +1,30 @@
 """The blocking driver: follow compute jobs over the progress WebSocket with ``websocket-client``.
 
-It only moves bytes and time for the sans-I/O :class:`~airflow_insight.protocol.follower.Follower`
-(the loop of that module's docstring): wait in ``recv`` until the core's next deadline, feed it
-what arrived and the time, send what it queued, answer each event in one line. Ping frames are
-answered by ``websocket-client`` inside ``recv``, so the loop goes back to ``recv`` after every
-received message and its events; nothing outside ``recv`` blocks for long except the REST calls
-the core asks for (each bounded by the connection's timeouts).
+A pump for the sans-I/O :class:`~airflow_insight.protocol.follower.Follower` (the loop of that
+module's docstring): wait for a frame until the core's next deadline, feed it what arrived and the
+time, send what it queued, perform each call it asks for and hand back the answer. It decides
+nothing: errors, retries and what to do next are the core's. Every event goes to ``on_event``
+(the adapter logs it; the driver logs none) and run-log batches to ``on_lines``.
 
-Errors: a REST error a retry cannot fix (``InsightError.permanent``, e.g. refused credentials)
-ends :meth:`SyncJobFollower.wait` by raising it; every other failure is reported to the core,
-which reconnects with backoff and reconciles over REST, so a job is never lost nor waited for
-forever. Socket failures are never fatal: REST keeps every job moving.
+A reader thread per socket reads every frame into an inbox; ``websocket-client`` answers ping
+frames inside that thread's ``recv``, so pongs go out on time while the loop forwards a flood of
+lines or waits on a REST call (each bounded by the connection's timeouts). The inbox is unbounded,
+like the async twin's: a sink slower than the server only delays lines, never the pongs.
 
-The async twin is :mod:`airflow_insight.transport.async_driver`; both expose the same methods.
+The async twin is :mod:`airflow_insight.transport.async_driver`; both have the same methods and
+the same behaviour for the same inputs: :meth:`~SyncJobFollower.open` raises when the first token
+cannot be had, :meth:`~SyncJobFollower.wait` raises the job's error (a permanent REST error, an
+unreachable server) and raises :class:`~airflow_insight.exceptions.LocalProtocolError` for a job
+that is not followed.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -28,33 +32,39 @@ from typing import Any
 
 import websocket
 
-from airflow_insight.exceptions import (
-    AuthenticationError,
-    InsightError,
-    JobNotFound,
-)
+from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.driving import LineSink, receive_timeout
+from airflow_insight.transport.driving import (
+    EventSink,
+    LineSink,
+    not_followed,
+    receive_timeout,
+    rest_call,
+)
 from airflow_insight.transport.errors import (
     handshake_error,
     socket_open_failed,
     socket_open_timed_out,
 )
-from airflow_insight.transport.network import tls_context
-from airflow_insight.transport.rest import InsightRestClient, Token
-
-log = logging.getLogger(__name__)
+from airflow_insight.transport.network import display_url, tls_context
+from airflow_insight.transport.rest import InsightRestClient
 
 #: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
 SocketOpener = Callable[[ConnectionSettings, str], "tuple[websocket.WebSocket, str | None]"]
+#: A frame from the reader thread: (socket, text, "") or (socket, None, why it ended).
+_Frame = tuple[websocket.WebSocket, str | bytes | None, str]
 
-#: Shortest wait handed to ``recv``: a zero timeout would make the socket non-blocking.
+#: Shortest wait for the inbox (a zero timeout would spin).
 MIN_WAIT_SECONDS = 0.001
+#: The socket's timeout once open: bounds a send to a server that stopped reading.
+SEND_TIMEOUT_SECONDS = 10.0
+#: How long close() waits for the reader thread (it ends as soon as the socket is shut).
+READER_JOIN_SECONDS = 2.0
 
 
 def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.WebSocket, str | None]:
@@ -94,7 +104,7 @@ class SyncJobFollower:
 
     Use as a context manager (or call :meth:`close`)::
 
-        with SyncJobFollower(settings, rest, on_lines=sink) as driver:
+        with SyncJobFollower(settings, rest, on_lines=sink, on_event=log_it) as driver:
             driver.open()
             document = driver.submit(request, payload)
             outcome = driver.wait(request["id"])
@@ -107,28 +117,33 @@ class SyncJobFollower:
         *,
         on_lines: LineSink,
         config: FollowerConfig | None = None,
-        logger: logging.Logger | None = None,
+        on_event: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
         opener: SocketOpener = open_socket,
     ) -> None:
         self._settings = settings
         self._rest = rest
         self._on_lines = on_lines
-        self._log = logger or log
+        self._on_event = on_event
         self._clock = clock
-        self._sleep = sleep
         self._opener = opener
-        self.follower = Follower(config, jitter_source=random.Random().random)
+        server = display_url(settings.base_url)
+        self.follower = Follower(config, jitter_source=random.Random().random, server=server)
         self._ws: websocket.WebSocket | None = None
+        self._reader: threading.Thread | None = None
+        self._inbox: queue.SimpleQueue[_Frame] = queue.SimpleQueue()
         self._events: collections.deque[ev.Event] = collections.deque()
-        self._outcomes: dict[str, JobOutcome] = {}
+        self._ends: dict[str, JobOutcome | InsightError] = {}
 
     # ----------------------------------------------------------------------------- public
 
     def open(self) -> None:
-        """Get a token and open the socket; a failed connect is retried by the core later."""
-        self._connect()
+        """Get the first token (raises if it cannot be had) and open the socket."""
+        self._events.extend(self.follower.start(self._clock()))
+        self._drain()
+        failed = self._ends.pop("", None)
+        if isinstance(failed, InsightError):
+            raise failed
 
     def submit(
         self,
@@ -151,6 +166,7 @@ class SyncJobFollower:
         app_messages: AppMessageHandler | None = None,
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
+        self._ends.pop(job_id, None)
         self.follower.follow(
             job_id,
             execution_attempts=execution_attempts,
@@ -162,23 +178,38 @@ class SyncJobFollower:
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (it keeps running on the server)."""
         self.follower.unfollow(job_id)
-        self._outcomes.pop(job_id, None)
+        self._ends.pop(job_id, None)
 
     def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """Drive the session until ``job_id`` ends; its outcome, or None after the timeout."""
         end = None if timeout_seconds is None else self._clock() + timeout_seconds
-        while job_id not in self._outcomes:
+        while job_id not in self._ends:
+            if job_id not in self.follower.following:
+                raise not_followed(job_id)
             if end is not None and self._clock() >= end:
                 return None
             self._step(end)
-        return self._outcomes[job_id]
+        result = self._ends[job_id]
+        if isinstance(result, InsightError):
+            raise result
+        return result
 
     def close(self) -> None:
-        """Close the socket (the jobs keep running on the server)."""
+        """Close the socket and end its reader thread (the jobs keep running on the server)."""
         if self._ws is not None:
             ws, self._ws = self._ws, None
             with contextlib.suppress(websocket.WebSocketException, OSError):
-                ws.close(timeout=1.0)
+                ws.send_close()
+            # shutdown(2) wakes the reader thread out of recv (a bare close would not, on
+            # Linux): it reports the end and exits. Both calls are untyped in the library.
+            abort: Callable[[], None] = ws.abort
+            release: Callable[[], None] = ws.shutdown
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                abort()
+            release()
+        if self._reader is not None:
+            self._reader.join(timeout=READER_JOIN_SECONDS)
+            self._reader = None
 
     def __enter__(self) -> SyncJobFollower:
         return self
@@ -194,20 +225,29 @@ class SyncJobFollower:
     # ----------------------------------------------------------------------------- the loop
 
     def _step(self, end: float | None) -> None:
-        """Send what is queued, wait for one message or the next deadline, handle the events."""
+        """Send what is queued, wait for one frame or the next deadline, handle the events."""
         self._send_queued()
-        if not self._events:
-            deadline = self.follower.next_deadline()
-            wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
-            data = self._receive(wait)
-            now = self._clock()
-            if data is not None:
-                self._events.extend(self.follower.receive_text(data, now))
-            self._events.extend(self.follower.tick(now))
+        deadline = self.follower.next_deadline()
+        wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
+        try:
+            ws, data, reason = self._inbox.get(timeout=wait)
+        except queue.Empty:
+            ws = None
+        if ws is not None and ws is self._ws:
+            if data is None:
+                self._lost(reason)
+            else:
+                self._events.extend(self.follower.receive_text(data, self._clock()))
+        self._events.extend(self.follower.tick(self._clock()))
+        self._drain()
+
+    def _drain(self) -> None:
         while self._events:
             event = self._events.popleft()
-            self._log.log(event.log_level, event.describe())
+            if self._on_event is not None:
+                self._on_event(event)
             self._events.extend(self._handle(event))
+            self._send_queued()  # Pongs and answers go out before the next event's work.
 
     def _send_queued(self) -> None:
         for text in self.follower.data_to_send():
@@ -218,104 +258,63 @@ class SyncJobFollower:
             except (websocket.WebSocketException, OSError) as exc:
                 self._lost(f"sending failed: {type(exc).__name__}")
 
-    def _receive(self, timeout: float) -> str | bytes | None:
-        """One text message, or None on timeout / socket loss (no socket: just sleep)."""
-        if self._ws is None:
-            self._sleep(timeout)
-            return None
-        try:
-            self._ws.settimeout(timeout)
-            # control_frame=True: return after each ping (already answered inside recv_data),
-            # else a server pinging more often than ``timeout`` would keep us in recv forever.
-            opcode, data = self._ws.recv_data(control_frame=True)
-        except websocket.WebSocketTimeoutException:
-            return None
-        except (websocket.WebSocketException, OSError) as exc:
-            self._lost(f"{type(exc).__name__}: {exc}")
-            return None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            self._lost("closed by the server")
-            return None
-        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-            return None
-        result: str | bytes = data
-        return result
+    def _read(self, ws: websocket.WebSocket) -> None:
+        """The reader thread: move every text frame of ``ws`` into the inbox, then say why it
+        ended (``websocket-client`` answers ping frames inside ``recv_data``)."""
+        reason = "closed by the server"
+        while True:
+            try:
+                opcode, data = ws.recv_data(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                continue  # The socket timeout only bounds sends; reading waits for ever.
+            except (websocket.WebSocketException, OSError, ValueError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                self._inbox.put((ws, data, ""))
+        self._inbox.put((ws, None, reason))
 
     # ----------------------------------------------------------------------------- events
 
     def _handle(self, event: ev.Event) -> list[ev.Event]:
-        """Answer one event with the core call the follower module prescribes."""
+        """Hand a batch to the sink, record an end, or perform a call and feed its answer."""
         match event:
             case ev.RunLogLines():
                 self._on_lines(event)
             case ev.JobFinished():
-                self._outcomes[event.job_id] = event.outcome
-            case ev.TokenRefreshDue():
-                self._refresh_token()
+                self._ends[event.job_id] = event.outcome
+            case ev.FollowFailed():
+                self._ends[event.job_id or ""] = event.error
             case ev.ReconnectDue():
-                self._connect()
-            case ev.ReconcileDue():
-                return self._reconcile(event.job_id)
-            case ev.RunLogFetchDue():
-                return self._fetch_run_log(event)
+                return self._connect(event)
+            case ev.TokenRefreshDue() | ev.ReconcileDue() | ev.RunLogFetchDue():
+                return self._answer(event.call_id, rest_call(self._rest, event))
         return []
 
-    def _refresh_token(self) -> None:
+    def _answer(self, call_id: int, perform: Callable[[], Any]) -> list[ev.Event]:
         try:
-            token = self._rest.refresh_token()
+            result = perform()
         except InsightError as exc:
-            if exc.permanent:
-                raise
-            self._log.warning("Refreshing the Insight token failed (%s); retrying soon", exc)
-            return
-        self._use_token(token)
+            return self.follower.call_failed(call_id, exc, self._clock())
+        return self.follower.call_succeeded(call_id, result, self._clock())
 
-    def _use_token(self, token: Token) -> None:
-        self.follower.token_refreshed(
-            token.value, token.expires_at, self._clock(), lifetime_seconds=token.lifetime_seconds
-        )
-
-    def _connect(self) -> None:
-        """Open a socket; a 401 gets one fresh token (§B9 #4); any failure goes to the core."""
+    def _connect(self, call: ev.ReconnectDue) -> list[ev.Event]:
         self.close()
+        assert call.token is not None  # The core always hands the token with the call.
         try:
-            try:
-                # current_token() may have minted a new one: the core times whatever is used.
-                token = self._rest.current_token()
-                self._use_token(token)
-                self._ws, connection_id = self._opener(self._settings, token.value)
-            except AuthenticationError:
-                token = self._rest.refresh_token()
-                self._use_token(token)
-                self._ws, connection_id = self._opener(self._settings, token.value)
+            ws, connection_id = self._opener(self._settings, call.token.value)
         except InsightError as exc:
-            self._log.warning("Insight progress socket unavailable: %s", exc)
-            self.follower.connection_failed(self._clock(), str(exc))
-            return
-        self.follower.connection_opened(connection_id, self._clock())
+            return self.follower.call_failed(call.call_id, exc, self._clock())
+        self._ws = ws
+        ws.settimeout(SEND_TIMEOUT_SECONDS)
+        self._reader = threading.Thread(
+            target=self._read, args=(ws,), name="insight-socket-reader", daemon=True
+        )
+        self._reader.start()
+        return self.follower.call_succeeded(call.call_id, connection_id, self._clock())
 
     def _lost(self, reason: str) -> None:
-        self._log.info("Insight progress socket lost (%s); reconnecting", reason)
         self.close()
-        self.follower.connection_lost(self._clock(), reason)
-
-    def _reconcile(self, job_id: str) -> list[ev.Event]:
-        try:
-            document = self._rest.get_job(job_id)
-        except JobNotFound:
-            return self.follower.job_gone(job_id, self._clock())
-        except InsightError as exc:
-            if exc.permanent:
-                raise
-            self._log.warning("Checking compute job %s over REST failed: %s", job_id, exc)
-            self.follower.reconcile_failed(job_id, self._clock(), str(exc))
-            return []
-        return self.follower.job_document_received(job_id, document, self._clock())
-
-    def _fetch_run_log(self, event: ev.RunLogFetchDue) -> list[ev.Event]:
-        try:
-            text = self._rest.get_run_log(event.run_log_url, compute_job_id=event.job_id)
-        except InsightError as exc:
-            self._log.warning("Fetching the run log of %s failed: %s", event.job_id, exc)
-            return self.follower.run_log_unavailable(event.job_id, self._clock(), str(exc))
-        return self.follower.run_log_fetched(event.job_id, text, self._clock())
+        self._events.extend(self.follower.connection_lost(self._clock(), reason))

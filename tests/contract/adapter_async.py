@@ -7,6 +7,7 @@ Interface: see the docstring of ``tests/contract/conftest.py``. Each call runs i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,7 +16,16 @@ from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.async_driver import AsyncJobFollower
+from airflow_insight.transport.driving import DriverEvent
 from airflow_insight.transport.rest import InsightRestClient
+
+#: The adapter logs each event once, as the operator and trigger do (the driver logs none).
+_EVENTS = logging.getLogger(f"tests.contract.adapter_{__name__.rsplit('_', 1)[-1]}")
+
+
+def _log_event(event: DriverEvent) -> None:
+    _EVENTS.log(event.log_level, event.describe())
+
 
 NAME = "async"
 
@@ -42,7 +52,7 @@ def follow_job(
 
     async def main() -> JobOutcome | None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=_sink(on_line), config=config
+            settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
         ) as driver:
             await driver.open()
             await driver.submit(job_request, payload)
@@ -69,7 +79,7 @@ def reattach(
 
     async def main() -> JobOutcome | None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=_sink(on_line), config=config
+            settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
         ) as driver:
             await driver.open()
             driver.follow(

@@ -5,6 +5,7 @@ Interface: see the docstring of ``tests/contract/conftest.py``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,8 +13,17 @@ from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.driving import DriverEvent
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.sync_driver import SyncJobFollower
+
+#: The adapter logs each event once, as the operator and trigger do (the driver logs none).
+_EVENTS = logging.getLogger(f"tests.contract.adapter_{__name__.rsplit('_', 1)[-1]}")
+
+
+def _log_event(event: DriverEvent) -> None:
+    _EVENTS.log(event.log_level, event.describe())
+
 
 NAME = "sync"
 
@@ -37,7 +47,9 @@ def follow_job(
     timeout_seconds: float,
 ) -> JobOutcome:
     """Open the socket, submit with its connection-id, follow to the end."""
-    with SyncJobFollower(settings, rest, on_lines=_sink(on_line), config=config) as driver:
+    with SyncJobFollower(
+        settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
+    ) as driver:
         driver.open()
         driver.submit(job_request, payload)
         outcome = driver.wait(str(job_request["id"]), timeout_seconds=timeout_seconds)
@@ -58,7 +70,9 @@ def reattach(
     timeout_seconds: float,
 ) -> JobOutcome:
     """Follow a job submitted elsewhere, resuming after ``last_run_log_line``."""
-    with SyncJobFollower(settings, rest, on_lines=_sink(on_line), config=config) as driver:
+    with SyncJobFollower(
+        settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
+    ) as driver:
         driver.open()
         driver.follow(
             job_id, execution_attempts=execution_attempts, last_run_log_line=last_run_log_line

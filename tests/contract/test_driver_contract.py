@@ -6,6 +6,7 @@ and compares what the driver forwarded with the emulator's own full run log.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -351,43 +352,120 @@ FLOOD = JobScript(
     batch_size=200,
     completing_seconds=0.01,
 )
+#: A sink slower than the server (150 ms per 200-line batch: a loaded machine formatting a log
+#: record per line): the inbox fills. The async loop used to forward its whole backlog without
+#: giving ``websockets`` a turn, so pings queued unanswered (issue 11 #7: the flood test passed
+#: alone and lost its socket in the loaded full suite); the blocking driver read the socket only
+#: between batches. Measured before the fixes: 7 pongs for 44 pings (async) and 24 for 139
+#: (sync); after: every ping answered.
+SLOW_SINK_FLOOD = dataclasses.replace(FLOOD, log_lines=6_000, lines_per_second=20_000.0)
+SLOW_SINK_SECONDS_PER_LINE = 0.00075
+
+
+class _BoundedLog(logging.Handler):
+    """Formats every record (the work a real sink does) but keeps only the last few, so a
+    failure prints a short excerpt instead of every captured line."""
+
+    def __init__(self, keep: int = 20) -> None:
+        super().__init__()
+        self.count = 0
+        self.last: collections.deque[str] = collections.deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        self.last.append(self.format(record))
+
+
+def _flood_logger(name: str) -> tuple[logging.Logger, _BoundedLog]:
+    logger = logging.getLogger(f"tests.contract.{name}")
+    logger.propagate = False  # Never into caplog or the terminal report: see _BoundedLog.
+    logger.setLevel(logging.INFO)
+    handler = _BoundedLog()
+    logger.handlers[:] = [handler]
+    return logger, handler
+
+
+def _compare_lines(got: list[str], want: list[str]) -> str | None:
+    """None when equal, else a short description of the first difference."""
+    if got == want:
+        return None
+    index = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+    if index is None:
+        index = min(len(got), len(want))
+    return (
+        f"{len(got)} lines forwarded, {len(want)} expected; first difference at line {index}:"
+        f" got {got[index : index + 3]!r}, expected {want[index : index + 3]!r}"
+    )
+
+
+def _flood_verdict(emulator: Emulator, handler: _BoundedLog) -> str:
+    closes = [entry.data for entry in emulator.record.of_kind("ws_close")]
+    return f"closes {closes[:3]}; last log lines: {list(handler.last)[-5:]}"
 
 
 @pytest.mark.parametrize(
-    "scenario",
-    [Scenario("flood", emulator={"ping_interval_seconds": 0.02, "pong_timeout_seconds": 0.8})],
-    ids=["flood"],
+    ("scenario", "script", "seconds_per_line"),
+    [
+        (
+            Scenario(
+                "flood", emulator={"ping_interval_seconds": 0.02, "pong_timeout_seconds": 0.8}
+            ),
+            FLOOD,
+            0.0,
+        ),
+        (
+            Scenario(
+                "slow-sink", emulator={"ping_interval_seconds": 0.02, "pong_timeout_seconds": 0.8}
+            ),
+            SLOW_SINK_FLOOD,
+            SLOW_SINK_SECONDS_PER_LINE,
+        ),
+    ],
+    ids=["flood", "slow-sink"],
 )
 def test_pings_are_answered_during_a_flood(
     driver: ModuleType,
     scenario: Scenario,
+    script: JobScript,
+    seconds_per_line: float,
     emulator: Emulator,
     settings: ConnectionSettings,
     rest: InsightRestClient,
 ) -> None:
-    emulator.add_script("*", FLOOD)
+    emulator.add_script("*", script)
     lines: list[str] = []
-    flood_log = logging.getLogger("tests.contract.flood")
+    flood_log, handler = _flood_logger(scenario.name)
+    batch_pause = seconds_per_line * script.batch_size
 
     def forward(line: str) -> None:
         # A real sink formats a log record per line; do the same amount of work here.
         flood_log.info("run log | %s", line)
         lines.append(line)
+        if batch_pause and len(lines) % script.batch_size == 0:
+            time.sleep(batch_pause)  # Holds the loop, as a slow logger does.
 
+    job_id = f"contract-{scenario.name}"
     outcome = driver.follow_job(
         settings,
         rest,
-        _request("contract-flood"),
+        _request(job_id),
         None,
         config=FAST_FOLLOWER,
         on_line=forward,
         timeout_seconds=60.0,
     )
     assert outcome.status == "COMPLETED"
-    assert lines == emulator.run_log("contract-flood")
-    assert len(lines) == FLOOD.log_lines
-    assert emulator.record.of_kind("pong"), "no pong was recorded"
-    assert len(emulator.record.of_kind("ws_open")) == 1, "the socket was closed during the flood"
+    difference = _compare_lines(lines, emulator.run_log(job_id))
+    assert difference is None, difference
+    assert len(lines) == script.log_lines == handler.count
+    pings, pongs = emulator.record.of_kind("ping"), emulator.record.of_kind("pong")
+    assert pongs, "no pong was recorded"
+    # Only a ping sent just before the socket closed may go unanswered; no time is asserted.
+    assert len(pongs) >= 0.9 * len(pings), f"{len(pongs)} pongs for {len(pings)} pings"
+    sockets = len(emulator.record.of_kind("ws_open"))
+    assert sockets == 1, (
+        f"the socket was closed during the flood: {_flood_verdict(emulator, handler)}"
+    )
 
 
 SLOWER = dataclasses.replace(BASE_SCRIPT, name="slower", log_lines=40, lines_per_second=60.0)

@@ -80,6 +80,12 @@ def test_cli_options_build_the_config() -> None:
             "2",
             "--relaxed-media-types",
             "--no-runlog-completed",
+            "--simulate-solves",
+            "--app-message-timeout",
+            "0.5",
+            "--no-app-message-resend",
+            "--forget-finished-after",
+            "0",
         ]
     )
     config = emulator.config
@@ -88,6 +94,16 @@ def test_cli_options_build_the_config() -> None:
     assert config.spelling.legacy_status_fields and config.token_response == "json"
     assert not config.strict_media_types and not config.send_runlog_completed
     assert emulator.hub.script_for("f-1").name == "failed"
+    assert config.simulate_solves and config.app_message_timeout_seconds == 0.5
+    assert not config.resend_app_messages_on_subscribe
+    assert config.forget_finished_jobs_after_seconds is None  # 0 keeps finished jobs
+
+
+def test_cli_defaults_for_callbacks_and_cleanup() -> None:
+    config = build(["--port", "0"]).config
+    assert not config.simulate_solves and config.app_message_timeout_seconds == 60.0
+    assert config.resend_app_messages_on_subscribe
+    assert config.forget_finished_jobs_after_seconds == 3600.0
 
 
 @pytest.mark.parametrize(

@@ -310,6 +310,7 @@ def test_inject_rejects_non_faults(emulator: Emulator) -> None:
         ),
         ("delay:GET:*:1.5:times=inf", faults.Delay("GET", "*", 1.5, None)),
         ("drop-socket:after=5", faults.DropSocket(after_messages=5)),
+        ("drop-socket:type=app_message", faults.DropSocket(message_type="APP_MESSAGE")),
         (
             "drop-socket:status=EXECUTING:code=4001:job=a*",
             faults.DropSocket(status="EXECUTING", close_code=4001, job_id="a*"),
@@ -340,7 +341,15 @@ def test_parse_fault(spec: str, expected: faults.Fault) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["nonsense", "http:GET:/x", "http:GET:/x:abc", "drop-socket", "drop-socket:after=x"]
+    "spec",
+    [
+        "nonsense",
+        "http:GET:/x",
+        "http:GET:/x:abc",
+        "drop-socket",
+        "drop-socket:after=x",
+        "drop-socket:after=1:type=APP_MESSAGE",
+    ],
 )
 def test_parse_fault_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(ConfigurationError):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, timeline
+from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript
 
 from .support import (
     auth,
@@ -129,10 +129,13 @@ def test_demo_script_looks_real_and_scripted_results(start_emulator: Any) -> Non
     token = mint(emulator)
     messages = _follow(emulator, token, job_request("demo-1", computeJobType="MOSEL"))
     lines = log_lines(messages)
-    assert len(lines) >= 30 and lines[0].startswith("FICO Xpress")
-    assert json.loads(_results(emulator, token, "demo-1")["solution-status.json"]) == {
-        "demo-1": "Optimal"
-    }
+    # Canned lines that look like a solve, and say loudly that they are not one.
+    assert len(lines) >= 30 and lines[1].startswith("FICO Xpress")
+    label = "Emulator: SIMULATED run: this emulator does not run Mosel models"
+    assert lines[0].startswith(label) and lines[-1].startswith(label)
+    files = _results(emulator, token, "demo-1")
+    assert json.loads(files["solution-status.json"]) == {"demo-1": "Simulated"}
+    assert b"SIMULATED" in files["SIMULATED.txt"]
 
 
 @needs_xpress
@@ -152,15 +155,20 @@ def test_real_solve_streams_the_solver_log(emulator: Emulator, token: str) -> No
 def test_solve_falls_back_to_the_script_without_a_model(emulator: Emulator, token: str) -> None:
     emulator.add_script("solve-*", SOLVING)
     messages = _follow(emulator, token, job_request("solve-2"), payload=zip_of({"a.txt": "x"}))
-    assert log_lines(messages) == [SOLVING.line(n, "solve-2", 1) for n in range(5)]
-
-
-def test_solve_falls_back_when_no_solver(
-    emulator: Emulator, token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(timeline, "_solver_module", lambda: (None, "xpress is not installed"))
-    emulator.add_script("solve-*", SOLVING)
-    messages = _follow(emulator, token, job_request("solve-3"), payload=zip_of({"m.lp": TINY_LP}))
     lines = log_lines(messages)
-    assert lines[0].startswith("Emulator: real solve unavailable")
-    assert statuses(messages)[-1] == "COMPLETED"
+    assert lines[1:-1] == [SOLVING.line(n, "solve-2", 1) for n in range(5)]
+    label = "Emulator: SIMULATED run: the payload holds no LP/MPS model to solve"
+    assert lines[0].startswith(label) and lines[-1] == lines[0]
+
+
+def test_scripts_without_solve_carry_no_label(emulator: Emulator, token: str) -> None:
+    emulator.add_script("canned-*", NAMED_SCRIPTS["quick"])
+    payload = zip_of({"model.lp": TINY_LP})
+    messages = _follow(emulator, token, job_request("canned-1"), payload=payload)
+    assert not any("SIMULATED" in line for line in log_lines(messages))
+
+
+def test_script_round_trips_through_plain_fields() -> None:
+    script = NAMED_SCRIPTS["callbacks"]
+    fields = json.loads(json.dumps(dataclasses.asdict(script)))
+    assert JobScript.from_fields(fields) == script

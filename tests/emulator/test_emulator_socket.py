@@ -215,15 +215,6 @@ def test_oversized_client_message_closes_only_that_socket(emulator: Emulator, to
     assert recv_json(healthy)["messageType"] == "ERROR"
 
 
-def test_app_message_response_is_recorded(emulator: Emulator, token: str) -> None:
-    ws = connect(emulator, token)
-    body = {"appMessageId": "m-1", "appMessage": {"interruptSolve": False}}
-    send(ws, "APP_MESSAGE_RESPONSE", body, computeJobId="j")
-    wait_until(lambda: bool(emulator.record.of_kind("app_message_response")))
-    entry = emulator.record.of_kind("app_message_response")[0]
-    assert entry.compute_job_id == "j" and entry.data["appMessageId"] == "m-1"
-
-
 def test_pings_and_pongs_are_recorded(start_emulator: Any) -> None:
     emulator = start_emulator(ping_interval_seconds=0.05)
     ws = connect(emulator, mint(emulator))
@@ -234,11 +225,15 @@ def test_pings_and_pongs_are_recorded(start_emulator: Any) -> None:
 
 
 def test_client_ping_gets_pong(emulator: Emulator, token: str) -> None:
-    ws = connect(emulator, token)
+    ws = connect(emulator, token, timeout=1.0)
     ws.ping(b"hello")
-    opcode, data = ws.recv_data(control_frame=True)
-    while opcode != websocket.ABNF.OPCODE_PONG or data != b"hello":
-        opcode, data = ws.recv_data(control_frame=True)
+    frames: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + 5.0
+    # The server's own pings may come first; a missing pong fails here, it never hangs.
+    while time.monotonic() < deadline and (websocket.ABNF.OPCODE_PONG, b"hello") not in frames:
+        with contextlib.suppress(websocket.WebSocketTimeoutException):
+            frames.append(ws.recv_data(control_frame=True))
+    assert (websocket.ABNF.OPCODE_PONG, b"hello") in frames, frames
 
 
 def test_closed_on_missed_pong(start_emulator: Any) -> None:

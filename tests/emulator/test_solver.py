@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import sys
 import tempfile
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,8 @@ import pytest
 
 from airflow_insight.emulator import solver as solver_module
 from airflow_insight.emulator.solver import SolveResult, SolverUnavailable, solve_payload
+
+from .support import zip_of
 
 xpress = pytest.importorskip("xpress", reason="the optional 'xpress' package is not installed")
 
@@ -30,11 +30,7 @@ PRODUCTION_PLAN_OPTIMUM = 12380.0
 
 def make_zip(files: dict[str, bytes]) -> bytes:
     """A payload zip holding the given members."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    return zip_of(dict(files))
 
 
 def solve(

@@ -7,15 +7,16 @@ import itertools
 import json
 import random
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from airflow_insight.exceptions import ConfigurationError
+from airflow_insight.exceptions import ConfigurationError, ServerError
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome, Verdict
+from airflow_insight.protocol.tokens import Token
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ CONFIG = FollowerConfig(
     reconnect_max_delay_seconds=4.0,
     reconnect_multiplier=2.0,
     jitter_fraction=0.2,
+    unreachable_limit_seconds=None,  # Tested on its own below.
 )
 
 
@@ -83,8 +85,20 @@ def forwarded(events: Sequence[object]) -> list[str]:
     return [line for batch in of_type(events, ev.RunLogLines) for line in batch.lines]
 
 
+#: A token that never comes due in these tests (the token tests use their own).
+LASTING_TOKEN = Token("tok-0", expires_at=1e9, lifetime_seconds=1e9)
+
+
+def tokened(config: FollowerConfig = CONFIG, **kwargs: Any) -> Follower:
+    """A follower holding a token, as after the driver answered its first token call."""
+    follower = Follower(config, **kwargs)
+    follower.token_refreshed(LASTING_TOKEN, 0.0)
+    follower.session.token_due_at = None  # Its refresh is not these tests' concern.
+    return follower
+
+
 def opened(*job_ids: str, config: FollowerConfig = CONFIG) -> Follower:
-    follower = Follower(config)
+    follower = tokened(config)
     follower.connection_opened("conn-1", 0.0)
     for job_id in job_ids:
         follower.follow(job_id, now=0.0)
@@ -363,8 +377,8 @@ def test_errors_from_the_server() -> None:
     events = feed(follower, [m.encode_server_message(not_found)])
     assert events == [ev.ReconcileDue("job-1")]
     anonymous = m.ErrorReported(None, m.COMPUTE_JOB_NOT_FOUND, None)
+    # job-1's check is still outstanding: it is not asked for twice.
     assert feed(follower, [m.encode_server_message(anonymous)]) == [
-        ev.ReconcileDue("job-1"),
         ev.ReconcileDue("job-2"),
     ]
     stranger = m.ErrorReported("zzz", m.COMPUTE_JOB_NOT_FOUND, None)
@@ -379,24 +393,29 @@ def test_errors_from_the_server() -> None:
 
 
 def test_token_refresh_due_at_two_thirds_of_a_default_lifetime() -> None:
-    follower = opened("job-1", config=FollowerConfig(silence_limit_seconds=10_000.0))
-    follower.token_refreshed("tok-1", 900.0, 0.0)
+    config = FollowerConfig(silence_limit_seconds=10_000.0, unreachable_limit_seconds=None)
+    follower = opened("job-1", config=config)
+    follower.token_refreshed(Token("tok-1", 900.0, 900.0), 0.0)
     # The first token was used for the handshake of the open socket: UPDATE_TOKEN is harmless.
     assert sent(follower) == [m.UpdateToken("tok-1")]
     assert follower.next_deadline() == pytest.approx(600.0)
     assert follower.tick(599.0) == []
-    assert follower.tick(600.0) == [ev.TokenRefreshDue()]
-    # No answer (a failed mint): asked again a little later, not on every tick.
+    (mint,) = follower.tick(600.0)
+    assert mint == ev.TokenRefreshDue()
+    # A failed mint is survived and asked again a little later, not on every tick.
+    failed = follower.call_failed(mint.call_id, ServerError("HTTP 503", status_code=503), 600.2)
+    assert [type(event) for event in failed] == [ev.CallFailed]
     assert follower.tick(600.5) == []
-    assert follower.tick(675.0) == [ev.TokenRefreshDue()]
-    follower.token_refreshed("tok-2", 1575.0, 675.0)
+    (again,) = follower.tick(675.0)
+    assert again == ev.TokenRefreshDue()
+    follower.call_succeeded(again.call_id, Token("tok-2", 1575.0, 900.0), 675.0)
     assert sent(follower) == [m.UpdateToken("tok-2")]
     assert follower.next_deadline() == pytest.approx(1275.0)
 
 
 def test_token_refresh_scales_to_three_second_tokens_and_cached_tokens() -> None:
     follower = Follower(CONFIG)
-    follower.token_refreshed("tok-1", 103.0, 101.0, lifetime_seconds=3.0)
+    follower.token_refreshed(Token("tok-1", 103.0, 3.0), 101.0)
     assert sent(follower) == []  # no socket yet: the handshake carries the token
     assert follower.next_deadline() == pytest.approx(102.0)
     assert follower.tick(101.9) == []
@@ -405,7 +424,7 @@ def test_token_refresh_scales_to_three_second_tokens_and_cached_tokens() -> None
 
 def test_tokens_never_show_in_events_or_reprs() -> None:
     follower = opened("job-1")
-    follower.token_refreshed("s3cr3t-token", 3.0, 0.0)
+    follower.token_refreshed(Token("s3cr3t-token", 3.0, 3.0), 0.0)
     events = follower.tick(2.0)
     assert events == [ev.TokenRefreshDue()]
     assert all("s3cr3t" not in repr(e) + e.describe() for e in events)
@@ -486,7 +505,7 @@ def test_socket_open_long_enough_starts_the_backoff_over() -> None:
 
 
 def test_connection_lost_during_a_connect_attempt_schedules_a_reconnect() -> None:
-    follower = Follower(CONFIG)
+    follower = tokened(CONFIG)
     follower.follow("job-1", now=0.0)
     assert follower.tick(0.0) == [ev.ReconnectDue(1)]
     # The driver reports a loss while the connect is still under way (e.g. a stale socket).
@@ -504,7 +523,7 @@ def test_connection_lost_during_a_connect_attempt_schedules_a_reconnect() -> Non
 def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
     delays = []
     for seed in range(20):
-        follower = Follower(CONFIG, jitter_source=random.Random(seed).random)
+        follower = tokened(CONFIG, jitter_source=random.Random(seed).random)
         follower.connection_opened("c", 0.0)
         follower.receive_text(m.encode_server_message(m.PingReceived(1)), 0.0)
         follower.connection_lost(0.0)
@@ -513,13 +532,15 @@ def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
         delays.append(deadline)
     assert all(0.4 <= d <= 0.6 for d in delays)
     assert len(set(delays)) > 1
-    high = Follower(CONFIG, jitter_source=lambda: 1.0)
+    high = tokened(CONFIG, jitter_source=lambda: 1.0)
+    high.follow("job-1", now=0.0)
+    assert high.tick(0.0) == [ev.ReconnectDue(1)]
     high.connection_failed(0.0)
     assert high.next_deadline() == pytest.approx(1.2)
 
 
 def test_following_before_any_connection_asks_for_one() -> None:
-    follower = Follower(CONFIG)
+    follower = tokened(CONFIG)
     assert follower.next_deadline() is None
     follower.follow("job-1", now=3.0)
     assert follower.tick(3.0) == [ev.ReconnectDue(1)]
@@ -551,10 +572,11 @@ def test_silent_job_is_checked_over_rest() -> None:
     feed(follower, [status("job-1", "EXECUTING")], now=4.0)
     assert follower.next_deadline() == pytest.approx(14.0)
     assert follower.tick(13.9) == []
-    assert follower.tick(14.0) == [ev.ReconcileDue("job-1")]
-    # Unanswered: asked again after another silence limit, never lost.
-    assert follower.tick(24.0) == [ev.ReconcileDue("job-1")]
-    follower.reconcile_failed("job-1", 24.5, "HTTP 503")
+    (check,) = follower.tick(14.0)
+    assert check == ev.ReconcileDue("job-1")
+    # Outstanding: never asked twice (the driver answers each call exactly once).
+    assert follower.tick(24.0) == []
+    follower.call_failed(check.call_id, ServerError("HTTP 503", status_code=503), 24.5)
     assert follower.next_deadline() == pytest.approx(34.5)
     events = follower.job_document_received("job-1", {"status": "EXECUTING"}, 25.0)
     assert events == []  # nothing new
@@ -579,8 +601,8 @@ def test_rest_document_reconciles_to_finished() -> None:
         ev.StatusChanged("job-1", "COMPLETED", "OK", 1),
         ev.RunLogFetchDue("job-1", RUN_LOG_URL),
     ]
-    # The driver never answers the fetch: it is asked for again, then it answers.
-    assert follower.tick(30.0) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)]
+    # The fetch is outstanding: not asked for again; then it is answered.
+    assert follower.tick(30.0) == []
     final = follower.run_log_fetched("job-1", "line 0\nline 1\nline 2\n", 31.0)
     assert forwarded(final) == ["line 2"]
     outcome = of_type(final, ev.JobFinished)[0].outcome
@@ -919,11 +941,13 @@ def test_checks_stay_right_with_many_jobs_heard_at_different_times() -> None:
         expected_deadline = min((at + limit for at in heard.values()), default=None)
         assert follower.next_deadline() == expected_deadline
         due = sorted(job for job, at in heard.items() if at + limit <= now)
-        checks = sorted(e.job_id for e in of_type(follower.tick(now), ev.ReconcileDue))
-        assert checks == due
+        asked = of_type(follower.tick(now), ev.ReconcileDue)
+        assert sorted(e.job_id for e in asked) == due
         checked += len(due)
-        for job_id in due:
-            heard[job_id] = now  # the tick re-asks after the silence limit
+        for call in asked:
+            # Answered as a 5xx would be: the next check is a silence limit away (socket open).
+            follower.call_failed(call.call_id, ServerError("HTTP 503", status_code=503), now)
+            heard[call.job_id] = now
     assert checked > 20, "too few checks came due: the test would prove little"
     assert sorted(follower.following) == sorted(heard)
     assert follower.active is bool(heard)

@@ -1,0 +1,153 @@
+"""The session's transition table, the calls by id, and the decisions made on their answers.
+
+Frames are literal wire text (as the protocol reference shows them), never made by our encoder.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_insight.exceptions import (
+    AuthenticationError,
+    InsightTimeout,
+    JobNotFound,
+    LocalProtocolError,
+    PermissionDenied,
+    ServerError,
+    ServerUnreachable,
+)
+from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.follower import Follower, FollowerConfig
+from airflow_insight.protocol.session import TRANSITIONS, Session, SessionInput, SessionState
+from airflow_insight.protocol.tokens import Token
+
+CONFIG = FollowerConfig(
+    silence_limit_seconds=10.0, jitter_fraction=0.0, unreachable_limit_seconds=60.0
+)
+TOKEN = Token("s3cr3t-token", expires_at=900.0, lifetime_seconds=900.0)
+EXECUTING = (
+    '{"computeJobId":"job-1","messageType":"JOB_STATUS_UPDATED","messagePayload":'
+    '{"status":"EXECUTING","modelStatus":null,"executionAttempts":1,'
+    '"runLogUrl":"/api/scenarios/s1/run-log"}}'
+)
+
+
+def started(follower: Follower) -> ev.ReconnectDue:
+    """Answer the first token; return the socket call that follows it."""
+    (mint,) = follower.start(0.0)
+    assert mint == ev.TokenRefreshDue(fresh=False)
+    (connect,) = [e for e in follower.call_succeeded(mint.call_id, TOKEN, 0.0)]
+    assert isinstance(connect, ev.ReconnectDue) and connect.token is TOKEN
+    return connect
+
+
+@pytest.mark.parametrize("state", list(SessionState))
+@pytest.mark.parametrize("event", list(SessionInput))
+def test_every_move_not_in_the_table_raises(state: SessionState, event: SessionInput) -> None:
+    session = Session(CONFIG)
+    session.state = state
+    if (state, event) in TRANSITIONS:
+        session.move(event)
+        assert session.state is TRANSITIONS[(state, event)]
+    else:
+        with pytest.raises(LocalProtocolError, match=event.value):
+            session.move(event)
+
+
+def test_a_second_socket_reported_open_is_a_driver_bug() -> None:
+    follower = Follower(CONFIG)
+    follower.connection_opened("c1", 0.0)
+    with pytest.raises(LocalProtocolError, match="opened while open"):
+        follower.connection_opened("c2", 0.0)
+
+
+def test_an_answer_for_a_call_never_asked_is_a_driver_bug() -> None:
+    with pytest.raises(LocalProtocolError, match="not outstanding"):
+        Follower(CONFIG).call_succeeded(42, None, 0.0)
+
+
+def test_the_first_token_opens_the_socket_and_a_failed_one_fails_the_session() -> None:
+    follower = Follower(CONFIG)
+    connect = started(follower)
+    follower.call_succeeded(connect.call_id, "conn-1", 0.1)
+    assert follower.is_open and follower.connection_id == "conn-1"
+
+    refused = Follower(CONFIG)
+    (mint,) = refused.start(0.0)
+    error = InsightTimeout("no answer")  # not permanent, and still the end: see the docstring
+    assert refused.call_failed(mint.call_id, error, 5.0) == [ev.FollowFailed(None, error)]
+
+
+def test_a_refused_handshake_gets_one_fresh_token_then_backs_off() -> None:
+    follower = Follower(CONFIG)
+    connect = started(follower)
+    refused = AuthenticationError("HTTP 401")
+    (fresh,) = follower.call_failed(connect.call_id, refused, 0.1)
+    assert fresh == ev.TokenRefreshDue(fresh=True)
+    (again,) = follower.call_succeeded(fresh.call_id, TOKEN, 0.2)
+    assert isinstance(again, ev.ReconnectDue)
+    events = follower.call_failed(again.call_id, refused, 0.3)
+    assert [type(e) for e in events] == [ev.CallFailed]  # no third try: back off
+    assert follower.state is SessionState.BACKING_OFF
+
+
+def test_what_a_failed_check_means_is_decided_once() -> None:
+    follower = Follower(CONFIG)
+    follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
+    follower.follow("job-1", now=0.0)
+    follower.follow("job-2", now=0.0)
+    follower.data_to_send()
+    checks = {e.job_id: e for e in follower.tick(10.0) if isinstance(e, ev.ReconcileDue)}
+    gone = follower.call_failed(
+        checks["job-1"].call_id, JobNotFound("404", compute_job_id="job-1"), 10.1
+    )
+    assert [type(e) for e in gone] == [ev.StatusChanged, ev.JobFinished]
+    denied = PermissionDenied("HTTP 403")
+    assert follower.call_failed(checks["job-2"].call_id, denied, 10.2) == [
+        ev.FollowFailed("job-2", denied)
+    ]
+    assert not follower.active
+
+
+def test_a_server_that_answers_nothing_fails_each_job_after_the_limit() -> None:
+    follower = Follower(CONFIG, server="http://127.0.0.1:9")
+    follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
+    follower.follow("job-1", now=0.0)
+    follower.receive_text(EXECUTING, 5.0)
+    follower.connection_lost(6.0, "reset")
+    now, failures = 6.0, []
+    while not failures:
+        deadline = follower.next_deadline()
+        assert deadline is not None and deadline <= 5.0 + 60.0
+        now = deadline
+        for event in follower.tick(now):
+            if isinstance(event, ev.FollowFailed):
+                failures.append(event)
+            elif isinstance(event, ev.ReconcileDue | ev.ReconnectDue | ev.TokenRefreshDue):
+                # Nothing answers: every call fails on the network.
+                follower.call_failed(event.call_id, InsightTimeout("timed out"), now)
+    (failed,) = failures
+    assert now == pytest.approx(65.0)
+    assert isinstance(failed.error, ServerUnreachable) and not failed.error.permanent
+    message = str(failed.error)
+    assert "job-1" in message and "http://127.0.0.1:9" in message and "60 s" in message
+
+
+def test_an_http_error_is_an_answer_for_the_unreachable_limit() -> None:
+    follower = Follower(CONFIG)
+    follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
+    follower.follow("job-1", now=0.0)
+    follower.connection_lost(1.0, "reset")
+    check = next(e for e in follower.tick(50.0) if isinstance(e, ev.ReconcileDue))
+    follower.call_failed(check.call_id, ServerError("HTTP 503", status_code=503), 50.0)
+    assert not any(isinstance(e, ev.FollowFailed) for e in follower.tick(61.0))
+    assert follower.next_deadline() is not None
+
+
+def test_the_follower_repr_hides_the_token_it_holds() -> None:
+    follower = Follower(CONFIG)
+    follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
+    assert follower.session.token is TOKEN  # it does hold the secret...
+    assert "s3cr3t" not in repr(follower) + repr(follower.session)  # ...and never shows it
+    connect = started(Follower(CONFIG))
+    assert "s3cr3t" not in repr(connect) + connect.describe()
