@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     figures: list[Figure] = []
     try:
-        with started_bed(emulator, root / "bed", dags) as bed:
+        with started_bed(emulator, root / "bed", dags, triggerer_capacity=1000) as bed:
             figures += fanout(bed, args.jobs)
             figures.append(takeover(bed))
     finally:

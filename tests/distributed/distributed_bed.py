@@ -44,6 +44,8 @@ DAGS_FOLDER = Path(__file__).with_name("dags")
 TRIGGERER_HEALTH_CHECK_THRESHOLD_SECONDS = 15
 #: Lowered from 300 s so that a SIGKILLed worker's task is failed (and retried) soon.
 TASK_INSTANCE_HEARTBEAT_TIMEOUT_SECONDS = 30
+#: Per triggerer, below the 50 jobs of the fan-out case, so both triggerers must follow some.
+TRIGGERER_CAPACITY = 35
 TERMINAL_TI_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 #: The 50 jobs of the fan-out case: 200 lines over 20 s each.
 FANOUT = JobScript(
@@ -586,7 +588,12 @@ def socket_use(bed: Bed, dag_id: str, run_id: str, task_ids: list[str]) -> dict[
 
 
 @contextlib.contextmanager
-def started_bed(emulator: Emulator, root: Path, dags_folder: Path = DAGS_FOLDER) -> Iterator[Bed]:
+def started_bed(
+    emulator: Emulator,
+    root: Path,
+    dags_folder: Path = DAGS_FOLDER,
+    triggerer_capacity: int = TRIGGERER_CAPACITY,
+) -> Iterator[Bed]:
     """Start Postgres, Redis and every Airflow component (DAGs from ``dags_folder``); stop
     them all at the end."""
     # Its own temp dir: as root, Postgres runs as nobody, which must own it (and cannot enter
@@ -640,8 +647,10 @@ def started_bed(emulator: Emulator, root: Path, dags_folder: Path = DAGS_FOLDER)
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(
             TRIGGERER_HEALTH_CHECK_THRESHOLD_SECONDS
         ),
-        # A small batch per loop spreads new triggers over both triggerers.
+        # A small batch per loop and a capacity below the fan-out spread new triggers over both
+        # triggerers (which one claims a new trigger is otherwise a race).
         "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "5",
+        "AIRFLOW__TRIGGERER__CAPACITY": str(triggerer_capacity),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(
             TASK_INSTANCE_HEARTBEAT_TIMEOUT_SECONDS
         ),
