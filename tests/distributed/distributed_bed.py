@@ -387,9 +387,13 @@ class Bed:
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         """``{task_id: task instance document}`` of a run."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
-        answer = self.rest("GET", path, params={"limit": 1000})  # the default page is 50
-        assert answer["total_entries"] == len(answer["task_instances"]), "more than one page"
-        return {ti["task_id"]: ti for ti in answer["task_instances"]}
+        result: dict[str, dict[str, Any]] = {}
+        while True:  # pages of at most [api] maximum_page_limit (100)
+            query = {"limit": 100, "offset": len(result), "order_by": "id"}
+            page = self.rest("GET", path, params=query)
+            result.update((ti["task_id"], ti) for ti in page["task_instances"])
+            if not page["task_instances"] or len(result) >= page["total_entries"]:
+                return result
 
     def states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """``{task_id: state}`` of a run."""
