@@ -20,9 +20,19 @@
         └── JobCancelled          the job was cancelled or deleted
 
 Exceptions are plain data: they never do I/O, and their messages never carry secrets or tokens.
+:meth:`InsightError.to_dict` and :meth:`InsightError.from_dict` turn any of them into JSON-safe
+data and back with its class, message, ``permanent`` flag and fields (the trigger's event payload
+carries errors that way).
 """
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+#: Field values an error may carry through JSON (every field of the tree is one of these).
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 class InsightError(Exception):
@@ -30,6 +40,57 @@ class InsightError(Exception):
 
     #: True when retrying the same operation later cannot help (Airflow should not retry).
     permanent: bool = False
+
+    # ----------------------------------------------------------------------------- serialisation
+    # Owned by the trigger side (PLAN.md): the trigger's event carries errors through JSON.
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The keyword-only ``__init__`` parameters: the fields :meth:`to_dict` carries.
+
+        Every subclass stores each such parameter in the attribute of the same name (a test
+        walks the whole tree to hold every class, including future ones, to that).
+        """
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe data that :meth:`from_dict` turns back into an equal error."""
+        fields = {name: getattr(self, name) for name in self.field_names()}
+        for name, value in fields.items():
+            if not isinstance(value, _JSON_SCALARS):
+                raise TypeError(f"{type(self).__name__}.{name} is not JSON-safe: {value!r}")
+        return {
+            "type": type(self).__name__,
+            "message": str(self),
+            "permanent": bool(self.permanent),
+            "fields": fields,
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> InsightError:
+        """The error :meth:`to_dict` described: same class, message, flag and fields.
+
+        An unknown class name (an event written by a newer version) or fields that do not fit
+        the class give a plain :class:`InsightError` whose message names the original class;
+        ``permanent`` is kept as sent either way, so Airflow retries (or not) as it would have.
+        """
+        name = str(data.get("type", "InsightError"))
+        message = str(data.get("message", ""))
+        raw_fields = data.get("fields")
+        fields = dict(raw_fields) if isinstance(raw_fields, Mapping) else {}
+        kind = error_classes().get(name)
+        error: InsightError
+        try:
+            if kind is None:
+                raise TypeError(name)
+            error = kind(message, **fields)
+        except TypeError:
+            error = InsightError(f"{name}: {message}")
+        permanent = data.get("permanent")
+        if isinstance(permanent, bool) and permanent != error.permanent:
+            error.permanent = permanent
+        return error
 
 
 class ConfigurationError(InsightError):
@@ -131,3 +192,14 @@ class JobFailed(InsightError):
 
 class JobCancelled(JobFailed):
     """The compute job was cancelled or deleted before it finished."""
+
+
+def _walk(cls: type[InsightError]) -> Iterator[type[InsightError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _walk(sub)
+
+
+def error_classes() -> dict[str, type[InsightError]]:
+    """Every class of the tree by name (walked at each call: subclasses may be added later)."""
+    return {cls.__name__: cls for cls in _walk(InsightError)}

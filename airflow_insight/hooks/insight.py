@@ -1,4 +1,16 @@
-"""The Airflow hook for FICO Xpress Insight: turns an Airflow connection into settings and clients.
+"""The Airflow hook for FICO Xpress Insight: the adapters' only door to the server.
+
+Operator and sensor reach Insight only through :class:`InsightHook`: it reads the connection, hands
+out the REST calls they make (submit, look up, cancel, download), the blocking follower
+(:meth:`InsightHook.job_follower`) and the end of a job (:meth:`InsightHook.job_end`: an outcome
+becomes the task's result dict or its exception, for operator and sensor alike). No adapter
+imports :mod:`airflow_insight.transport`.
+
+Run-log lines go to the logger :data:`RUN_LOG_LOGGER` (``insight.run_log``) in every adapter, one
+record per line, so they stay apart from the adapters' own messages and short where a console
+prints the logger name after each line. (The ``loc=file.py:NN`` after it comes from Airflow's
+``[logging] callsite_parameters``, default ``filename,lineno``, which applies to every logger;
+set it empty to drop it. The task log view of the UI hides both unless asked to show sources.)
 
 The connection's fields and extras, and how they are read into settings, are described in
 :mod:`airflow_insight.settings`; ``settings_from_connection`` and ``base_url`` are re-exported
@@ -7,22 +19,56 @@ here (the ``X as X`` imports) for the code that imported them from this module.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import structlog
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from airflow_insight.exceptions import ConfigurationError, InsightError
+from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
+from airflow_insight.protocol.events import RunLogLines
+from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.reattach import is_terminal_document
 from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.wire import COMPUTE_JOBS_PATH
 from airflow_insight.settings import KNOWN_EXTRAS as KNOWN_EXTRAS
 from airflow_insight.settings import ConnectionLike as ConnectionLike
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.settings import base_url as base_url
 from airflow_insight.settings import settings_from_connection as settings_from_connection
+from airflow_insight.transport.async_driver import FollowFailed
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.socket_hub import JobWatch, SocketHub
+from airflow_insight.transport.sync_driver import SyncJobFollower
+
+#: The logger of forwarded run-log lines (operator, sensor and trigger alike).
+RUN_LOG_LOGGER = "insight.run_log"
+#: How often a cancel checks whether the job reached CANCELLED.
+CANCEL_POLL_SECONDS = 0.2
+
+
+class RunLogSink:
+    """Forward run-log lines into the task log: one record per line, on :data:`RUN_LOG_LOGGER`."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger(RUN_LOG_LOGGER)
+
+    def __call__(self, batch: RunLogLines) -> None:
+        """The follower's line sink: log each line of ``batch``."""
+        self.lines(batch.lines)
+
+    def lines(self, lines: Iterable[str]) -> None:
+        """Log each of ``lines`` as its own record."""
+        for line in lines:
+            self._log.info(line)
 
 
 def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, Any]:
@@ -62,9 +108,20 @@ class InsightHook(BaseHook):
         self._rest_client: InsightRestClient | None = None
 
     def get_settings(self) -> ConnectionSettings:
-        """Read the Airflow connection (once per hook) and return its settings."""
+        """Read the Airflow connection (once per hook) and return its settings.
+
+        A connection id Airflow does not know is a :class:`ConfigurationError` (a retry cannot
+        create it), so the task fails at once.
+        """
         if self._settings is None:
-            self._settings = settings_from_connection(self.get_connection(self.insight_conn_id))
+            try:
+                connection = self.get_connection(self.insight_conn_id)
+            except AirflowNotFoundException:
+                raise ConfigurationError(
+                    f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
+                    " (type insight) or pass the right insight_conn_id"
+                ) from None
+            self._settings = settings_from_connection(connection)
         return self._settings
 
     def get_rest_client(self) -> InsightRestClient:
@@ -82,6 +139,116 @@ class InsightHook(BaseHook):
     def job_result(self, outcome: JobOutcome) -> dict[str, Any]:
         """The task's result dict for ``outcome`` (see :func:`job_result`)."""
         return job_result(self.get_settings(), outcome)
+
+    # ----------------------------------------------------------------------------- REST calls
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job document of ``job_id``; raises ``JobNotFound`` on 404."""
+        return self.get_rest_client().get_job(job_id)
+
+    def submit_job(
+        self, request: Mapping[str, Any], payload: bytes | None = None
+    ) -> dict[str, Any]:
+        """Submit a job without following it (fire and forget, or a deferring task)."""
+        return self.get_rest_client().submit_job(request, payload)
+
+    def delete_job(self, job_id: str) -> None:
+        """Cancel or delete ``job_id`` (REST ``DELETE``) without waiting."""
+        self.get_rest_client().cancel_job(job_id)
+
+    def download_results(self, outcome: JobOutcome, target: str | Path) -> Path:
+        """Write the job's results zip to ``target`` (parents created); the path written."""
+        if outcome.result_url is None:
+            raise ValueError(f"job {outcome.compute_job_id} has no result URL")
+        data = self.get_rest_client().download(
+            outcome.result_url, compute_job_id=outcome.compute_job_id
+        )
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def cancel_job_and_wait(
+        self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
+    ) -> str | None:
+        """Cancel ``job_id`` (REST ``DELETE``), then wait up to ``wait_seconds`` for a terminal
+        status; return it, or None when the job did not get there in time.
+
+        Uses a REST client of its own: a kill runs in the signal handler on the thread it
+        interrupted, which may be inside this hook's client holding its token lock (a mint);
+        the shared client would deadlock there. Raises ``JobNotFound`` when the job is gone.
+        """
+        deadline = time.monotonic() + wait_seconds
+        with InsightRestClient(self.get_settings()) as rest:
+            rest.cancel_job(job_id)
+            while True:
+                document = rest.get_job(job_id)
+                if is_terminal_document(document):
+                    return str(document["status"])
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(poll_seconds)
+
+    # ----------------------------------------------------------------------------- following
+
+    def follower_config(
+        self, *, silence_limit_seconds: float, unreachable_limit_seconds: float | None = None
+    ) -> FollowerConfig:
+        """The follower's knobs: ``unreachable_limit_seconds`` None means the connection's."""
+        limit = unreachable_limit_seconds
+        if limit is None:
+            limit = self.get_settings().unreachable_limit_seconds
+        return FollowerConfig(
+            silence_limit_seconds=silence_limit_seconds, unreachable_limit_seconds=limit
+        )
+
+    def job_follower(
+        self, config: FollowerConfig, on_lines: RunLogSink, log: logging.Logger | Any = None
+    ) -> SyncJobFollower:
+        """A blocking follower on this connection (a context manager): ``open``, then ``submit``
+        or ``follow``, then ``wait`` for the outcome. Run-log lines go to ``on_lines``; every
+        other event of the core is logged once on ``log`` (default: the hook's), at its level
+        (the driver logs none)."""
+        logger = log or self.log
+
+        def log_event(event: Any) -> None:
+            if not isinstance(event, RunLogLines):
+                logger.log(event.log_level, event.describe())
+
+        return SyncJobFollower(
+            self.get_settings(),
+            self.get_rest_client(),
+            on_lines=on_lines,
+            config=config,
+            on_event=log_event,
+        )
+
+    # ----------------------------------------------------------------------------- the end
+
+    def job_end(
+        self,
+        outcome: JobOutcome,
+        accepted_model_statuses: Collection[str] | None = None,
+        log: logging.Logger | Any = None,
+    ) -> dict[str, Any]:
+        """The one end of a job for operator and sensor: the result dict, or the job's failure
+        (``JobFailed``/``JobCancelled``) raised; a success without a model status is warned
+        about on ``log`` (default: the hook's)."""
+        accepted = self.accepted_model_statuses(accepted_model_statuses)
+        warning = outcome.warning(accepted)
+        if warning:
+            (log or self.log).warning(warning)
+        error = outcome.error(accepted)
+        if error is not None:
+            raise error
+        return self.job_result(outcome)
+
+    def forward_run_log_after(self, outcome: JobOutcome, last_forwarded_line: int) -> int:
+        """Forward (to :data:`RUN_LOG_LOGGER`) the run-log lines after ``last_forwarded_line``
+        read over REST (see :meth:`run_log_after`); how many were forwarded."""
+        lines = self.run_log_after(outcome, last_forwarded_line)
+        RunLogSink().lines(lines)
+        return len(lines)
 
     def run_log_after(self, outcome: JobOutcome, last_forwarded_line: int) -> list[str]:
         """The job's run-log lines after ``last_forwarded_line``, read over REST.
@@ -116,3 +283,82 @@ class InsightHook(BaseHook):
             return False, str(exc)
         result = probe_server(settings)
         return result.ok, result.message
+
+    # ===================================================================== trigger side
+    # What the trigger and the deferrable sensor's trigger need, so they import no transport
+    # module. Everything here is safe on the triggerer's event loop: nothing blocks it.
+
+    async def aget_settings(self) -> ConnectionSettings:
+        """Read the connection with ``aget_connection`` (once per hook) and return its settings.
+
+        A connection that does not exist is a :class:`ConfigurationError` (no retry helps).
+        """
+        if self._settings is None:
+            try:
+                connection = await BaseHook.aget_connection(self.insight_conn_id)
+            except AirflowNotFoundException:
+                raise ConfigurationError(
+                    f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
+                ) from None
+            self._settings = settings_from_connection(connection)
+        return self._settings
+
+    def watch_job(
+        self,
+        settings: ConnectionSettings,
+        job_id: str,
+        *,
+        execution_attempts: int,
+        last_run_log_line: int,
+        config: FollowerConfig,
+    ) -> JobWatch:
+        """Follow ``job_id`` on the running loop's shared progress socket of this connection.
+
+        Every job followed on one connection (and one follower timing) in one event loop shares
+        one socket; the watch's events end with one finish or one failure
+        (:meth:`watch_failure`). Close the watch to stop following; the job keeps running.
+        """
+        return SocketHub.for_running_loop().watch(
+            self.insight_conn_id,
+            settings,
+            job_id,
+            execution_attempts=execution_attempts,
+            last_run_log_line=last_run_log_line,
+            config=config,
+        )
+
+    @staticmethod
+    def watch_failure(event: object) -> InsightError | None:
+        """The error a watch event ends following with (a REST error no retry fixes), or None."""
+        return event.error if isinstance(event, FollowFailed) else None
+
+    async def aget_job_status(self, settings: ConnectionSettings, job_id: str) -> str | None:
+        """The job's ``status`` read over REST off the loop; None when the server has no job."""
+
+        def read() -> str | None:
+            with InsightRestClient(settings) as rest:
+                status = rest.get_job(job_id).get("status")
+            return status if isinstance(status, str) else None
+
+        try:
+            return await asyncio.to_thread(read)
+        except JobNotFound:
+            return None
+
+    async def acancel_job(self, settings: ConnectionSettings, job_id: str) -> None:
+        """``DELETE`` the job off the loop, with a client of its own (a gone job counts as done)."""
+
+        def cancel() -> None:
+            with InsightRestClient(settings) as rest:
+                rest.cancel_job(job_id)
+
+        await asyncio.to_thread(cancel)
+
+    @staticmethod
+    def cancel_hint(settings: ConnectionSettings, job_id: str) -> str:
+        """How a user cancels ``job_id`` by hand (for a log line that leaves it running)."""
+        url = settings.url(f"{COMPUTE_JOBS_PATH}/{quote(job_id, safe='')}")
+        return (
+            f"To cancel it: cancel compute job {job_id} in Insight, or send DELETE {url}"
+            " (REST API, with a bearer token)."
+        )

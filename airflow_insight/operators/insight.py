@@ -5,61 +5,94 @@ the job's run log into the task log line by line, and ends the task per protocol
 returns a result dict (the XCom ``return_value``); any other end fails the task with a message
 naming the job, its status, its model status and the last run-log lines.
 
-Run-log lines are logged one record per line by the logger
-``airflow_insight.operators.insight.InsightJobOperator.run_log`` (the trigger uses
-``...InsightJobTrigger.run_log``), so they stay apart from the operator's own messages.
+Run-log lines are logged one record per line by the logger ``insight.run_log``
+(:data:`~airflow_insight.hooks.insight.RUN_LOG_LOGGER`, shared with the sensor and the trigger), so
+they stay apart from the operator's own messages. The operator reaches the server only through
+:class:`~airflow_insight.hooks.insight.InsightHook`.
+
+Order of work in ``execute``: the local checks first (the payload is read and zipped, the request
+built; each mistake is a ``ConfigurationError``), so no token is minted for a task that cannot run;
+a connection id that does not exist fails the same way, at once and without retries.
 
 Retries and re-attaching (decision): the operator does **not** use Airflow's
 ``ResumableJobMixin``. It uses ``context["task_state_store"]`` directly and, because Insight lets
 the *caller* choose the job id, stores the id **before** submitting, which closes the mixin's window
-between "submitted" and "persisted". On a later attempt the stored id is read and the job fetched:
-
-* 404: never created or already gone: submit a fresh job (a new id for the new try);
-* not terminal: re-attach (``SUBSCRIBE``) and follow it. The whole run log is forwarded again from
-  line 0: this attempt has its own task log, and a reader wants the complete log there;
-* ``COMPLETED`` with an accepted model status: nothing is run again; the result is returned;
-* any other terminal status: submit a fresh job. A fixed ``job_id`` given by the user is reused,
-  so its finished job is deleted first (the server would answer 409 otherwise).
+between "submitted" and "persisted". On a later attempt the stored id is read and the job fetched;
+what follows is decided by :func:`airflow_insight.protocol.reattach.choose_job` (pure, with a table
+of tests): 404 submits a fresh job (a new id for the new try); a job not terminal is re-attached
+to (``SUBSCRIBE``) and followed, its whole run log forwarded again from line 0 (this attempt has its
+own task log, and a reader wants the complete log there); ``COMPLETED`` with an accepted model
+status runs nothing again and returns the result; any other terminal status submits a fresh job
+(a fixed ``job_id`` given by the user is reused, so its finished job is deleted first: the server
+would answer 409 otherwise).
 
 Without a task state store (Airflow < 3.3, or the store disabled) a warning is logged and every
 attempt submits its own job (a fixed ``job_id`` still re-attaches to a running job of that id).
 
-Kill and timeout: ``on_kill`` cancels the remote job (REST ``DELETE``) and waits up to
-``cancel_wait_seconds`` for ``CANCELLED``. In blocking mode ``execution_timeout`` raises
-``AirflowTaskTimeout`` inside ``execute``; the operator cancels the job there and re-raises. In
-deferrable mode the trigger cancels at ``end_by`` (derived from ``execution_timeout``) itself.
+Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
+
+* ``on_kill`` cancels the remote job only when a **user** stopped the task. Airflow 3.3 calls it
+  from the task process's ``SIGTERM`` handler (``_on_term`` in
+  ``airflow/sdk/execution_time/task_runner.py``), and two very different events send that signal:
+  a user marking the task failed or success or clearing it (the supervisor's heartbeat is answered
+  409/404/410, ``_send_heartbeat_if_needed`` in ``supervisor.py`` sends ``SIGTERM`` and escalates to
+  ``SIGKILL`` 5 s later), and a worker shutdown by a deploy (the supervisor's ``_forward_signal``
+  passes its own ``SIGTERM`` on to the task, or the process group gets it). So ``on_kill`` first
+  asks the supervisor for the task instance's state in the metadata DB (``GetTaskStates``, through
+  ``RuntimeTaskInstance.get_task_states``; see :mod:`airflow_insight.hooks.task_state`): no longer
+  running (``failed``, ``success``, ``restarting``, ...) means a user's decision, and the job is
+  cancelled (REST ``DELETE``, then up to ``cancel_wait_seconds`` for ``CANCELLED``). Still running,
+  or already Airflow's again (``up_for_retry``, a newer try): the job is left running, and the
+  log says so with its id; the process goes on following it, and if it dies the next try
+  re-attaches. When the state cannot be read within 2 s the job is left running too (never
+  cancel on a guess), and the log names the job so a user can cancel it.
+* ``execution_timeout``: Airflow raises ``AirflowTaskTimeout`` inside ``execute``; the operator
+  cancels the job there and re-raises (Airflow's own ``on_kill`` call after that finds nothing to
+  cancel). In deferrable mode the trigger cancels at ``end_by`` (derived from
+  ``execution_timeout``) itself.
+* Ctrl-C (``SIGINT``, i.e. ``KeyboardInterrupt`` under ``airflow dags test`` or ``dag.test()``)
+  cancels the job this process started or follows, waits like a kill, and fails the task with a
+  message naming the job and what became of it. The interrupt is re-raised as
+  ``AirflowFailException`` (chained to the ``KeyboardInterrupt``), not as itself: Airflow's task
+  runner turns any ``BaseException`` from ``execute`` into an ordinary failure and retries it
+  (``_run_task_and_map_outcome``), and under ``dags test`` that retry would at once submit a new
+  job the user just asked to stop. A supervised task
+  process (any executor) resets ``SIGINT`` to the default action (``_reset_signals`` in
+  ``supervisor.py``), so there an interrupt kills the process without running Python code and
+  the job is left for the next try: only an interactive run cancels on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import time
-import zipfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import structlog
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
-from airflow_insight.exceptions import (
-    ConfigurationError,
-    InsightError,
-    JobNotFound,
+from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
+from airflow_insight.hooks.insight import InsightHook, RunLogSink, airflow_error
+from airflow_insight.hooks.task_state import (
+    StateAnswer,
+    StopVerdict,
+    TaskInstanceLike,
+    current_task_state,
 )
-from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
-from airflow_insight.protocol.events import RunLogLines
-from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.payloads import payload_bytes as payload_bytes
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.statuses import JobStatus, is_terminal
+from airflow_insight.protocol.reattach import (
+    Decision,
+    Reattach,
+    Reuse,
+    Submit,
+    choose_job,
+    job_to_look_up,
+)
 from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.rest import InsightRestClient
-from airflow_insight.transport.sync_driver import SyncJobFollower
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -68,13 +101,11 @@ if TYPE_CHECKING:
 STATE_KEY = "insight_compute_job"
 #: Length of the hash that makes derived job ids unique per attempt.
 JOB_ID_HASH_CHARS = 12
-#: How often on_kill checks whether the cancelled job reached CANCELLED.
-CANCEL_POLL_SECONDS = 0.2
-
-RUN_LOG_LOGGER = "airflow_insight.operators.insight.InsightJobOperator.run_log"
 #: XCom key of the job id, pushed right after submitting (before following or deferring), so a
 #: downstream task or a user can reach the job while this task still runs or is deferred.
 JOB_ID_XCOM_KEY = "compute_job_id"
+#: Logged first by execute_complete: the trigger's part of the task log ends here.
+RESUMED_MESSAGE = "Resumed from the trigger"
 
 
 def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
@@ -88,25 +119,6 @@ def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_nu
     prefix = "".join(ch if ch in JOB_ID_ALPHABET else "-" for ch in f"{dag_id}.{task_id}")
     room = JOB_ID_MAX_LENGTH - JOB_ID_HASH_CHARS - 1
     return f"{prefix[:room]}-{digest}"
-
-
-def payload_bytes(path: str | os.PathLike[str] | None) -> bytes | None:
-    """The payload zip: a zip file's bytes, or a directory zipped in memory; None for None."""
-    if path is None or str(path) == "":
-        return None
-    source = Path(path)
-    if source.is_dir():
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(p for p in source.rglob("*") if p.is_file()):
-                archive.write(file, file.relative_to(source).as_posix())
-        return buffer.getvalue()
-    if source.is_file():
-        data = source.read_bytes()
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise ConfigurationError(f"payload {str(source)!r} is not a zip file")
-        return data
-    raise ConfigurationError(f"payload {str(source)!r} is neither a zip file nor a directory")
 
 
 def build_request(job_request: Mapping[str, Any] | None, job_id: str) -> dict[str, Any]:
@@ -131,8 +143,8 @@ class InsightJobOperator(BaseOperator):
     :param job_request: ``ComputeJobRequest`` fields (templated). ``id`` is set by the operator,
         ``runLogMessages`` is forced on, ``computeJobType`` defaults to ``SOLVER``;
         ``solver.callbacks`` is refused.
-    :param payload: path of a payload zip, or of a directory the operator zips (templated);
-        None sends no payload.
+    :param payload: path of a payload zip, of a directory the operator zips, or of a single model
+        file it zips (templated); None sends no payload.
     :param job_id: the compute job id (templated). Default: derived per attempt from DAG id,
         run id, task id, map index and try number (readable prefix + short hash).
     :param insight_conn_id: the Airflow connection of type ``insight``.
@@ -142,9 +154,11 @@ class InsightJobOperator(BaseOperator):
     :param accepted_model_statuses: model statuses counted as success at ``COMPLETED``; default:
         the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
     :param silence_limit_seconds: check the job over REST when nothing was heard for this long.
+    :param unreachable_limit_seconds: fail the task (retryably) when neither the socket nor any
+        REST call has answered for this long; None: the connection's extra of that name.
     :param wait_for_termination: False: submit, return the job's details at once (no following).
     :param deferrable: follow the job from the triggerer instead of the worker.
-    :param cancel_wait_seconds: how long ``on_kill`` waits for the job to reach ``CANCELLED``.
+    :param cancel_wait_seconds: how long a cancel (kill, timeout, Ctrl-C) waits for ``CANCELLED``.
     """
 
     template_fields: Sequence[str] = ("job_request", "payload", "job_id", "results_path")
@@ -163,6 +177,7 @@ class InsightJobOperator(BaseOperator):
         results_path: str | None = None,
         accepted_model_statuses: Sequence[str] | None = None,
         silence_limit_seconds: float = 60.0,
+        unreachable_limit_seconds: float | None = None,
         wait_for_termination: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_wait_seconds: float = 30.0,
@@ -173,6 +188,8 @@ class InsightJobOperator(BaseOperator):
             raise ValueError(f"on_finish must be 'keep' or 'delete', not {on_finish!r}")
         if not silence_limit_seconds > 0 or cancel_wait_seconds < 0:
             raise ValueError("silence_limit_seconds must be > 0 and cancel_wait_seconds >= 0")
+        if unreachable_limit_seconds is not None and not unreachable_limit_seconds > 0:
+            raise ValueError("unreachable_limit_seconds must be > 0 (or None: the connection's)")
         self.job_request = job_request
         self.payload = payload
         self.job_id = job_id
@@ -183,74 +200,83 @@ class InsightJobOperator(BaseOperator):
             None if accepted_model_statuses is None else list(accepted_model_statuses)
         )
         self.silence_limit_seconds = silence_limit_seconds
+        self.unreachable_limit_seconds = unreachable_limit_seconds
         self.wait_for_termination = wait_for_termination
         self.deferrable = deferrable
         self.cancel_wait_seconds = cancel_wait_seconds
         self._hook: InsightHook | None = None
         #: The job this process follows now: what on_kill cancels.
         self._active_job_id: str | None = None
+        #: The running task instance (set by execute): on_kill asks Airflow about its state.
+        self._ti: TaskInstanceLike | None = None
 
     # ----------------------------------------------------------------------------- execute
 
     def execute(self, context: Context) -> Any:
         """Submit (or re-attach to) the job, then follow it, defer, or return at once."""
+        self._ti = context.get("ti")
         try:
             return self._execute(context)
         except InsightError as exc:
             raise airflow_error(exc) from exc
+        except AirflowTaskTimeout:
+            # execution_timeout: cancel the remote job, then let Airflow fail the task.
+            self._cancel_active()
+            raise
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C in an interactive run (a supervised task never gets here, see the module
+            # docstring): cancel what this process started, then stop without a retry.
+            message = self._interrupted()
+            if message is None:
+                raise
+            raise AirflowFailException(message) from interrupt
 
     def _execute(self, context: Context) -> Any:
-        rest = self.hook.get_rest_client()
-        job_id, document, reattach = self._choose_job(context, rest)
-        if reattach and document is not None and self._succeeded(document):
-            self.log.info("Insight compute job %s already completed in an earlier try", job_id)
-            return self._finish(context, JobOutcome.from_job_document(job_id, document))
-        if not reattach:
-            self._remember(context, job_id)
-        if not self.wait_for_termination:
-            document = document if reattach else self._submit(rest, job_id, None)
+        # Local checks first: nothing is minted or sent for a connection, a payload or a request
+        # that cannot work (reading the connection's settings does no network I/O).
+        self.hook.get_settings()
+        payload = payload_bytes(self.payload)
+        fresh_id = self.job_id or self._derived_job_id(context)
+        build_request(self.job_request, fresh_id)
+        decision = self._choose_job(context, fresh_id)
+        if isinstance(decision, Reuse):
+            self.log.info(
+                "Insight compute job %s already completed in an earlier try", decision.job_id
+            )
+            return self._finish(JobOutcome.from_job_document(decision.job_id, decision.document))
+        if isinstance(decision, Submit):
+            self._remember(context, decision.job_id)
+        job_id = decision.job_id
+        if not self.wait_for_termination or self.deferrable:
+            document = self._submit_unfollowed(decision, payload)
             self._push_link(context, job_id, document)
-            return self._details(job_id, document)
-        if self.deferrable:
-            if not reattach:
-                document = self._submit(rest, job_id, None)
-            self._push_link(context, job_id, document)
+            if not self.wait_for_termination:
+                return self.hook.job_result(JobOutcome.from_job_document(job_id, document))
             self._defer(context, job_id)
-        return self._follow_blocking(context, rest, job_id, document, reattach)
+        return self._follow_blocking(context, decision, payload)
 
-    def _follow_blocking(
-        self,
-        context: Context,
-        rest: InsightRestClient,
-        job_id: str,
-        document: Mapping[str, Any] | None,
-        reattach: bool,
-    ) -> Any:
+    def _follow_blocking(self, context: Context, decision: Decision, payload: bytes | None) -> Any:
         """Follow the job on this worker over the progress socket until it ends."""
-        config = FollowerConfig(silence_limit_seconds=self.silence_limit_seconds)
-        sink = _RunLogSink()
-        with SyncJobFollower(self.settings, rest, on_lines=sink, config=config) as driver:
+        config = self.hook.follower_config(
+            silence_limit_seconds=self.silence_limit_seconds,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
+        )
+        job_id = decision.job_id
+        with self.hook.job_follower(config, RunLogSink(), self.log) as driver:
             driver.open()
-            try:
-                if reattach:
-                    self.log.info("Re-attaching to Insight compute job %s", job_id)
-                    self._active_job_id = job_id
-                    driver.follow(job_id)
-                else:
-                    payload = payload_bytes(self.payload)
-                    request = build_request(self.job_request, job_id)
-                    self._active_job_id = job_id
-                    document = driver.submit(request, payload)
-                    self.log.info("Submitted Insight compute job %s", job_id)
-                self._push_link(context, job_id, document)
-                outcome = driver.wait(job_id)
-            except AirflowTaskTimeout:
-                # execution_timeout: cancel the remote job, then let Airflow fail the task.
-                self._cancel_active()
-                raise
+            self._active_job_id = job_id
+            if isinstance(decision, Reattach):
+                self.log.info("Re-attaching to Insight compute job %s", job_id)
+                driver.follow(job_id)
+                document: Mapping[str, Any] = decision.document
+            else:
+                document = driver.submit(build_request(self.job_request, job_id), payload)
+                self.log.info("Submitted Insight compute job %s", job_id)
+            self._push_link(context, job_id, document)
+            outcome = driver.wait(job_id)
         self._active_job_id = None
         assert outcome is not None  # wait() without a timeout returns only with an outcome
-        return self._finish(context, outcome)
+        return self._finish(outcome)
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> Any:
         """Resume after the trigger's event: fill the log from REST, end like the blocking path.
@@ -260,32 +286,29 @@ class InsightJobOperator(BaseOperator):
         """
         from airflow_insight.triggers.insight import outcome_from_event
 
+        self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
         try:
             outcome = outcome_from_event(event)
-            self._forward_rest_log(outcome, int(event.get("last_run_log_line", -1)))
-            return self._finish(context, outcome)
+            self.hook.forward_run_log_after(outcome, int(event.get("last_run_log_line", -1)))
+            return self._finish(outcome)
         except InsightError as exc:
             raise airflow_error(exc) from exc
 
+    def _event_job_id(self, event: Mapping[str, Any]) -> str:
+        """The job a trigger event is about, for the log (any event shape; "?" if none)."""
+        for source in (event, event.get("outcome")):
+            if isinstance(source, Mapping) and isinstance(source.get("compute_job_id"), str):
+                return str(source["compute_job_id"])
+        return "?"
+
     # ----------------------------------------------------------------------------- the end
 
-    def _finish(self, context: Context, outcome: JobOutcome) -> dict[str, Any]:
-        """The one path from an outcome to the return value or the task's exception."""
-        accepted = self._accepted()
-        rest = self.hook.get_rest_client()
-        warning = outcome.warning(accepted)
-        if warning:
-            self.log.warning(warning)
+    def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
+        """The hook's end of the job, plus the operator's own: results download, ``on_finish``."""
         try:
-            error = outcome.error(accepted)
-            if error is not None:
-                raise error
-            result = self.hook.job_result(outcome)
+            result = self.hook.job_end(outcome, self.accepted_model_statuses, self.log)
             if self.results_path and outcome.result_url:
-                data = rest.download(outcome.result_url, compute_job_id=outcome.compute_job_id)
-                target = Path(self.results_path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                target = self.hook.download_results(outcome, self.results_path)
                 result["results_path"] = str(target)
                 self.log.info("Wrote the results of %s to %s", outcome.compute_job_id, target)
             elif self.results_path:
@@ -295,37 +318,80 @@ class InsightJobOperator(BaseOperator):
             return result
         finally:
             if self.on_finish == "delete":
-                self._delete(rest, outcome.compute_job_id)
+                self._delete(outcome.compute_job_id)
 
     # ----------------------------------------------------------------------------- kill
 
     def on_kill(self) -> None:
-        """Cancel the remote job and wait (bounded) for it to reach ``CANCELLED``."""
-        self._cancel_active()
+        """Cancel the remote job if a user stopped the task; else leave it for the next try.
 
-    def _cancel_active(self) -> None:
-        job_id, self._active_job_id = self._active_job_id, None
+        See the module docstring ("Kill, interrupt and timeout") for how a user's decision is
+        told from a worker shutdown.
+        """
+        job_id = self._active_job_id
         if job_id is None:
             return
+        answer = (
+            current_task_state(self._ti)
+            if self._ti is not None
+            else StateAnswer(None, False, "no task instance to ask about")
+        )
+        verdict = answer.verdict
+        if verdict.cancels:
+            self.log.warning(
+                "The task instance is now in %s in Airflow: a user stopped it", answer.describe()
+            )
+            self._cancel_active()
+        elif verdict is StopVerdict.STILL_OWNED:
+            self.log.warning(
+                "Not cancelling Insight compute job %s: the task instance is still in %s in"
+                " Airflow, so this stop is a worker shutdown or restart, not a user's decision."
+                " The job keeps running; the next try re-attaches to it",
+                job_id,
+                answer.describe(),
+            )
+        else:
+            self.log.warning(
+                "Not cancelling Insight compute job %s: cannot tell whether a user stopped the"
+                " task (%s). The job keeps running and the next try re-attaches to it; cancel"
+                " it on the Insight server if it is no longer wanted",
+                job_id,
+                answer.describe(),
+            )
+
+    def _interrupted(self) -> str | None:
+        """Cancel the active job after Ctrl-C; the interrupt's message (None: no job)."""
+        job_id = self._active_job_id
+        if job_id is None:
+            return None
+        self.log.warning("Interrupted (Ctrl-C) while running Insight compute job %s", job_id)
+        status = self._cancel_active()
+        if status is None:
+            return (
+                f"Interrupted (Ctrl-C): cancelling Insight compute job {job_id} was asked for,"
+                " but it did not confirm; check it on the Insight server"
+            )
+        return f"Interrupted (Ctrl-C): Insight compute job {job_id} was cancelled (status {status})"
+
+    def _cancel_active(self) -> str | None:
+        """Cancel the active job and wait (bounded); its final status, or None if not known."""
+        job_id, self._active_job_id = self._active_job_id, None
+        if job_id is None:
+            return None
         self.log.warning("Cancelling Insight compute job %s", job_id)
-        deadline = time.monotonic() + self.cancel_wait_seconds
         try:
-            # on_kill runs in the SIGTERM handler, on the thread it interrupted, which may be
-            # inside the hook's REST client holding its token lock (a mint): using that client
-            # here would deadlock. A client of its own shares no lock with the interrupted code.
-            with InsightRestClient(self.settings) as rest:
-                rest.cancel_job(job_id)
-                while time.monotonic() < deadline:
-                    status = rest.get_job(job_id).get("status")
-                    if isinstance(status, str) and is_terminal(status):
-                        self.log.warning("Insight compute job %s is now %s", job_id, status)
-                        return
-                    time.sleep(CANCEL_POLL_SECONDS)
-            self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
+            status = self.hook.cancel_job_and_wait(job_id, self.cancel_wait_seconds)
         except JobNotFound:
             self.log.warning("Insight compute job %s is gone", job_id)
+            return "gone"
         except InsightError as exc:
             self.log.error("Cancelling Insight compute job %s failed: %s", job_id, exc)
+            return None
+        if status is None:
+            self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
+        else:
+            self.log.warning("Insight compute job %s is now %s", job_id, status)
+        return status
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -341,46 +407,42 @@ class InsightJobOperator(BaseOperator):
         """The connection's settings."""
         return self.hook.get_settings()
 
-    def _accepted(self) -> frozenset[str]:
-        return self.hook.accepted_model_statuses(self.accepted_model_statuses)
+    def _choose_job(self, context: Context, fresh_id: str) -> Decision:
+        """Read the stored id, look the job up, and let the core decide (module docstring)."""
+        stored = self._stored_job_id(context)
+        candidate = job_to_look_up(stored, self.job_id)
+        document: dict[str, Any] | None = None
+        if candidate is not None:
+            try:
+                document = self.hook.get_job(candidate)
+            except JobNotFound:
+                document = None
+        decision = choose_job(
+            stored_id=stored,
+            fixed_id=self.job_id or None,
+            fresh_id=fresh_id,
+            document=document,
+            accepted=self.hook.accepted_model_statuses(self.accepted_model_statuses),
+        )
+        if isinstance(decision, Submit) and decision.delete_first:
+            self.log.info(
+                "Deleting the finished Insight compute job %s to reuse its id",
+                decision.delete_first,
+            )
+            self._delete(decision.delete_first)
+        return decision
 
-    def _succeeded(self, document: Mapping[str, Any]) -> bool:
-        outcome = JobOutcome.from_job_document(str(document.get("id", "")), document)
-        return outcome.status == JobStatus.COMPLETED and outcome.succeeded(self._accepted())
-
-    def _choose_job(
-        self, context: Context, rest: InsightRestClient
-    ) -> tuple[str, dict[str, Any] | None, bool]:
-        """``(job id, its document if it exists, re-attach?)`` per the module docstring."""
+    def _stored_job_id(self, context: Context) -> str | None:
         store = context.get("task_state_store")
-        stored: str | None = None
         if store is None:
             self.log.warning(
                 "No task_state_store in the context (Airflow < 3.3?): a retry cannot re-attach"
                 " to the job of an earlier try"
             )
-        else:
-            record = store.get(STATE_KEY)
-            value = record.get("compute_job_id") if isinstance(record, Mapping) else None
-            stored = value if isinstance(value, str) and value else None
-        fresh_id = self.job_id or self._derived_job_id(context)
-        # A fixed id is its own record: its job may be an earlier try's even without a store.
-        candidate = stored or (self.job_id or None)
-        if candidate is None:
-            return fresh_id, None, False
-        try:
-            document = rest.get_job(candidate)
-        except JobNotFound:
-            return fresh_id, None, False
-        status = document.get("status")
-        if not (isinstance(status, str) and is_terminal(status)):
-            return candidate, document, True
-        if candidate == stored and self._succeeded(document):
-            return candidate, document, True
-        if candidate == fresh_id:
-            self.log.info("Deleting the finished Insight compute job %s to reuse its id", fresh_id)
-            self._delete(rest, fresh_id)
-        return fresh_id, None, False
+            return None
+        record = store.get(STATE_KEY)
+        value = record.get("compute_job_id") if isinstance(record, Mapping) else None
+        return value if isinstance(value, str) and value else None
 
     def _derived_job_id(self, context: Context) -> str:
         ti = context["ti"]
@@ -399,11 +461,14 @@ class InsightJobOperator(BaseOperator):
         if store is not None:
             store.set(STATE_KEY, {"compute_job_id": job_id})
 
-    def _submit(self, rest: InsightRestClient, job_id: str, connection_id: str | None) -> Any:
-        request = build_request(self.job_request, job_id)
-        self._active_job_id = job_id
-        document = rest.submit_job(request, payload_bytes(self.payload), connection_id)
-        self.log.info("Submitted Insight compute job %s", job_id)
+    def _submit_unfollowed(self, decision: Decision, payload: bytes | None) -> Mapping[str, Any]:
+        """Submit without following (fire and forget, or before deferring); a re-attached job's
+        document as it is."""
+        if not isinstance(decision, Submit):
+            return decision.document
+        self._active_job_id = decision.job_id
+        document = self.hook.submit_job(build_request(self.job_request, decision.job_id), payload)
+        self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document
 
     def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> None:
@@ -412,10 +477,6 @@ class InsightJobOperator(BaseOperator):
         url = job_ui_url(ui_base, job_id, document)
         context["ti"].xcom_push(key=JOB_ID_XCOM_KEY, value=job_id)
         context["ti"].xcom_push(key=INSIGHT_JOB_URL_XCOM_KEY, value=url)
-
-    def _details(self, job_id: str, document: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Fire and forget: what is known of the job right after submitting."""
-        return self.hook.job_result(JobOutcome.from_job_document(job_id, document or {}))
 
     def _defer(self, context: Context, job_id: str) -> None:
         from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
@@ -432,15 +493,9 @@ class InsightJobOperator(BaseOperator):
         # No defer timeout: the trigger enforces end_by itself and cancels the job then.
         self.defer(trigger=InsightJobTrigger(**kwargs), method_name="execute_complete")
 
-    def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
-        """After deferral: forward the lines the trigger did not (it may have missed the end)."""
-        lines = self.hook.run_log_after(outcome, last_forwarded)
-        if lines:
-            _RunLogSink()(RunLogLines(outcome.compute_job_id, 0, last_forwarded + 1, tuple(lines)))
-
-    def _delete(self, rest: InsightRestClient, job_id: str) -> None:
+    def _delete(self, job_id: str) -> None:
         try:
-            rest.cancel_job(job_id)
+            self.hook.delete_job(job_id)
         except InsightError as exc:
             self.log.warning("Deleting Insight compute job %s failed: %s", job_id, exc)
 
@@ -466,14 +521,3 @@ class InsightJobOperator(BaseOperator):
         return openlineage.operator_lineage(
             openlineage.compute_job_facet_fields(result, server_url)
         )
-
-
-class _RunLogSink:
-    """Forward run-log lines into the task log: one record per line, on the run-log logger."""
-
-    def __init__(self) -> None:
-        self._log = structlog.get_logger(RUN_LOG_LOGGER)
-
-    def __call__(self, batch: RunLogLines) -> None:
-        for line in batch.lines:
-            self._log.info(line)

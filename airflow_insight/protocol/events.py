@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.progress import ProgressEvent
 from airflow_insight.protocol.tokens import Token
 
 
@@ -193,16 +194,28 @@ class ReconcileDue:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AppMessageAnswered:
-    """A solver callback arrived although callbacks are never enabled; it was answered (§A10)."""
-
-    log_level: ClassVar[int] = logging.WARNING
+    """A solver callback was answered the moment it arrived (§A10): by the job's
+    :class:`~.appmessages.AppMessageHandler` (``handled``), or, unexpected, with the default
+    ``interruptSolve: false``."""
 
     job_id: str
     app_message_id: str
     app_message_type: str | None
+    #: True when the job's handler gave the answer (callbacks were asked for).
+    handled: bool = False
+
+    @property
+    def log_level(self) -> int:
+        """DEBUG when callbacks were asked for; WARNING for one nobody expected."""
+        return logging.DEBUG if self.handled else logging.WARNING
 
     def describe(self) -> str:
         """One log line."""
+        if self.handled:
+            return (
+                f"Insight compute job {self.job_id}: answered solver callback "
+                f"{self.app_message_type} ({self.app_message_id})"
+            )
         return (
             f"Insight compute job {self.job_id}: answered unexpected solver callback "
             f"{self.app_message_type} ({self.app_message_id}) with interruptSolve=false"
@@ -311,6 +324,8 @@ Event = (
     | MessageIgnored
     | CallFailed
     | FollowFailed
+    # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
+    | ProgressEvent
 )
 
 #: The calls the core asks a driver to perform, each answered with one result or one error.

@@ -66,9 +66,12 @@ Decisions where the protocol is silent:
   earlier execution attempt (forgotten when ``executionAttempts`` grows), or a server that
   restarted line numbers for a new attempt.
 * A terminal status that arrives *before* ``RUNLOG_COMPLETED`` fetches at once (never waiting,
-  §A6). If ``RUNLOG_COMPLETED`` (or the last missing lines) then arrives while the fetch is
-  outstanding and makes the log complete, the job finishes right then, and the fetch's answer is
-  ignored when it comes: the fetch is the safe path, the shortcut only ever ends it early.
+  §A6), except as ``CURRENT_JOB_STATUS``, the answer to ``SUBSCRIBE`` for a job that ended
+  before we subscribed: its replay follows at once, so the fetch waits ``REPLAY_GRACE_SECONDS``
+  (at most the silence limit) for it. If ``RUNLOG_COMPLETED`` (or the last missing lines) then
+  arrives while the fetch is due or outstanding and makes the log complete, the job finishes
+  right then, and the fetch's answer is ignored when it comes: the fetch is the safe path, the
+  shortcut only ever ends it early.
 * ``COMPUTE_JOB_NOT_FOUND`` asks for a REST check of that job; without a ``computeJobId`` it asks
   for all followed jobs. A 404 over REST (:meth:`Follower.job_gone`) before any terminal status
   finishes the job as ``DELETED`` without fetching the run log (it went with the job).
@@ -146,6 +149,10 @@ from airflow_insight.protocol.statuses import JobStatus, is_terminal
 from airflow_insight.protocol.tokens import Token, retry_with_fresh_token
 
 __all__ = ["Follower", "FollowerConfig"]
+
+#: How long a job found ended by the answer to ``SUBSCRIBE`` waits for the replay that follows
+#: before its run log is fetched over REST (see ``_job_ended``).
+REPLAY_GRACE_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -581,6 +588,7 @@ class Follower:
         if handler is None:
             self._queue(default_answer(message))
             return [answered]
+        answered = dataclasses.replace(answered, handled=True)
         try:
             response, produced = handler.answer(message, now)
         except Exception as exc:  # A handler's bug must not leave the solve waiting.
@@ -719,7 +727,7 @@ class Follower:
                 )
             )
         if is_terminal(fields.status):
-            events.extend(self._job_ended(job, now))
+            events.extend(self._job_ended(job, now, replay_follows=fields.current))
         return events
 
     def _after_terminal(self, job: FollowedJob, fields: StatusFields) -> list[Event]:
@@ -732,12 +740,20 @@ class Follower:
         job.run_log_url = job.run_log_url or fields.run_log_url
         return []
 
-    def _job_ended(self, job: FollowedJob, now: float) -> list[Event]:
+    def _job_ended(self, job: FollowedJob, now: float, *, replay_follows: bool) -> list[Event]:
         job.phase = Phase.FETCHING_RUN_LOG
         if job.run_log_url is None or job.socket_brought_whole_log():
             # Never ran (e.g. cancelled while queued): there is no run log to fetch. Or the
             # socket brought every line, as RUNLOG_COMPLETED counts them: nothing to fill.
             return self._finish(job, run_log_complete=job.socket_brought_whole_log())
+        if replay_follows:
+            # The answer to SUBSCRIBE for a job that ended before we subscribed: the replay of
+            # its lines (and RUNLOG_COMPLETED) follows on the socket. Fetch only if it has not
+            # completed the log within a short grace (a bounded delay, never a wait for
+            # RUNLOG_COMPLETED): one GET saved per job re-attached after its end.
+            grace = min(REPLAY_GRACE_SECONDS, self.config.silence_limit_seconds)
+            self._checks.set(job, now + grace)
+            return []
         self._checks.set(job, now + self.config.silence_limit_seconds)
         return [self._ask_run_log(job)]
 

@@ -74,6 +74,8 @@ class StatusFields:
     execution_attempts: int | None
     result_url: str | None
     run_log_url: str | None
+    #: True for ``CURRENT_JOB_STATUS``, the answer to a ``SUBSCRIBE`` (its replay follows).
+    current: bool = False
 
     @classmethod
     def from_report(cls, report: m.JobStatusReport) -> StatusFields:
@@ -84,6 +86,7 @@ class StatusFields:
             report.execution_attempts,
             report.result_url,
             report.run_log_url,
+            report.current,
         )
 
     @classmethod

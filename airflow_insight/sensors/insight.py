@@ -12,21 +12,25 @@ Decisions:
   to False, and the deferrable sensor hands no ``end_by`` to the trigger. Its own ``timeout``
   becomes the defer timeout, which fails the task (``AirflowSensorTimeout``) without cancelling.
 * Poke and reschedule modes read the job over REST once per poke; a 404 means "not there (yet)"
-  and a transient REST error means "try at the next poke". The run log is forwarded into the task
+  and a transient REST error means "try at the next poke". In poke mode, pokes that all fail to
+  reach the server for ``unreachable_limit_seconds`` (default: the connection's) fail the task
+  with the retryable :class:`~airflow_insight.exceptions.ServerUnreachable`; reschedule mode
+  starts each poke in a new process with no memory of the last, so its sensor ``timeout`` is
+  what bounds a dead server there. The run log is forwarded into the task
   log once, at the end (a rescheduled sensor is a new instance each poke and would repeat it).
   Deferrable mode streams it live from the triggerer.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_insight.exceptions import InsightError, JobNotFound
+from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreachable
 from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
@@ -34,8 +38,6 @@ from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_eve
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-RUN_LOG_LOGGER = "airflow_insight.sensors.insight.InsightJobSensor.run_log"
 
 
 class InsightJobSensor(BaseSensorOperator):
@@ -47,6 +49,9 @@ class InsightJobSensor(BaseSensorOperator):
         the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
     :param silence_limit_seconds: deferrable mode: check the job over REST when nothing was heard
         for this long.
+    :param unreachable_limit_seconds: deferrable and poke modes: fail (retryably) when the server
+        has not answered at all for this long; None: the connection's
+        ``unreachable_limit_seconds``.
     :param deferrable: wait in the triggerer instead of poking.
     :param cancel_on_kill: deferrable mode: cancel the job when a user marks the task failed or
         success, or clears it (default False: the job belongs to someone else).
@@ -62,6 +67,7 @@ class InsightJobSensor(BaseSensorOperator):
         insight_conn_id: str = InsightHook.default_conn_name,
         accepted_model_statuses: Sequence[str] | None = None,
         silence_limit_seconds: float = 60.0,
+        unreachable_limit_seconds: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = False,
         **kwargs: Any,
@@ -73,9 +79,12 @@ class InsightJobSensor(BaseSensorOperator):
             None if accepted_model_statuses is None else list(accepted_model_statuses)
         )
         self.silence_limit_seconds = silence_limit_seconds
+        self.unreachable_limit_seconds = unreachable_limit_seconds
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self._hook: InsightHook | None = None
+        #: Poke mode: when the pokes started failing to reach the server (None: it answered).
+        self._unreachable_since: float | None = None
 
     @property
     def hook(self) -> InsightHook:
@@ -93,6 +102,7 @@ class InsightJobSensor(BaseSensorOperator):
             silence_limit_seconds=self.silence_limit_seconds,
             end_by=None,
             cancel_on_kill=self.cancel_on_kill,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
         )
 
     def execute(self, context: Context) -> Any:
@@ -108,15 +118,18 @@ class InsightJobSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One REST look at the job: done (with the result) or not yet."""
         try:
-            document = self.hook.get_rest_client().get_job(self.compute_job_id)
+            document = self.hook.get_job(self.compute_job_id)
         except JobNotFound:
+            self._unreachable_since = None  # an answer
             self.log.info("Insight compute job %s not found (yet)", self.compute_job_id)
             return False
         except InsightError as exc:
             if exc.permanent:
                 raise airflow_error(exc) from exc
+            self._check_reachable(exc)
             self.log.warning("Checking Insight compute job %s failed: %s", self.compute_job_id, exc)
             return False
+        self._unreachable_since = None
         outcome = JobOutcome.from_job_document(self.compute_job_id, document)
         if not is_terminal(outcome.status):
             self.log.info("Insight compute job %s: status %s", self.compute_job_id, outcome.status)
@@ -136,17 +149,27 @@ class InsightJobSensor(BaseSensorOperator):
 
     # ----------------------------------------------------------------------------- internals
 
+    def _check_reachable(self, exc: InsightError) -> None:
+        """Raise :class:`ServerUnreachable` once pokes failed for the limit (retryable)."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        settings = self.hook.get_settings()
+        limit = self.unreachable_limit_seconds or settings.unreachable_limit_seconds
+        waited = now - self._unreachable_since
+        if waited >= limit:
+            raise ServerUnreachable(
+                f"no answer from {settings.base_url} for {waited:.0f} s while waiting for Insight"
+                f" compute job {self.compute_job_id} (last error: {exc}); the job may still be"
+                " running there: a retry of the task waits for it again"
+                " (limit: unreachable_limit_seconds)"
+            ) from exc
+
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
-        """The outcome as the operator's result dict, or the job's failure raised."""
-        accepted = self.hook.accepted_model_statuses(self.accepted_model_statuses)
-        warning = outcome.warning(accepted)
-        if warning:
-            self.log.warning(warning)
-        outcome.raise_for_failure(accepted)
-        return self.hook.job_result(outcome)
+        """The outcome as the operator's result dict, or the job's failure raised (the hook's one
+        end path, shared with the operator)."""
+        return self.hook.job_end(outcome, self.accepted_model_statuses, self.log)
 
     def _forward_rest_log(self, outcome: JobOutcome, last_forwarded: int) -> None:
         """Forward the run-log lines after ``last_forwarded``, one record per line."""
-        run_log = structlog.get_logger(RUN_LOG_LOGGER)
-        for line in self.hook.run_log_after(outcome, last_forwarded):
-            run_log.info(line)
+        self.hook.forward_run_log_after(outcome, last_forwarded)

@@ -1,54 +1,81 @@
 """The trigger that follows an Insight compute job from the triggerer (contract: trigger-contract).
 
-:class:`InsightJobTrigger` registers its job with the event loop's
-:class:`~airflow_insight.transport.socket_hub.SocketHub`, so every deferred job on one Insight
-connection shares one progress socket. It forwards each run-log line into the task's log as its
-own record (logger ``...InsightJobTrigger.run_log``, so the lines stay apart from the trigger's own
-messages) and yields exactly one event (see :func:`outcome_from_event` for the payloads).
+:class:`InsightJobTrigger` follows its job through :meth:`InsightHook.watch_job`, so every
+deferred job on one Insight connection shares one progress socket. It forwards each run-log line
+into the task's log as its own record on the logger ``insight.run_log`` (apart from the trigger's
+own messages), logs every other event once, and yields exactly one event, a
+:class:`~airflow_insight.triggers.payload.TriggerPayload` (see :func:`outcome_from_event`).
+
+Resuming (see :mod:`.watermark`): as it forwards, the trigger records its watermark (execution
+attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
+Variable at most once a second; a trigger rebuilt on another triggerer reads them first and
+resumes after its own, logging "Resuming after line N of attempt A". Lines forwarded after the
+last write may repeat after a crash; a clean stop (``cleanup``) writes the final watermark at
+once, so nothing repeats. The entry leaves the Variable when the trigger ends.
 
 Kill and timeout, per Airflow 3.3's trigger life cycle:
 
 * ``end_by`` (epoch seconds, from ``execution_timeout``) reached: the trigger cancels the remote
-  job and reports ``timeout``.
-* ``on_kill`` (a user marked the deferred task failed or success, or cleared it): the remote job is
-  cancelled when ``cancel_on_kill``.
-* ``cleanup`` (every exit, including a triggerer restart or a move to another triggerer) only
-  unsubscribes: the job keeps running and the next triggerer picks it up.
+  job and reports ``timeout`` (as before).
+* ``on_kill``: Airflow 3.3.2 calls it for a user's action *and* when a triggerer's process group
+  is signalled or a stalled triggerer recovers (see :mod:`.kill`). Decision: before cancelling,
+  the trigger asks its supervisor for the task instance's state (``GetTaskStates``) and reads the
+  stored watermarks (the latest try and job that wrote one); :func:`.kill.decide` cancels only
+  when the deferral ended without this trigger's event (failed, success, cleared, ...) or a later
+  try follows another job; a still-``deferred`` task (a deploy, a move) keeps its job running and
+  the log says so. When the supervisor cannot answer (absent, shutting down, an error), nothing is
+  cancelled: the log names the job and how to cancel it. A job already ended on the server is
+  never deleted. ``cancel_on_kill=False`` never cancels.
+* ``cleanup`` (every exit) unsubscribes and, unless the trigger ended, persists the watermark:
+  the job keeps running and the next triggerer picks it up.
+* Inline under ``airflow dags test`` / ``dag.test()`` (no triggerer: the trigger has no task
+  instance and runs on the task process's main thread), the trigger handles the signals itself:
+  SIGINT (Ctrl-C) cancels the job it follows and ends the task with :class:`JobCancelled`; SIGTERM
+  ends the task at once, leaves the job running and logs how to cancel it. A triggerer never
+  runs a trigger without its task instance, so neither rule can fire on a triggerer's shutdown.
 
-Everything here that touches the network runs off the event loop (``asyncio.to_thread`` around the
-one REST client); the connection is read with ``aget_connection``; the kwargs hold no secret.
+Nothing here blocks the loop: the hook reads the connection with ``aget_connection`` and makes its
+REST calls in threads; the kwargs hold no secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_insight import exceptions
-from airflow_insight.exceptions import ConfigurationError, InsightError, InsightTimeout
-from airflow_insight.hooks.insight import settings_from_connection
+from airflow_insight.exceptions import InsightError, JobCancelled
+from airflow_insight.hooks.insight import InsightHook
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.async_driver import DriverEvent, FollowFailed
-from airflow_insight.transport.rest import InsightRestClient
-from airflow_insight.transport.socket_hub import JobWatch, SocketHub
+from airflow_insight.triggers import kill, supervisor
+from airflow_insight.triggers.payload import TriggerPayload
+from airflow_insight.triggers.supervisor import SupervisorUnavailable, TaskInstanceRef
+from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
 
 CLASSPATH = "airflow_insight.triggers.insight.InsightJobTrigger"
+#: The run-log logger of operator, sensor and trigger alike (PLAN.md interface 5).
+RUN_LOG_LOGGER = "insight.run_log"
 #: Give the loop back after forwarding this many lines, so a flood never blocks it.
 LINES_PER_YIELD = 200
 #: Bound on the DELETE at timeout or kill (Airflow gives ``on_kill`` 30 s in all).
 CANCEL_TIMEOUT_SECONDS = 20.0
+#: After an interrupt's DELETE, wait this long at most for the job to reach ``CANCELLED``.
+CANCEL_WAIT_SECONDS = 10.0
+#: Bound on the final watermark persist in ``cleanup`` (the triggerer may be shutting down).
+FINAL_PERSIST_TIMEOUT_SECONDS = 2.0
+_INTERRUPT = "insight-trigger-interrupt"
 
 
 def trigger_kwargs(
@@ -61,8 +88,12 @@ def trigger_kwargs(
     silence_limit_seconds: float = 60.0,
     end_by: float | None = None,
     cancel_on_kill: bool = True,
+    unreachable_limit_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """The one place trigger kwargs are built (operator and sensor both call it); JSON-safe."""
+    """The one place trigger kwargs are built (operator and sensor both call it); JSON-safe.
+
+    ``unreachable_limit_seconds`` None means the connection's setting.
+    """
     return {
         "insight_conn_id": insight_conn_id,
         "compute_job_id": compute_job_id,
@@ -74,6 +105,9 @@ def trigger_kwargs(
         "silence_limit_seconds": float(silence_limit_seconds),
         "end_by": None if end_by is None else float(end_by),
         "cancel_on_kill": bool(cancel_on_kill),
+        "unreachable_limit_seconds": (
+            None if unreachable_limit_seconds is None else float(unreachable_limit_seconds)
+        ),
     }
 
 
@@ -89,35 +123,10 @@ def outcome_from_event(event: Mapping[str, Any]) -> JobOutcome:
     """Read the trigger's event: the outcome, or raise what ended the wait.
 
     ``finished`` gives the :class:`JobOutcome` (its ``last_run_log_line`` is what the trigger
-    forwarded); ``timeout`` raises :class:`InsightTimeout`; ``error`` raises the named
-    :class:`InsightError` subclass with its ``permanent`` flag as sent.
+    forwarded); ``timeout`` raises :class:`InsightTimeout`; ``error`` raises the error as the
+    trigger had it: same class, message, ``permanent`` flag and fields.
     """
-    kind = event.get("kind")
-    if kind == "finished":
-        return JobOutcome.from_dict(event["outcome"])
-    job_id = event.get("compute_job_id")
-    if kind == "timeout":
-        state = "cancelled" if event.get("cancelled") else "could NOT be cancelled (check Insight)"
-        raise InsightTimeout(
-            f"execution_timeout reached while following Insight compute job {job_id!r}; "
-            f"the job {state}"
-        )
-    if kind == "error":
-        raise _error(str(event.get("error_type")), str(event.get("message")), event)
-    raise exceptions.LocalProtocolError(f"not an InsightJobTrigger event: kind {kind!r}")
-
-
-def _error(name: str, message: str, event: Mapping[str, Any]) -> InsightError:
-    kind = getattr(exceptions, name, None)
-    error: InsightError
-    try:
-        if not (isinstance(kind, type) and issubclass(kind, InsightError)):
-            raise TypeError(name)
-        error = kind(message)
-    except TypeError:  # Unknown name, or a class that needs more than a message.
-        error = InsightError(f"{name}: {message}")
-    error.permanent = bool(event.get("permanent", error.permanent))
-    return error
+    return TriggerPayload.from_dict(event).result()
 
 
 class InsightJobTrigger(BaseTrigger):
@@ -134,6 +143,7 @@ class InsightJobTrigger(BaseTrigger):
         silence_limit_seconds: float = 60.0,
         end_by: float | None = None,
         cancel_on_kill: bool = True,
+        unreachable_limit_seconds: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.insight_conn_id = insight_conn_id
@@ -144,8 +154,19 @@ class InsightJobTrigger(BaseTrigger):
         self.silence_limit_seconds = silence_limit_seconds
         self.end_by = end_by
         self.cancel_on_kill = cancel_on_kill
-        self._settings: ConnectionSettings | None = None
-        self._watch: JobWatch | None = None
+        self.unreachable_limit_seconds = unreachable_limit_seconds
+        self._hook = InsightHook(insight_conn_id)
+        self._watch: Any = None
+        #: The watermark reached (forwarded) so far, and whether the trigger has ended for good.
+        self._mark = Watermark(compute_job_id, execution_attempts, last_run_log_line)
+        self._ended = False
+        self._built_at = time.monotonic()  # a resume reads watermarks stored after this
+        self._ref_of: Any = None
+        self._ref: TaskInstanceRef | None = None
+        #: Inline only: the signals handled here, the handlers they replaced, the one received.
+        self._signals: list[signal.Signals] = []
+        self._previous_handlers: dict[signal.Signals, Any] = {}
+        self._interrupted_by: signal.Signals | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Mirror ``__init__`` exactly; no secret, no token."""
@@ -158,63 +179,137 @@ class InsightJobTrigger(BaseTrigger):
             silence_limit_seconds=self.silence_limit_seconds,
             end_by=self.end_by,
             cancel_on_kill=self.cancel_on_kill,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
         )
 
     @property
     def run_log(self) -> Any:
-        """Where run-log lines go, one record per line: ``<trigger's logger>.run_log``, so they
-        stay apart from the trigger's own messages."""
-        cls = type(self)
-        return structlog.get_logger(f"{cls.__module__}.{cls.__qualname__}.run_log")
+        """Where run-log lines go, one record per line (logger ``insight.run_log``)."""
+        return structlog.get_logger(RUN_LOG_LOGGER)
+
+    @property
+    def ti_ref(self) -> TaskInstanceRef | None:
+        """The task instance served (None inline under ``dag.test``: no triggerer)."""
+        task_instance = getattr(self, "task_instance", None)
+        if self._ref_of is not task_instance:  # the triggerer sets it once, before run()
+            self._ref_of, self._ref = task_instance, TaskInstanceRef.of(task_instance)
+        return self._ref
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Follow the job to its end (or ``end_by``); yield exactly one event."""
+        inline = self.ti_ref is None
+        if inline:
+            self._catch_signals()
         try:
-            settings = await self._connection_settings()
-            self._watch = SocketHub.for_running_loop().watch(
-                self.insight_conn_id,
-                settings,
-                self.compute_job_id,
-                execution_attempts=self.execution_attempts,
-                last_run_log_line=self.last_run_log_line,
-                config=FollowerConfig(silence_limit_seconds=self.silence_limit_seconds),
-            )
-            try:
-                payload = await self._follow(self._watch, settings)
-            finally:
-                self._watch.close()
-        except InsightError as exc:
-            payload = self._error_payload(exc, self.last_run_log_line)
-        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+            payload = await self._run()
+        finally:
+            self._release_signals()
+        self._end_watermark()
+        yield TriggerEvent(payload.to_dict())  # type: ignore[no-untyped-call]
 
     async def cleanup(self) -> None:
-        """Unsubscribe only: a restarted or moved trigger must leave the job running."""
+        """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer."""
         if self._watch is not None:
             self._watch.close()
+        ref = self.ti_ref
+        if ref is None or self._ended:
+            return
+        writer = WatermarkWriter.for_running_loop()
+        if await writer.persist_now(ref, self._mark, FINAL_PERSIST_TIMEOUT_SECONDS):
+            self.log.info(
+                "Stored where forwarding stopped (line %d of attempt %d of Insight compute job"
+                " %s): the next triggerer resumes after it",
+                self._mark.last_run_log_line,
+                self._mark.execution_attempts,
+                self.compute_job_id,
+            )
 
     async def on_kill(self) -> None:
-        """A user acted on the deferred task: cancel the remote job (when ``cancel_on_kill``)."""
+        """Cancel the remote job only if a user really stopped the task (module docstring)."""
+        job_id = self.compute_job_id
         if not self.cancel_on_kill:
-            self.log.info(
-                "Leaving Insight compute job %s running (cancel_on_kill=False)", self.compute_job_id
+            self.log.info("Leaving Insight compute job %s running (cancel_on_kill=False)", job_id)
+            return
+        try:
+            decision = await self._kill_decision()
+        except asyncio.CancelledError:
+            self.log.warning(
+                "Leaving Insight compute job %s running: the triggerer stopped before it could"
+                " tell whether a user stopped the task. %s",
+                job_id,
+                await self._cancel_hint(),
+            )
+            raise
+        if isinstance(decision, str):
+            self.log.warning(
+                "Leaving Insight compute job %s running: could not tell whether a user stopped"
+                " the task (%s). %s",
+                job_id,
+                decision,
+                await self._cancel_hint(),
             )
             return
-        settings = self._settings or await self._connection_settings()
-        await self._cancel(settings, "the task was stopped by a user")
+        if decision.action is kill.KillAction.LEAVE_RUNNING:
+            self.log.warning("Leaving Insight compute job %s running: %s", job_id, decision.reason)
+            return
+        self._ended = True  # A user ended the task: no watermark to keep for anyone.
+        self._end_watermark()
+        await self._cancel_unless_ended(decision.reason)
 
-    # ----------------------------------------------------------------------------- internals
+    # ----------------------------------------------------------------------------- following
 
-    async def _connection_settings(self) -> ConnectionSettings:
+    async def _run(self) -> TriggerPayload:
         try:
-            connection = await BaseHook.aget_connection(self.insight_conn_id)
-        except AirflowNotFoundException:
-            raise ConfigurationError(
-                f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
-            ) from None
-        self._settings = settings_from_connection(connection)
-        return self._settings
+            settings = await self._hook.aget_settings()
+            await self._resume_point()
+            watch = self._watch = self._hook.watch_job(
+                settings,
+                self.compute_job_id,
+                execution_attempts=self._mark.execution_attempts,
+                last_run_log_line=self._mark.last_run_log_line,
+                config=self._follower_config(settings),
+            )
+            try:
+                return await self._follow(watch, settings)
+            finally:
+                watch.close()
+        except InsightError as exc:
+            return self._error_payload(exc)
 
-    async def _follow(self, watch: JobWatch, settings: ConnectionSettings) -> dict[str, Any]:
+    def _follower_config(self, settings: ConnectionSettings) -> FollowerConfig:
+        """The follower timing: this trigger's limits, else the connection's."""
+        limit = self.unreachable_limit_seconds
+        return FollowerConfig(
+            silence_limit_seconds=self.silence_limit_seconds,
+            unreachable_limit_seconds=settings.unreachable_limit_seconds
+            if limit is None
+            else limit,
+        )
+
+    async def _resume_point(self) -> None:
+        """Start after the watermark an earlier triggerer stored, if it is further on."""
+        ref = self.ti_ref
+        if ref is None:
+            return
+        reader = WatermarkWriter.for_running_loop().reader
+        try:
+            stored = await reader.find(ref, self.compute_job_id, not_before=self._built_at)
+        except SupervisorUnavailable as exc:
+            self.log.warning("Could not read where an earlier triggerer stopped: %s", exc)
+            return
+        mark = self._mark
+        if stored is None or not stored.is_after(mark.execution_attempts, mark.last_run_log_line):
+            return
+        self._mark = dataclasses.replace(stored, try_number=ref.try_number)
+        self.log.info(
+            "Resuming after line %d of attempt %d of Insight compute job %s (where an earlier"
+            " triggerer stopped; lines it forwarded after its last save may repeat)",
+            stored.last_run_log_line,
+            stored.execution_attempts,
+            self.compute_job_id,
+        )
+
+    async def _follow(self, watch: Any, settings: ConnectionSettings) -> TriggerPayload:
         while True:
             remaining = None if self.end_by is None else self.end_by - time.time()
             try:
@@ -223,13 +318,15 @@ class InsightJobTrigger(BaseTrigger):
             except TimeoutError:
                 watch.close()
                 cancelled = await self._cancel(settings, "execution_timeout was reached")
-                return {
-                    "kind": "timeout",
-                    "compute_job_id": self.compute_job_id,
-                    "cancelled": cancelled,
-                    "last_run_log_line": watch.last_run_log_line,
-                }
-            await self._log_event(event)
+                return TriggerPayload.timed_out(
+                    self.compute_job_id, watch.last_run_log_line, cancelled
+                )
+            except asyncio.CancelledError as exc:
+                signum = self._interrupt_signal(exc)
+                if signum is None:
+                    raise
+                return await self._interrupted(signum, watch, settings)
+            await self._log_event(event, watch)
             if isinstance(event, ev.JobFinished):
                 # Complete for the resume only if this watch got every line the core forwarded
                 # (a watch that joined late or stopped at a gap did not): else it refetches.
@@ -242,15 +339,13 @@ class InsightJobTrigger(BaseTrigger):
                     last_run_log_line=watch.last_run_log_line,
                     run_log_complete=complete,
                 )
-                return {
-                    "kind": "finished",
-                    "outcome": outcome.to_dict(),
-                    "last_run_log_line": watch.last_run_log_line,
-                }
-            if isinstance(event, FollowFailed):
-                return self._error_payload(event.error, watch.last_run_log_line)
+                return TriggerPayload.finished(outcome)
+            error = self._hook.watch_failure(event)
+            if error is not None:
+                return self._error_payload(error, watch.last_run_log_line)
 
-    async def _log_event(self, event: DriverEvent) -> None:
+    async def _log_event(self, event: Any, watch: Any) -> None:
+        """Log one event, once: its lines on the run-log logger, anything else on ours."""
         if isinstance(event, ev.RunLogGap):
             # The watch stopped at the gap: the resume reads the rest over REST (socket_hub).
             self.log.warning(
@@ -261,39 +356,179 @@ class InsightJobTrigger(BaseTrigger):
             )
             return
         if not isinstance(event, ev.RunLogLines):
-            self.log.log(event.log_level, event.describe())
+            if self._hook.watch_failure(event) is None:  # A failure is logged with the payload.
+                self.log.log(event.log_level, event.describe())
             return
         run_log = self.run_log
         for count, line in enumerate(event.lines, start=1):
             run_log.info(line)
             if count % LINES_PER_YIELD == 0:
                 await asyncio.sleep(0)
+        self._forwarded(event.execution_attempts, watch.last_run_log_line)
+
+    def _forwarded(self, execution_attempts: int, last_line: int) -> None:
+        """Called after each forwarded batch: keep it cheap (1,000 jobs, many batches each)."""
+        ref = self.ti_ref
+        try_number = 0 if ref is None else ref.try_number
+        self._mark = Watermark(self.compute_job_id, execution_attempts, last_line, try_number)
+        if ref is not None:
+            WatermarkWriter.for_running_loop().update(ref, self._mark)
+
+    def _end_watermark(self) -> None:
+        """The trigger ended: its entry leaves the watermark table at the next write."""
+        self._ended = True
+        ref = self.ti_ref
+        if ref is not None:
+            WatermarkWriter.for_running_loop().forget(ref)
+
+    # ----------------------------------------------------------------------------- kill
+
+    async def _kill_decision(self) -> kill.KillDecision | str:
+        """The decision, or why it cannot be made (a string)."""
+        ref = self.ti_ref
+        if ref is None:
+            return "the trigger runs without its task instance"
+        try:
+            state = await supervisor.task_state(ref)
+            stored = await WatermarkWriter.for_running_loop().reader.latest_for(ref)
+        except SupervisorUnavailable as exc:
+            return f"the triggerer's supervisor did not answer: {exc}"
+        return kill.decide(
+            state, stored, try_number=ref.try_number, compute_job_id=self.compute_job_id
+        )
+
+    async def _cancel_unless_ended(self, why: str) -> None:
+        try:
+            settings = await self._hook.aget_settings()
+            status = await self._hook.aget_job_status(settings, self.compute_job_id)
+        except InsightError as exc:
+            self.log.warning(
+                "Could not read Insight compute job %s first: %s", self.compute_job_id, exc
+            )
+            status, settings = None, None
+        if status is not None and is_terminal(status):
+            self.log.info(
+                "Insight compute job %s already ended (%s): nothing to cancel",
+                self.compute_job_id,
+                status,
+            )
+            return
+        if settings is not None:
+            await self._cancel(settings, why)
 
     async def _cancel(self, settings: ConnectionSettings, why: str) -> bool:
         """DELETE the job off the loop; True when the server took the cancellation."""
         job_id = self.compute_job_id
         self.log.warning("Cancelling Insight compute job %s: %s", job_id, why)
-
-        def cancel() -> None:
-            with InsightRestClient(settings) as rest:
-                rest.cancel_job(job_id)
-
         try:
             async with asyncio.timeout(CANCEL_TIMEOUT_SECONDS):
-                await asyncio.to_thread(cancel)
+                await self._hook.acancel_job(settings, job_id)
         except (InsightError, TimeoutError) as exc:
-            self.log.error("Could not cancel Insight compute job %s: %s", job_id, exc)
+            self.log.error(
+                "Could not cancel Insight compute job %s: %s. %s",
+                job_id,
+                exc,
+                self._hook.cancel_hint(settings, job_id),
+            )
             return False
         self.log.info("Insight compute job %s cancelled", job_id)
         return True
 
-    def _error_payload(self, error: InsightError, last_run_log_line: int) -> dict[str, Any]:
+    async def _cancel_hint(self) -> str:
+        try:
+            settings = await self._hook.aget_settings()
+        except InsightError:
+            return f"To cancel it, cancel Insight compute job {self.compute_job_id} in Insight."
+        return self._hook.cancel_hint(settings, self.compute_job_id)
+
+    # ----------------------------------------------------------------------------- inline signals
+
+    def _catch_signals(self) -> None:
+        """Inline (no triggerer): SIGINT cancels the job, SIGTERM ends the wait (docstring)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum, task)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._signals.append(signum)
+            self._previous_handlers[signum] = previous
+
+    def _release_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+            previous = self._previous_handlers.pop(signum, None)
+            if previous is not None:
+                signal.signal(signum, previous)
+        self._signals.clear()
+
+    def _on_signal(self, signum: signal.Signals, task: asyncio.Task[Any]) -> None:
+        if self._interrupted_by is not None:
+            raise KeyboardInterrupt  # A second signal: stop waiting for anything.
+        self._interrupted_by = signum
+        task.cancel(f"{_INTERRUPT}:{int(signum)}")
+
+    def _interrupt_signal(self, exc: asyncio.CancelledError) -> signal.Signals | None:
+        signum = self._interrupted_by
+        if signum is None or not (exc.args and str(exc.args[0]).startswith(_INTERRUPT)):
+            return None
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return signum
+
+    async def _interrupted(
+        self, signum: signal.Signals, watch: Any, settings: ConnectionSettings
+    ) -> TriggerPayload:
+        watch.close()
+        job_id, last = self.compute_job_id, watch.last_run_log_line
+        if signum == signal.SIGINT:
+            cancelled = await self._cancel(settings, "interrupted (SIGINT, Ctrl-C)")
+            status = await self._wait_for_end(settings) if cancelled else None
+            state = f"cancelled (now {status})" if status else "cancelled"
+            if not cancelled:
+                state = f"could NOT be cancelled. {self._hook.cancel_hint(settings, job_id)}"
+            cancel_error = JobCancelled(
+                f"Interrupted (Ctrl-C) while following Insight compute job {job_id!r}; the job"
+                f" was {state}",
+                compute_job_id=job_id,
+                status=status or "CANCELLED",
+                model_status=None,
+            )
+            cancel_error.permanent = True  # A retry would start again what the user stopped.
+            return self._error_payload(cancel_error, last, cancelled=cancelled)
+        hint = self._hook.cancel_hint(settings, job_id)
+        self.log.warning("SIGTERM: leaving Insight compute job %s running. %s", job_id, hint)
+        error = InsightError(
+            f"Stopped by SIGTERM while following Insight compute job {job_id!r}; the job is left"
+            f" running. {hint}"
+        )
+        error.permanent = True
+        return self._error_payload(error, last)
+
+    async def _wait_for_end(self, settings: ConnectionSettings) -> str | None:
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        status: str | None = None
+        while time.monotonic() < deadline:
+            try:
+                status = await self._hook.aget_job_status(settings, self.compute_job_id)
+            except InsightError:
+                return status
+            if status is None or is_terminal(status):
+                return status
+            await asyncio.sleep(0.2)
+        return status
+
+    def _error_payload(
+        self, error: InsightError, last_run_log_line: int | None = None, cancelled: bool = False
+    ) -> TriggerPayload:
         self.log.error("Following Insight compute job %s failed: %s", self.compute_job_id, error)
-        return {
-            "kind": "error",
-            "error_type": type(error).__name__,
-            "message": str(error),
-            "permanent": error.permanent,
-            "compute_job_id": self.compute_job_id,
-            "last_run_log_line": last_run_log_line,
-        }
+        last = self._mark.last_run_log_line if last_run_log_line is None else last_run_log_line
+        return TriggerPayload.failed(self.compute_job_id, last, error, cancelled)

@@ -51,6 +51,7 @@ def emulator() -> Iterator[Emulator]:
         running.add_script("t_model_error.*", NAMED_SCRIPTS["model-error"])
         running.add_script("t_timeout.*", LONG)
         running.add_script("t_kill.*", LONG)
+        running.add_script("t_interrupt.*", LONG)
         running.add_script("t_reattach.*", SLOWISH)
         yield running
 

@@ -19,18 +19,22 @@ import pytest
 from dag_support import assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, faults
+from airflow_insight.hooks.insight import RUN_LOG_LOGGER
+from airflow_insight.operators.insight import RESUMED_MESSAGE
 
-OPERATOR_RUN_LOG = "InsightJobOperator.run_log]"
-TRIGGER_RUN_LOG = "InsightJobTrigger.run_log]"
-SENSOR_RUN_LOG = "InsightJobSensor.run_log]"
-#: Lines come live while the trigger follows (a few batches, not all at once).
+#: The run-log loggers: the shared short name, and the per-class names the trigger and the
+#: sensor used before they moved to it (either is accepted while they move).
+RUN_LOGS = (f"[{RUN_LOG_LOGGER}]", "InsightJobTrigger.run_log]", "InsightJobSensor.run_log]")
+#: Lines come live while the trigger follows (a few batches, not all at once). Queued long
+#: enough for the trigger to subscribe first even on a loaded machine: a job that ended before
+#: the subscription is (rightly) read over REST, which this script's test says never happens.
 STREAMED = JobScript(
-    name="streamed", queued_seconds=0.01, log_lines=30, lines_per_second=150.0, batch_size=3
+    name="streamed", queued_seconds=4.0, log_lines=30, lines_per_second=150.0, batch_size=3
 )
 #: Long enough (about 3 s) for the test to cut the trigger's socket part-way through, even when
 #: the trigger starts late on a loaded machine.
 SPLIT = dataclasses.replace(
-    STREAMED, name="split", log_lines=60, lines_per_second=20.0, batch_size=1
+    STREAMED, name="split", queued_seconds=0.01, log_lines=60, lines_per_second=20.0, batch_size=1
 )
 LONG = JobScript(
     name="long", queued_seconds=0.01, log_lines=2000, lines_per_second=20.0, batch_size=1
@@ -66,8 +70,16 @@ def _run_log_gets(emulator: Emulator, job_id: str) -> int:
     return len(emulator.record.requests("GET", path))
 
 
-def _records(text: str, logger: str) -> list[str]:
-    return [line for line in text.splitlines() if logger in line]
+def _records(text: str) -> list[str]:
+    """Every run-log record of ``text`` (whichever adapter forwarded it), in order."""
+    return [line for line in text.splitlines() if any(name in line for name in RUN_LOGS)]
+
+
+def _split_at_resume(text: str) -> tuple[list[str], list[str]]:
+    """(the run-log records forwarded while deferred, those execute_complete forwarded)."""
+    lines = text.splitlines()
+    resumed = next(i for i, line in enumerate(lines) if RESUMED_MESSAGE in line)
+    return _records("\n".join(lines[:resumed])), _records("\n".join(lines[resumed:]))
 
 
 def _assert_forwarded_once_in_order(records: list[str], log: list[str]) -> None:
@@ -101,8 +113,7 @@ def test_deferred_job_succeeds_with_the_run_log_forwarded_once_by_the_trigger(
     job_id = result["compute_job_id"]
     assert (result["status"], result["model_status"]) == ("COMPLETED", "OK")
     # The trigger forwarded the lines while deferred; execute_complete had nothing left to add.
-    trigger_records = _records(output.out, TRIGGER_RUN_LOG)
-    operator_records = _records(output.out, OPERATOR_RUN_LOG)
+    trigger_records, operator_records = _split_at_resume(output.out)
     assert trigger_records
     _assert_forwarded_once_in_order(trigger_records + operator_records, emulator.run_log(job_id))
     # The socket brought every line (RUNLOG_COMPLETED counted them): neither the trigger nor
@@ -157,8 +168,7 @@ def test_execute_complete_forwards_only_the_lines_the_trigger_missed(
     assert run.state == "success", output.out[-3000:]
     job_id = collected()["result"]["compute_job_id"]
     log = emulator.run_log(job_id)
-    trigger_records = _records(output.out, TRIGGER_RUN_LOG)
-    operator_records = _records(output.out, OPERATOR_RUN_LOG)
+    trigger_records, operator_records = _split_at_resume(output.out)
     # Both parts forwarded something: the split really happened.
     assert 0 < len(trigger_records) < len(log), (len(trigger_records), len(log))
     assert operator_records
@@ -224,7 +234,8 @@ def test_execution_timeout_makes_the_trigger_cancel_the_job(
     (delete,) = [e for e in emulator.record.of_kind("delete") if e.compute_job_id == job_id]
     assert delete
     # The trigger forwarded lines while it waited for end_by.
-    assert _records(output.out, TRIGGER_RUN_LOG)
+    deferred, _ = _split_at_resume(output.out)
+    assert deferred
 
 
 def test_deferrable_sensor_waits_for_a_fire_and_forget_job(
@@ -243,7 +254,7 @@ def test_deferrable_sensor_waits_for_a_fire_and_forget_job(
     # The operator returned at once (fire and forget): the job was not finished yet.
     assert xcoms["submit/return_value"]["compute_job_id"] == job_id
     assert xcoms["submit/return_value"]["status"] != "COMPLETED"
-    records = _records(output.out, TRIGGER_RUN_LOG) + _records(output.out, SENSOR_RUN_LOG)
+    records = _records(output.out)
     _assert_forwarded_once_in_order(records, emulator.run_log(job_id))
     # The sensor never cancels a job it does not own.
     assert not [e for e in emulator.record.of_kind("delete") if e.compute_job_id == job_id]

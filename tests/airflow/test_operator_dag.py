@@ -15,8 +15,11 @@ import pytest
 from dag_support import assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import Emulator
+from airflow_insight.hooks.insight import RUN_LOG_LOGGER
 
 DAGS = load_dags("insight_test_dags")
+#: How a run-log record ends in the console: the short logger name, then Airflow's ``loc``.
+RUN_LOG_MARK = f"[{RUN_LOG_LOGGER}] loc="
 
 
 def test_success_returns_the_result_and_forwards_the_run_log(
@@ -38,7 +41,7 @@ def test_success_returns_the_result_and_forwards_the_run_log(
     assert Path(result["results_path"]).read_bytes()[:2] == b"PK"
     assert link.startswith(emulator.base_url)
     # Every run-log line is in the task log once, as its own record on the run-log logger.
-    records = [line for line in output.out.splitlines() if "InsightJobOperator.run_log]" in line]
+    records = [line for line in output.out.splitlines() if RUN_LOG_MARK in line]
     log = emulator.run_log(job_id)
     assert len(records) == len(log)
     for record, line in zip(records, log, strict=True):
@@ -91,18 +94,41 @@ def test_execution_timeout_cancels_the_job(
     assert "Cancelling Insight compute job" in output.out
 
 
-def test_on_kill_cancels_the_running_job(
+def _set_task_state(dag_id: str, run_id: str, state: str) -> None:
+    """What a user's "mark failed" does to the metadata DB (the API server writes the row)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            .values(state=state)
+        )
+
+
+def test_on_kill_cancels_only_after_a_user_stopped_the_task(
     emulator: Emulator, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """What SIGTERM does to a task: on_kill runs while execute follows the job."""
+    """What SIGTERM does to a task: on_kill runs while execute follows the job. While the task
+    instance is still running in the metadata DB (a worker shutdown) the job is left alone; once
+    its state says a user marked it failed, on_kill cancels the job."""
     DAGS.RUNNING.clear()
+    seen: dict[str, str] = {}
 
     def kill_once_running() -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             jobs = jobs_of(emulator, "t_kill")
-            if DAGS.RUNNING and jobs and emulator.run_log(jobs[0]):
-                DAGS.RUNNING[0].on_kill()
+            # A few lines in: execute is in its wait (no request to the supervisor under way).
+            if DAGS.RUNNING and jobs and len(emulator.run_log(jobs[0])) >= 5:
+                operator = DAGS.RUNNING[0]
+                operator.on_kill()  # still running: a deploy's SIGTERM
+                seen["after_first_kill"] = emulator.job(jobs[0])["status"]
+                assert operator._ti is not None
+                _set_task_state("t_kill", operator._ti.run_id, "failed")
+                operator.on_kill()  # the SIGTERM after a user marked the task failed
                 return
             time.sleep(0.01)
 
@@ -112,7 +138,13 @@ def test_on_kill_cancels_the_running_job(
     killer.join(timeout=10)
     output = capfd.readouterr()
     (job_id,) = jobs_of(emulator, "t_kill")
+    assert seen["after_first_kill"] == "EXECUTING"
+    assert f"Not cancelling Insight compute job {job_id}: the task instance is still" in output.out
+    assert "state 'running'" in output.out
+    assert "state 'failed' in Airflow: a user stopped it" in output.out
     assert emulator.job(job_id)["status"] == "CANCELLED"
+    deletes = [e.compute_job_id for e in emulator.record.of_kind("delete")]
+    assert deletes.count(job_id) == 1
     # The follower saw the cancellation and failed the task with it.
     assert run.state == "failed"
     assert "ended with status CANCELLED" in output.out
@@ -131,6 +163,6 @@ def test_a_retry_reattaches_to_the_running_job(
     assert collected()["result"]["compute_job_id"] == jobs[0]
     assert "Re-attaching to Insight compute job" in output.out
     # The second try's log holds the whole run log (decision: forward again from line 0).
-    records = [line for line in output.out.splitlines() if "InsightJobOperator.run_log]" in line]
+    records = [line for line in output.out.splitlines() if RUN_LOG_MARK in line]
     assert len(records) == len(emulator.run_log(jobs[0]))
     assert_no_secrets(output.out + output.err + repr(collected()), emulator)

@@ -17,31 +17,19 @@ from typing import Any
 
 import pytest
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, Emulator, EmulatorConfig, JobScript
+from airflow_insight.emulator import DEMO_CLIENT_ID, Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
 from airflow_insight.exceptions import InsightError
-from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.retry import RetryPolicy
 from tests.contract import adapter_async, adapter_sync
+from tests.contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER
 
 DRIVERS: tuple[ModuleType, ModuleType] = (adapter_sync, adapter_async)
-SCRIPT = JobScript(
-    name="cross",
-    queued_seconds=0.02,
-    status_step_seconds=0.02,
-    log_lines=30,
-    lines_per_second=150.0,
-    batch_size=3,
-    completing_seconds=0.02,
-    cancel_seconds=0.02,
-)
-FAST = FollowerConfig(
-    silence_limit_seconds=0.5,
-    reconnect_initial_delay_seconds=0.02,
-    reconnect_max_delay_seconds=0.2,
-)
+#: The contract suite's short job (30 lines in batches of 3) and fast follower timing.
+SCRIPT = BASE_SCRIPT
+FAST = FAST_FOLLOWER
 
 #: name -> (faults armed before each run, emulator settings)
 SCENARIOS: dict[str, tuple[tuple[f.Fault, ...], dict[str, Any]]] = {

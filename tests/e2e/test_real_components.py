@@ -5,8 +5,11 @@ emulator (started here) is the Insight server, reached through an ``AIRFLOW_CONN
 A deferrable ``InsightJobOperator`` must forward run-log lines while deferred and succeed; a second
 run is marked failed while deferred, and the emulator must see the job cancelled (the trigger's
 ``on_kill``). A third DAG defers several jobs at once: the emulator's record must show ONE socket
-(the triggerer's) serving all of them. The trigger log of a deferred task and the socket summary
-are printed (run with ``-s`` to see them). Slow (about 60 s); ``INSIGHT_SKIP_E2E=1`` skips it.
+(the triggerer's) serving all of them. Blocking DAGs are killed the way deploys, crashes and users
+kill a worker's task: SIGTERM (the job is left running, the task goes on), SIGKILL (the retry
+re-attaches: one job, never cancelled) and "mark failed" (the job is cancelled). The trigger log
+of a deferred task and the socket summary are printed (run with ``-s`` to see them). Slow (about
+two minutes); ``INSIGHT_SKIP_E2E=1`` skips it.
 """
 
 from __future__ import annotations
@@ -45,12 +48,42 @@ SLOW = dataclasses.replace(QUICK, name="e2e-slow", log_lines=2000, lines_per_sec
 #: first job still runs, however slowly the workers start; then lines stream while deferred.
 FANOUT = dataclasses.replace(QUICK, name="e2e-fanout", queued_seconds=8.0, log_lines=15)
 FANOUT_TASKS = 4
-TRIGGER_RUN_LOG = "InsightJobTrigger.run_log"
+#: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
+BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
+#: The run-log logger in a trigger log: the shared short name, or the trigger's older own name.
+TRIGGER_RUN_LOGS = ('"insight.run_log"', "InsightJobTrigger.run_log")
+
+
+def _run_log_records(log: str) -> list[str]:
+    """The run-log records of a log stream, in order."""
+    return [line for line in log.splitlines() if any(name in line for name in TRIGGER_RUN_LOGS)]
+
 
 DAG_FILE = """
 import datetime
+import os
+from pathlib import Path
 from airflow.sdk import dag
 from airflow_insight.operators.insight import InsightJobOperator
+
+
+class PidFileOperator(InsightJobOperator):
+    # Writes "<task pid> <supervisor pid>" per try, so the test can signal the real processes.
+
+    def execute(self, context):
+        ti = context["ti"]
+        path = Path(os.environ["E2E_PID_DIR"]) / f"{ti.dag_id}.{ti.try_number}"
+        path.write_text(f"{os.getpid()} {os.getppid()}")
+        return super().execute(context)
+
+
+for name in ("e2e_block_term", "e2e_block_kill", "e2e_block_user"):
+    @dag(dag_id=name, schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False,
+         default_args={"retries": 1, "retry_delay": datetime.timedelta(seconds=1)})
+    def _blocking():
+        PidFileOperator(task_id="solve", silence_limit_seconds=5.0, cancel_wait_seconds=3.0,
+                        execution_timeout=datetime.timedelta(minutes=5))
+    globals()[name] = _blocking()
 
 for name in ("e2e_quick", "e2e_slow"):
     @dag(dag_id=name, schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
@@ -98,8 +131,10 @@ def airflow(
     emulator.add_script("e2e_quick*", QUICK)
     emulator.add_script("e2e_slow*", SLOW)
     emulator.add_script("e2e_fanout*", FANOUT)
+    emulator.add_script("e2e_block*", BLOCKING)
     home = tmp_path_factory.mktemp("e2e") / "airflow"
     (home / "dags").mkdir(parents=True)
+    (home / "pids").mkdir()
     (home / "dags" / "e2e_dags.py").write_text(DAG_FILE)
     port = _free_port()
     env = {
@@ -119,6 +154,7 @@ def airflow(
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_INSIGHT_DEFAULT": emulator.airflow_connection_json(),
+        "E2E_PID_DIR": str(home / "pids"),
     }
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     processes = [
@@ -181,6 +217,17 @@ def _ti_state(
     return state
 
 
+def _mark_failed(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> None:
+    """What a user's "mark failed" on the running ``solve`` task does, through the REST API."""
+    response = requests.patch(
+        f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve",
+        headers=headers,
+        json={"new_state": "failed"},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
 def _logs_text(home: Path) -> str:
     return "\n".join(
         path.read_text(errors="replace") for path in (home / "logs").rglob("*") if path.is_file()
@@ -205,7 +252,7 @@ def test_deferred_operator_streams_succeeds_and_is_cancelled_when_marked_failed(
     logs = _logs_text(home)
     job_ids = [entry.compute_job_id for entry in emulator.record.of_kind("subscribe")]
     quick_job = next(job for job in job_ids if job and job.startswith("e2e_quick"))
-    assert "InsightJobTrigger.run_log" in logs  # lines were forwarded while deferred
+    assert _run_log_records(logs)  # lines were forwarded while deferred
     for line in emulator.run_log(quick_job):
         assert line in logs
     assert DEMO_CLIENT_SECRET not in logs
@@ -215,13 +262,7 @@ def test_deferred_operator_streams_succeeds_and_is_cancelled_when_marked_failed(
         "e2e_slow to defer", lambda: _ti_state(api, headers, "e2e_slow", run_id) == "deferred", 180
     )
     time.sleep(2)  # a few lines flow through the trigger
-    response = requests.patch(
-        f"{api}/api/v2/dags/e2e_slow/dagRuns/{run_id}/taskInstances/solve",
-        headers=headers,
-        json={"new_state": "failed"},
-        timeout=10,
-    )
-    response.raise_for_status()
+    _mark_failed(api, headers, "e2e_slow", run_id)
     deletes = _wait(
         "the cancellation",
         lambda: [
@@ -253,7 +294,7 @@ def _deferred_and_forwarding(
     if _ti_state(api, headers, "e2e_fanout", run_id, task_id) != "deferred":
         return None
     log = _trigger_log(home, "e2e_fanout", task_id)
-    if log.count(TRIGGER_RUN_LOG) < 3:
+    if len(_run_log_records(log)) < 3:
         return None
     # Still deferred after the read: the lines were forwarded while the task was deferred.
     if _ti_state(api, headers, "e2e_fanout", run_id, task_id) != "deferred":
@@ -284,7 +325,7 @@ def test_one_triggerer_socket_serves_several_deferred_jobs(
         lambda: _deferred_and_forwarding(api, headers, run_id, home, "solve_0"),
         180,
     )
-    forwarded = [line for line in live_log.splitlines() if TRIGGER_RUN_LOG in line]
+    forwarded = _run_log_records(live_log)
     streams = [
         p.name for p in (home / "logs").rglob("*.log.trigger.*") if "task_id=solve_0" in p.parts
     ]
@@ -335,5 +376,141 @@ def test_one_triggerer_socket_serves_several_deferred_jobs(
     # Every job's run log went out on that socket and reached its task's trigger log.
     for task_id in tasks:
         log = _trigger_log(home, "e2e_fanout", task_id)
-        assert log.count(TRIGGER_RUN_LOG) == FANOUT.log_lines, task_id
+        assert len(_run_log_records(log)) == FANOUT.log_lines, task_id
     assert DEMO_CLIENT_SECRET not in _logs_text(home)
+
+
+# ---------------------------------------------------------------------- blocking mode, killed
+
+
+def _task_log(home: Path, dag_id: str) -> str:
+    """Every attempt's log of ``dag_id``'s ``solve`` task."""
+    return "\n".join(
+        path.read_text(errors="replace")
+        for path in sorted((home / "logs").rglob("attempt=*.log"))
+        if f"dag_id={dag_id}" in path.parts
+    )
+
+
+def _pids(home: Path, dag_id: str, try_number: int) -> tuple[int, int] | None:
+    """(task process, its supervisor) of a try, once the try has started executing."""
+    path = home / "pids" / f"{dag_id}.{try_number}"
+    if not path.exists() or not path.read_text().strip():
+        return None
+    task_pid, supervisor_pid = (int(n) for n in path.read_text().split())
+    return task_pid, supervisor_pid
+
+
+def _running_job(emulator: Emulator, dag_id: str, lines: int = 5) -> str | None:
+    """The job of ``dag_id`` once it is executing and has streamed ``lines`` lines."""
+    for job_id in list(emulator.hub.jobs):
+        if job_id.startswith(f"{dag_id}.") and len(emulator.run_log(job_id)) >= lines:
+            return job_id
+    return None
+
+
+def _end_state(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> str:
+    state: str = _wait(
+        f"{dag_id} to end",
+        lambda: (
+            _ti_state(api, headers, dag_id, run_id) in ("success", "failed", "upstream_failed")
+            and _ti_state(api, headers, dag_id, run_id)
+        ),
+        240,
+    )
+    return state
+
+
+def _one_job_never_cancelled(emulator: Emulator, dag_id: str) -> str:
+    """The emulator's record: exactly one job of ``dag_id``, never DELETEd, COMPLETED."""
+    jobs = [job for job in list(emulator.hub.jobs) if job.startswith(f"{dag_id}.")]
+    deletes = [e for e in emulator.record.of_kind("delete") if e.compute_job_id in jobs]
+    kinds = [e.kind for e in emulator.record.entries() if e.compute_job_id in jobs]
+    subscribes = kinds.count("subscribe")
+    statuses = [
+        e.data["status"] for e in emulator.record.of_kind("job_status") if e.compute_job_id in jobs
+    ]
+    print(
+        f"\n--- emulator record for {dag_id}: jobs {jobs}, DELETEs {len(deletes)},"
+        f" SUBSCRIBEs {subscribes}, statuses {statuses} ---"
+    )
+    assert len(jobs) == 1, jobs
+    assert deletes == []
+    (job_id,) = jobs
+    assert emulator.job(job_id)["status"] == "COMPLETED"
+    assert "CANCELLING" not in statuses and "CANCELLED" not in statuses
+    return job_id
+
+
+def _start_blocking(
+    airflow: tuple[Emulator, str, dict[str, str], Path], dag_id: str
+) -> tuple[str, str, tuple[int, int]]:
+    """Trigger ``dag_id`` and wait until its job streams: (run id, job id, (task, supervisor))."""
+    emulator, api, headers, home = airflow
+    run_id = _trigger_run(api, headers, dag_id)
+    job_id = _wait("the blocking job to stream", lambda: _running_job(emulator, dag_id), 180)
+    pids: tuple[int, int] = _wait("the task's pids", lambda: _pids(home, dag_id, 1), 30)
+    return run_id, job_id, pids
+
+
+def test_sigterm_to_a_blocking_task_leaves_the_job_running(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """A deploy stops the worker: SIGTERM to the task's supervisor (forwarded to the task, as
+    Airflow does) and then to the task itself. Neither cancels the job; the task goes on
+    following it and succeeds in its first try."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_block_term"
+    run_id, job_id, (task_pid, supervisor_pid) = _start_blocking(airflow, dag_id)
+    os.kill(supervisor_pid, signal.SIGTERM)
+    message = f"Not cancelling Insight compute job {job_id}: the task instance is still"
+    _wait("the first on_kill", lambda: _task_log(home, dag_id).count(message) >= 1, 60)
+    os.kill(task_pid, signal.SIGTERM)
+    _wait("the second on_kill", lambda: _task_log(home, dag_id).count(message) >= 2, 60)
+    assert _end_state(api, headers, dag_id, run_id) == "success", _task_log(home, dag_id)[-3000:]
+    assert _one_job_never_cancelled(emulator, dag_id) == job_id
+    assert "state 'running'" in _task_log(home, dag_id)
+    print("\n".join(line for line in _task_log(home, dag_id).splitlines() if message in line))
+    assert _pids(home, dag_id, 2) is None  # no second try was needed
+
+
+def test_a_sigkilled_blocking_task_is_reattached_by_its_retry(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """A crash (OOM, node loss): SIGKILL to the task process mid-job. The retry re-attaches to
+    the still-running job; the emulator holds one job, never cancelled."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_block_kill"
+    run_id, job_id, (task_pid, _) = _start_blocking(airflow, dag_id)
+    os.kill(task_pid, signal.SIGKILL)
+    assert _end_state(api, headers, dag_id, run_id) == "success", _task_log(home, dag_id)[-3000:]
+    assert _pids(home, dag_id, 2) is not None  # the second try ran
+    assert _one_job_never_cancelled(emulator, dag_id) == job_id
+    log = _task_log(home, dag_id)
+    assert f"Re-attaching to Insight compute job {job_id}" in log
+    print("\n".join(line for line in log.splitlines() if "Re-attaching" in line))
+    assert emulator.run_log(job_id)[-1] in log
+
+
+def test_marking_a_running_blocking_task_failed_cancels_its_job(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """A user's decision: "mark failed" while the worker follows the job. Airflow's supervisor
+    SIGTERMs the task; its state is failed, so on_kill cancels the job."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_block_user"
+    run_id, job_id, _ = _start_blocking(airflow, dag_id)
+    _mark_failed(api, headers, dag_id, run_id)
+    deletes = _wait(
+        "the cancellation",
+        lambda: [e for e in emulator.record.of_kind("delete") if e.compute_job_id == job_id],
+        60,
+    )
+    assert len(deletes) == 1
+    emulator.wait_for_status(job_id, {"CANCELLED"}, timeout_seconds=10)
+    assert "a user stopped it" in _wait(
+        "the kill in the task log",
+        lambda: "a user stopped it" in _task_log(home, dag_id) and _task_log(home, dag_id),
+        30,
+    )
+    assert _ti_state(api, headers, dag_id, run_id) == "failed"

@@ -223,3 +223,44 @@ def test_server_url_with_credentials_or_query_is_refused(
     with pytest.raises(ConfigurationError, match=message) as caught:
         InsightHook().get_settings()
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_missing_connection_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_NOPE", raising=False)
+    with pytest.raises(ConfigurationError, match="'nope' does not exist") as caught:
+        InsightHook("nope").get_settings()
+    assert caught.value.permanent  # so the task fails at once, without retries
+    assert isinstance(airflow_error(caught.value), AirflowFailException)
+
+
+def test_follower_config_takes_the_unreachable_limit_from_the_operator_or_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _json_connection(
+        monkeypatch,
+        "limits",
+        host="https://insight.example.com",
+        extra=json.dumps({"unreachable_limit_seconds": 120}),
+    )
+    hook = InsightHook("limits")
+    from_connection = hook.follower_config(silence_limit_seconds=7.0)
+    assert from_connection.unreachable_limit_seconds == 120.0
+    assert from_connection.silence_limit_seconds == 7.0
+    explicit = hook.follower_config(silence_limit_seconds=7.0, unreachable_limit_seconds=30.0)
+    assert explicit.unreachable_limit_seconds == 30.0
+
+
+def test_job_end_returns_the_result_or_raises_the_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_insight.exceptions import JobCancelled, JobFailed
+
+    _json_connection(monkeypatch, "ends", host="https://insight.example.com")
+    hook = InsightHook("ends")
+    done = JobOutcome("j1", "COMPLETED", model_status="OK", result_url="/r")
+    assert hook.job_end(done)["result_url"] == "https://insight.example.com/r"
+    with pytest.raises(JobFailed, match="model status 'INFEASIBLE'"):
+        hook.job_end(JobOutcome("j1", "COMPLETED", model_status="INFEASIBLE"))
+    assert hook.job_end(JobOutcome("j1", "COMPLETED", model_status="INFEASIBLE"), ["INFEASIBLE"])
+    with pytest.raises(JobCancelled):
+        hook.job_end(JobOutcome("j1", "CANCELLED"))

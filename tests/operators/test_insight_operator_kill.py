@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from airflow_insight.emulator import Emulator
 from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.transport.rest import InsightRestClient
+
+
+class _MarkedFailed:
+    """A task instance whose supervisor says a user marked it failed."""
+
+    dag_id, run_id, task_id, map_index = "d", "r", "kill", -1
+
+    def get_task_states(self, dag_id: str, **criteria: Any) -> dict[str, Any]:
+        return {"r": {"kill": "failed"}}
+
 
 #: Generous bound for a loaded 2-core machine; the cancel itself takes milliseconds.
 JOIN_SECONDS = 20.0
@@ -21,6 +32,7 @@ def test_on_kill_needs_no_lock_the_interrupted_code_may_hold(emulator: Emulator)
     document = shared.submit_job({"id": "kill-1", "computeJobType": "SOLVER"})
     assert document["id"] == "kill-1"
     operator._active_job_id = "kill-1"  # what execute sets while it follows the job
+    operator._ti = _MarkedFailed()  # what execute sets; a user stopped this task
     killer = threading.Thread(target=operator.on_kill)
     with shared._token_lock:  # as if a token mint were under way when the signal came
         killer.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import random
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -984,9 +985,10 @@ def test_app_message_handler_answers_at_once_with_its_events() -> None:
     follower.data_to_send()
     events = follower.receive_text(APP_MESSAGE_FRAME, 2.5)
     assert events == [
-        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY"),
+        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True),
         ev.MessageIgnored("gap 0.004", "job-1"),
     ]
+    assert events[0].log_level == logging.DEBUG  # asked for: not a warning
     assert handler.seen[0][1] == 2.5
     assert follower.data_to_send() == [
         '{"computeJobId":"job-1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'

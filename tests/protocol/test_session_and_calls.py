@@ -151,3 +151,35 @@ def test_the_follower_repr_hides_the_token_it_holds() -> None:
     assert "s3cr3t" not in repr(follower) + repr(follower.session)  # ...and never shows it
     connect = started(Follower(CONFIG))
     assert "s3cr3t" not in repr(connect) + connect.describe()
+
+
+CURRENT_COMPLETED = (
+    '{"computeJobId":"job-1","messageType":"CURRENT_JOB_STATUS","messagePayload":'
+    '{"status":"COMPLETED","modelStatus":"OK","executionAttempts":1,'
+    '"runLogUrl":"/api/scenarios/s1/run-log"}}'
+)
+REPLAYED_LINES = (
+    '{"computeJobId":"job-1","messageType":"RUNLOG_UPDATED","messagePayload":'
+    '{"startLine":0,"endLines":1,"lines":["a","b"]}}'
+)
+REPLAY_COMPLETED = (
+    '{"computeJobId":"job-1","messageType":"RUNLOG_COMPLETED","messagePayload":{"totalLines":2}}'
+)
+
+
+def test_a_job_found_ended_at_subscribe_waits_for_its_replay_before_any_fetch() -> None:
+    follower = Follower(CONFIG)
+    follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
+    follower.follow("job-1", now=0.0)
+    events = follower.receive_text(CURRENT_COMPLETED, 0.1)
+    assert [type(e) for e in events] == [ev.StatusChanged]  # no fetch asked for yet
+    follower.receive_text(REPLAYED_LINES, 0.15)
+    (finished,) = follower.receive_text(REPLAY_COMPLETED, 0.2)
+    assert isinstance(finished, ev.JobFinished) and finished.outcome.run_log_complete
+    # Without the replay, the fetch comes after the grace (bounded, never a wait for ever).
+    other = Follower(CONFIG)
+    other.call_succeeded(started(other).call_id, "conn-1", 0.0)
+    other.follow("job-1", now=0.0)
+    other.receive_text(CURRENT_COMPLETED, 0.1)
+    assert other.tick(1.0) == []
+    assert [type(e) for e in other.tick(1.1)] == [ev.RunLogFetchDue]

@@ -10,14 +10,15 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from sensor_support import SENSOR_SCRIPT
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
-from airflow_insight.exceptions import JobFailed
+from airflow_insight.exceptions import AuthenticationError, JobFailed, ServerUnreachable
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.sensors.insight import InsightJobSensor
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger, trigger_kwargs
+from airflow_insight.triggers.payload import TriggerPayload
 
-RUN_LOG_MARK = "InsightJobSensor.run_log]"
+RUN_LOG_MARK = "[insight.run_log]"
 
 
 def _submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:
@@ -108,14 +109,7 @@ def test_execute_complete_ends_like_a_poke(emulator: Emulator) -> None:
     event = {"kind": "finished", "outcome": outcome.to_dict(), "last_run_log_line": 7}
     result = _sensor("complete-1", deferrable=True).execute_complete({}, event)  # type: ignore[arg-type]
     assert result["status"] == "COMPLETED"
-    error = {
-        "kind": "error",
-        "error_type": "AuthenticationError",
-        "message": "refused",
-        "permanent": True,
-        "compute_job_id": "complete-1",
-        "last_run_log_line": -1,
-    }
+    error = TriggerPayload.failed("complete-1", -1, AuthenticationError("refused")).to_dict()
     with pytest.raises(AirflowFailException, match="refused"):
         _sensor("complete-1", deferrable=True).execute_complete({}, error)  # type: ignore[arg-type]
 
@@ -145,3 +139,21 @@ def test_execute_complete_reads_the_run_log_only_when_the_trigger_missed_some(
         if RUN_LOG_MARK in record
     ]
     assert forwarded == log[-3:]
+
+
+def test_poke_mode_fails_retryably_when_the_server_stays_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pokes that all fail to reach the server end the wait after the limit (before: they went
+    on until the sensor's timeout), with a retryable error that names the job and the server."""
+    with Emulator() as gone:
+        connection = gone.airflow_connection_json(
+            extra={"connect_timeout_seconds": 0.5, "read_timeout_seconds": 1}
+        )
+        base_url = gone.base_url
+    monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_GONE", connection)  # the port is closed now
+    sensor = _sensor("gone-1", insight_conn_id="insight_gone", unreachable_limit_seconds=0.2)
+    with pytest.raises(ServerUnreachable, match="gone-1") as info:
+        sensor.execute(context={})  # type: ignore[arg-type]
+    assert base_url in str(info.value)
+    assert not info.value.permanent

@@ -4,58 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import inspect
 import json
 import time
 from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
-from trigger_support import SCRIPT, connection_json
+from trigger_support import collect, connection_json, forwarded, run_log, submit, until
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
+from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
 from airflow_insight.exceptions import ConfigurationError, InsightTimeout, JobFailed
 from airflow_insight.hooks.insight import InsightHook
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.socket_hub import SocketHub
-from airflow_insight.triggers.insight import (
-    CLASSPATH,
-    InsightJobTrigger,
-    outcome_from_event,
-    trigger_kwargs,
-)
+from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger, outcome_from_event
 
-RUN_LOG_MARK = "InsightJobTrigger.run_log]"
 #: What the triggerer passes when a user marks the task failed/success or clears it.
 USER_ACTION = "__airflow_user_action__"
-
-
-def _settings(emulator: Emulator) -> ConnectionSettings:
-    return ConnectionSettings(emulator.base_url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
-
-
-def _submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:
-    """Submit a job over REST with no connection-id (the trigger must SUBSCRIBE to it)."""
-    if script_changes:
-        emulator.add_script(job_id, dataclasses.replace(SCRIPT, **script_changes))
-    with InsightRestClient(_settings(emulator)) as rest:
-        rest.submit_job({"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True})
+_submit, _forwarded, _run_log, _collect, _until = submit, forwarded, run_log, collect, until
 
 
 def _trigger(job_id: str, **changes: Any) -> InsightJobTrigger:
-    kwargs = trigger_kwargs(
-        insight_conn_id="insight_default", compute_job_id=job_id, silence_limit_seconds=0.5
-    )
+    kwargs: dict[str, Any] = {
+        "insight_conn_id": "insight_default",
+        "compute_job_id": job_id,
+        "silence_limit_seconds": 0.5,
+    }
     kwargs.update(changes)
     return InsightJobTrigger(**kwargs)
-
-
-async def _collect(trigger: InsightJobTrigger, timeout: float = 15.0) -> list[TriggerEvent]:
-    async with asyncio.timeout(timeout):
-        return [event async for event in trigger.run()]
 
 
 def _only_event(events: list[TriggerEvent]) -> dict[str, Any]:
@@ -63,19 +41,6 @@ def _only_event(events: list[TriggerEvent]) -> dict[str, Any]:
     payload: dict[str, Any] = events[0].payload
     json.dumps(payload)  # JSON-safe
     return payload
-
-
-def _forwarded(text: str, job_id: str) -> list[str]:
-    """The run-log lines of ``job_id`` forwarded as records of the run_log logger."""
-    lines = []
-    for record in text.splitlines():
-        if RUN_LOG_MARK in record and f"{job_id}: run-log line" in record:
-            lines.append(record.split("]", 1)[1].split("[", 1)[0].strip())
-    return lines
-
-
-def _run_log(emulator: Emulator, job_id: str) -> list[str]:
-    return [line.strip() for line in emulator.run_log(job_id)]
 
 
 def _run_log_gets(emulator: Emulator, job_id: str) -> int:
@@ -94,33 +59,50 @@ def _assert_no_secrets(emulator: Emulator, *texts: str) -> None:
         assert token not in text
 
 
-async def _until(condition: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 # --------------------------------------------------------------------------------- kwargs
 
 
-def test_serialize_round_trip_and_no_secrets() -> None:
-    trigger = _trigger("job-1", accepted_model_statuses=["OK", "SOLVED"], end_by=1e9)
+#: Every __init__ argument with a value that is not its default (so a dropped one shows).
+_ARGUMENTS: dict[str, Any] = {
+    "insight_conn_id": "insight_default",
+    "compute_job_id": "ser-1",
+    "execution_attempts": 2,
+    "last_run_log_line": 17,
+    "accepted_model_statuses": ["SOLVED", "OK"],
+    "silence_limit_seconds": 0.5,
+    "end_by": 4_000_000_000.0,
+    "cancel_on_kill": False,
+    "unreachable_limit_seconds": 120.0,
+}
+
+
+def test_serialize_mirrors_init_and_carries_no_secret(emulator: Emulator) -> None:
+    """Built from literal arguments (not from trigger_kwargs, which serialize also calls), run
+    against the emulator so the trigger has read the connection's secret, then serialized: the
+    kwargs name every __init__ argument with its value, JSON-safe, rebuild an equal trigger, and
+    hold neither the secret nor a token the trigger really holds."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(InsightJobTrigger).parameters.items()
+    }
+    assert set(_ARGUMENTS) == set(defaults), "a new argument needs a test value here"
+    assert all(_ARGUMENTS[name] != default for name, default in defaults.items())
+    _submit(emulator, "ser-1")
+    trigger = InsightJobTrigger(**_ARGUMENTS)
+    payload = _only_event(asyncio.run(_collect(trigger)))
+    assert outcome_from_event(payload).succeeded(["OK"])
+    # The check below can see a secret: the trigger holds it (and the hub minted a token).
+    assert trigger._hook._settings is not None
+    assert trigger._hook._settings.client_secret == DEMO_CLIENT_SECRET
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
-    again = InsightJobTrigger(**kwargs)
+    stored = json.loads(json.dumps(kwargs))  # as Airflow stores them
+    assert stored == {**_ARGUMENTS, "accepted_model_statuses": ["OK", "SOLVED"]}
+    again = InsightJobTrigger(**stored)
     assert again.serialize() == (classpath, kwargs)
-    assert kwargs["accepted_model_statuses"] == ["OK", "SOLVED"]
-    assert set(kwargs) == {
-        "insight_conn_id",
-        "compute_job_id",
-        "execution_attempts",
-        "last_run_log_line",
-        "accepted_model_statuses",
-        "silence_limit_seconds",
-        "end_by",
-        "cancel_on_kill",
-    }
-    assert DEMO_CLIENT_SECRET not in json.dumps(kwargs)
+    for name in _ARGUMENTS:
+        assert getattr(again, name) == stored[name]
+    _assert_no_secrets(emulator, json.dumps(kwargs), repr(kwargs))
 
 
 # --------------------------------------------------------------------------------- outcomes
@@ -247,8 +229,8 @@ def test_token_refresh_sends_update_token_on_the_open_socket(
 def test_missing_connection_is_a_permanent_error(emulator: Emulator) -> None:
     payload = _only_event(asyncio.run(_collect(_trigger("x-1", insight_conn_id="no_such_conn"))))
     assert payload["kind"] == "error"
-    assert payload["error_type"] == "ConfigurationError"
-    assert payload["permanent"] is True
+    assert payload["error"]["type"] == "ConfigurationError"
+    assert payload["error"]["permanent"] is True
     with pytest.raises(ConfigurationError, match="no_such_conn"):
         outcome_from_event(payload)
 
@@ -286,11 +268,19 @@ async def _run_then_stop(
     await trigger.cleanup()
 
 
-def test_on_kill_cancels_the_job(emulator: Emulator) -> None:
+def test_on_kill_that_cannot_ask_leaves_the_job_and_says_how_to_cancel(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No supervisor (nothing can tell a user's action from a deploy): nothing is cancelled;
+    the log names the job and how to cancel it. (With a supervisor: test_trigger_airflow.)"""
     _submit(emulator, "long-1", log_lines=200, lines_per_second=20.0, batch_size=1)
     asyncio.run(_run_then_stop(emulator, _trigger("long-1"), USER_ACTION))
-    assert [e.compute_job_id for e in emulator.record.of_kind("delete")] == ["long-1"]
-    emulator.wait_for_status("long-1", {"CANCELLED"})
+    assert emulator.record.of_kind("delete") == []
+    assert emulator.job("long-1")["status"] not in {"CANCELLED", "CANCELLING"}
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Leaving Insight compute job long-1 running: could not tell" in text
+    assert f"DELETE {emulator.base_url}/" in text and "long-1" in text
 
 
 def test_on_kill_respects_cancel_on_kill_false(emulator: Emulator) -> None:
@@ -369,3 +359,37 @@ def test_the_same_job_twice_shares_one_subscription(emulator: Emulator) -> None:
     assert len(emulator.record.of_kind("ws_open")) == 1
     subscribed = [entry.compute_job_id for entry in emulator.record.of_kind("subscribe")]
     assert subscribed.count("twice-1") == 1, subscribed
+
+
+# --------------------------------------------------------------------------------- logging
+
+
+def test_every_event_is_logged_exactly_once(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each status line appears once in everything the task log would get (the trigger logs
+    the events; the driver must not log them too), and each run-log line once."""
+    caplog.set_level("DEBUG")
+    _submit(emulator, "once-1")
+    payload = _only_event(asyncio.run(_collect(_trigger("once-1"))))
+    assert outcome_from_event(payload).succeeded()
+    captured = capsys.readouterr()
+    text = "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])
+    for status in ("EXECUTING", "COMPLETING", "COMPLETED, model status OK"):
+        line = f"Insight compute job once-1: status {status} "
+        assert text.count(line) == 1, (status, text.count(line))
+    assert text.count("Insight compute job once-1 ended: COMPLETED") == 1
+    assert _forwarded(captured.out + captured.err, "once-1") == _run_log(emulator, "once-1")
+
+
+def test_unreachable_limit_reaches_the_follower() -> None:
+    """The trigger's own limit wins; None means the connection's (PLAN.md interface 2)."""
+    from airflow_insight.settings import ConnectionSettings
+
+    settings = ConnectionSettings(
+        "http://127.0.0.1:1", "id", "secret", unreachable_limit_seconds=42
+    )
+    assert _trigger("u-1")._follower_config(settings).unreachable_limit_seconds == 42
+    chosen = _trigger("u-1", unreachable_limit_seconds=7.5)._follower_config(settings)
+    assert chosen.unreachable_limit_seconds == 7.5
+    assert chosen.silence_limit_seconds == 0.5

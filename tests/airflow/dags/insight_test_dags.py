@@ -44,14 +44,12 @@ class KillableOperator(InsightJobOperator):
 class FailFirstTryOperator(InsightJobOperator):
     """Submits, then dies on its first try, as if the worker were lost while following."""
 
-    def _follow_blocking(
-        self, context: Any, rest: Any, job_id: str, document: Any, reattach: bool
-    ) -> Any:
+    def _follow_blocking(self, context: Any, decision: Any, payload: Any) -> Any:
         if context["ti"].try_number == 1:
-            request = {"id": job_id, "computeJobType": "SOLVER", "runLogMessages": True}
-            rest.submit_job(request)
+            request = {"id": decision.job_id, "computeJobType": "SOLVER", "runLogMessages": True}
+            self.hook.submit_job(request)
             raise RuntimeError("worker lost after submitting")
-        return super()._follow_blocking(context, rest, job_id, document, reattach)
+        return super()._follow_blocking(context, decision, payload)
 
 
 with _dag("t_success") as t_success:
@@ -87,3 +85,6 @@ with _dag("t_kill") as t_kill:
 
 with _dag("t_reattach", retries=1, retry_delay=datetime.timedelta(0)) as t_reattach:
     collect(FailFirstTryOperator(task_id="solve", job_request=REQUEST).output)
+
+with _dag("t_interrupt", retries=2, retry_delay=datetime.timedelta(0)) as t_interrupt:
+    InsightJobOperator(task_id="solve", job_request=REQUEST, cancel_wait_seconds=10.0)

@@ -1,0 +1,97 @@
+"""Which job a task attempt runs: re-attach to an earlier try's job, reuse its result, or submit.
+
+Pure bookkeeping, no I/O: the adapter reads the stored job id (Airflow's ``task_state_store``), asks
+:func:`job_to_look_up` which job to fetch, fetches it (or learns it does not exist) and hands the
+answer to :func:`choose_job`, which returns what to do:
+
+* no job to look up, or the job does not exist (404): :class:`Submit` a fresh job;
+* the job is not terminal: :class:`Reattach` to it (``SUBSCRIBE`` and follow it);
+* the stored job ``COMPLETED`` with an accepted model status: :class:`Reuse` its result, nothing
+  runs again;
+* any other terminal job: :class:`Submit` a fresh job. When the fresh id is the finished job's own
+  (a fixed ``job_id`` given by the user) that job is deleted first (``delete_first``), because the
+  server answers 409 to a second job of the same id.
+
+A fixed id is looked up even without a stored id: its job may be an earlier try's although no
+store remembered it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.statuses import JobStatus, is_terminal
+
+
+def is_terminal_document(document: Mapping[str, Any]) -> bool:
+    """True when a job document's ``status`` ends the job (an unknown or missing one does not)."""
+    status = document.get("status")
+    return isinstance(status, str) and is_terminal(status)
+
+
+def succeeded_document(document: Mapping[str, Any], accepted: Collection[str]) -> bool:
+    """True when the job document is ``COMPLETED`` with a model status in ``accepted``."""
+    outcome = JobOutcome.from_job_document(str(document.get("id", "")), document)
+    return outcome.status == JobStatus.COMPLETED and outcome.succeeded(frozenset(accepted))
+
+
+@dataclasses.dataclass(frozen=True)
+class Submit:
+    """Submit a fresh job with ``job_id``; delete ``delete_first`` (a finished job) before."""
+
+    job_id: str
+    delete_first: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reattach:
+    """Follow the still-running job ``job_id`` (its current ``document``)."""
+
+    job_id: str
+    document: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reuse:
+    """An earlier try's job ``job_id`` already succeeded: return its result, run nothing."""
+
+    job_id: str
+    document: Mapping[str, Any]
+
+
+Decision = Submit | Reattach | Reuse
+
+
+def job_to_look_up(stored_id: str | None, fixed_id: str | None) -> str | None:
+    """The job whose document decides: the stored id, else the user's fixed id, else none."""
+    return stored_id or fixed_id or None
+
+
+def choose_job(
+    *,
+    stored_id: str | None,
+    fixed_id: str | None,
+    fresh_id: str,
+    document: Mapping[str, Any] | None,
+    accepted: Collection[str],
+) -> Decision:
+    """What this attempt does (see the module docstring).
+
+    :param stored_id: the job id an earlier try stored (None: none stored, or no store).
+    :param fixed_id: the user's fixed ``job_id`` (None: ids are derived per try).
+    :param fresh_id: the id a fresh job of this try gets (the fixed id, or a derived one).
+    :param document: the looked-up job's document; None when nothing was looked up or the server
+        answered 404.
+    :param accepted: the model statuses counted as success.
+    """
+    candidate = job_to_look_up(stored_id, fixed_id)
+    if candidate is None or document is None:
+        return Submit(fresh_id)
+    if not is_terminal_document(document):
+        return Reattach(candidate, document)
+    if candidate == stored_id and succeeded_document(document, accepted):
+        return Reuse(candidate, document)
+    return Submit(fresh_id, delete_first=fresh_id if candidate == fresh_id else None)

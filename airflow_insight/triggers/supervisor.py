@@ -1,0 +1,141 @@
+"""What a trigger asks its Airflow supervisor: its task instance's state, and Variables.
+
+A trigger running in Airflow 3.3's triggerer talks to the triggerer's supervisor process over
+``task_runner.SUPERVISOR_COMMS`` (``asend``, answered by ``TriggerRunnerSupervisor
+._handle_request`` through the in-process execution API). That is the only way a trigger reaches
+the metadata DB: ``GetTaskStates`` for the state of its task instance, ``GetVariableKeys`` /
+``GetVariable`` / ``PutVariable`` / ``DeleteVariable`` for Variables (see
+``airflow/jobs/triggerer_job_runner.py``, ``ToTriggerSupervisor``).
+
+Every question has a time limit and any failure (no supervisor, as under ``airflow dags test``
+where the inline trigger gets no task instance; the supervisor shutting down; an error answer)
+raises :class:`SupervisorUnavailable`: the caller decides what "cannot tell" means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from airflow.sdk.execution_time.comms import (
+    DeleteVariable,
+    GetTaskStates,
+    GetVariable,
+    GetVariableKeys,
+    PutVariable,
+)
+
+#: A supervisor that has not answered in this long is taken as not answering.
+ASK_TIMEOUT_SECONDS = 5.0
+
+
+class SupervisorUnavailable(Exception):
+    """The supervisor could not answer (absent, shutting down, or it answered with an error)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskInstanceRef:
+    """The task instance a trigger serves (the triggerer sets ``trigger.task_instance``)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    @classmethod
+    def of(cls, task_instance: Any) -> TaskInstanceRef | None:
+        """The reference of a trigger's ``task_instance``; None when it has none."""
+        if task_instance is None:
+            return None
+        try:
+            map_index = getattr(task_instance, "map_index", -1)
+            return cls(
+                dag_id=str(task_instance.dag_id),
+                run_id=str(task_instance.run_id),
+                task_id=str(task_instance.task_id),
+                map_index=-1 if map_index is None else int(map_index),
+                try_number=int(getattr(task_instance, "try_number", 0) or 0),
+            )
+        except (AttributeError, TypeError, ValueError):
+            return None
+
+    @property
+    def state_key(self) -> str:
+        """The key of this task instance in a ``GetTaskStates`` answer (per run)."""
+        return self.task_id if self.map_index < 0 else f"{self.task_id}_{self.map_index}"
+
+    def describe(self) -> str:
+        """``dag/run/task[map]`` try ``n``, for log lines."""
+        index = "" if self.map_index < 0 else f"[{self.map_index}]"
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}{index} try {self.try_number}"
+
+
+async def ask(message: Any, timeout: float = ASK_TIMEOUT_SECONDS) -> Any:
+    """Send one request to the supervisor and return its answer (None for "done")."""
+    from airflow.sdk.execution_time import task_runner
+
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    asend = getattr(comms, "asend", None)
+    if asend is None:
+        raise SupervisorUnavailable("no trigger supervisor in this process")
+    try:
+        async with asyncio.timeout(timeout):
+            return await asend(message)
+    except TimeoutError:
+        raise SupervisorUnavailable(f"no answer within {timeout:g} s") from None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # The supervisor's error answer, a broken pipe, a bad frame.
+        detail = getattr(exc, "detail", None)
+        shown = f"{type(exc).__name__}: {exc}" + (f" ({detail})" if detail else "")
+        raise SupervisorUnavailable(shown) from exc
+
+
+async def task_state(ref: TaskInstanceRef) -> str | None:
+    """The state of the task instance now (None: no state, e.g. just cleared)."""
+    answer = await ask(
+        GetTaskStates(
+            dag_id=ref.dag_id,
+            run_ids=[ref.run_id],
+            task_ids=[ref.task_id],
+            map_index=ref.map_index,
+        )
+    )
+    states = getattr(answer, "task_states", None)
+    run_states = states.get(ref.run_id) if isinstance(states, dict) else None
+    if not isinstance(run_states, dict) or ref.state_key not in run_states:
+        raise SupervisorUnavailable(f"the answer does not name {ref.describe()}: {answer!r}")
+    state = run_states[ref.state_key]
+    return None if state is None else str(getattr(state, "value", state))
+
+
+async def variable_keys(prefix: str) -> list[str]:
+    """Every Variable key that starts with ``prefix``."""
+    keys: list[str] = []
+    while True:
+        answer = await ask(GetVariableKeys(prefix=prefix, limit=1000, offset=len(keys)))
+        page = list(getattr(answer, "keys", None) or [])
+        keys.extend(str(key) for key in page)
+        if not page or len(keys) >= int(getattr(answer, "total_entries", 0) or 0):
+            return keys
+
+
+async def get_variable(key: str) -> str | None:
+    """The text of Variable ``key`` (None when it does not exist)."""
+    answer = await ask(GetVariable(key=key))
+    value = getattr(answer, "value", None)
+    return value if isinstance(value, str) else None
+
+
+async def put_variable(
+    key: str, value: str, description: str, timeout: float = ASK_TIMEOUT_SECONDS
+) -> None:
+    """Create or replace Variable ``key``."""
+    await ask(PutVariable(key=key, value=value, description=description), timeout)
+
+
+async def delete_variable(key: str) -> None:
+    """Delete Variable ``key`` (a missing one is no error)."""
+    await ask(DeleteVariable(key=key))

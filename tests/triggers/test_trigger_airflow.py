@@ -1,0 +1,338 @@
+"""The trigger against a real metadata DB: on_kill asks the task's state, watermarks resume.
+
+The trigger's ``run()`` is driven in-process against the emulator; its questions go to the
+triggerer supervisor's own request handlers and the in-process execution API on the SQLite DB
+of the scratch AIRFLOW_HOME (see ``airflow_support``). Each test's event loop plays one
+triggerer; a second ``asyncio.run`` is "another triggerer" (a new hub, a new watermark writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from airflow.sdk.execution_time.comms import GetVariableKeys
+from airflow_support import (
+    InProcessSupervisorComms,
+    SilentSupervisorComms,
+    migrate_and_sync,
+    new_task_instance,
+    set_state,
+)
+from trigger_support import collect, forwarded, run_log, submit, until
+
+from airflow_insight.emulator import Emulator
+from airflow_insight.triggers import supervisor, watermark
+from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
+from airflow_insight.triggers.watermark import VARIABLE_PREFIX, read_table
+
+USER_ACTION = "__airflow_user_action__"
+#: 900 lines over ~45 s: long enough to stop it mid-run on a loaded machine.
+LONG = {"log_lines": 900, "lines_per_second": 20.0, "batch_size": 1}
+#: 300 lines over ~10 s: stopped mid-run, then followed to its end by a second trigger.
+RESUMABLE = {"log_lines": 300, "lines_per_second": 30.0, "batch_size": 1}
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessSupervisorComms]:
+    """The trigger's SUPERVISOR_COMMS: the real handlers on the real (SQLite) DB."""
+    from airflow.sdk.execution_time import task_runner
+
+    migrate_and_sync()
+    real = InProcessSupervisorComms()
+    asyncio.run(real.asend(GetVariableKeys(prefix="warm-up")))  # the API's first call
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", real, raising=False)
+    yield real
+    for key in real.watermark_keys():  # never leak a table into another test
+        asyncio.run(supervisor.delete_variable(key))
+
+
+def _trigger(job_id: str, ti: Any, **changes: Any) -> InsightJobTrigger:
+    kwargs: dict[str, Any] = {
+        "insight_conn_id": "insight_default",
+        "compute_job_id": job_id,
+        "silence_limit_seconds": 0.5,
+        **changes,
+    }
+    trigger = InsightJobTrigger(**kwargs)
+    trigger.task_instance = ti  # what the triggerer sets before run()
+    return trigger
+
+
+def _text(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    captured = capsys.readouterr()
+    return "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])
+
+
+async def _run_then_cancel(
+    emulator: Emulator,
+    trigger: InsightJobTrigger,
+    job_id: str,
+    message: str | None,
+    *,
+    lines_first: int = 5,
+    before_cancel: Any = None,
+    after: Any = None,
+    cleanup: bool = True,
+) -> None:
+    """Run as the triggerer does, then cancel (message: a user action or None: shutdown)."""
+    runner = asyncio.create_task(collect(trigger, timeout=120))
+    # Forwarded by the trigger (not just written by the emulator): the trigger really follows.
+    await until(lambda: trigger._mark.last_run_log_line >= lines_first, timeout=60)
+    if before_cancel is not None:
+        await before_cancel()
+    runner.cancel(message)
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    if message == USER_ACTION:
+        await trigger.on_kill()
+    if cleanup:
+        await trigger.cleanup()
+    if after is not None:
+        await after()  # the loop (this triggerer) lives on meanwhile
+
+
+def _deletes(emulator: Emulator) -> list[str]:
+    return [entry.compute_job_id for entry in emulator.record.of_kind("delete")]
+
+
+# --------------------------------------------------------------------------------- on_kill
+
+
+@pytest.mark.parametrize("state", ["failed", "success", None], ids=["failed", "success", "cleared"])
+def test_on_kill_after_a_user_stopped_the_task_cancels_the_job(
+    emulator: Emulator, comms: InProcessSupervisorComms, state: str | None
+) -> None:
+    ti = new_task_instance("deferred")
+    submit(emulator, "user-1", **LONG)
+
+    async def user_acts() -> None:
+        set_state(ti, state)
+
+    async def table_gone() -> None:  # a user ended it: nothing kept for a next triggerer
+        await until(lambda: comms.watermark_keys() == [], timeout=10)
+
+    trigger = _trigger("user-1", ti)
+    asyncio.run(
+        _run_then_cancel(
+            emulator, trigger, "user-1", USER_ACTION, before_cancel=user_acts, after=table_gone
+        )
+    )
+    assert _deletes(emulator) == ["user-1"]
+    emulator.wait_for_status("user-1", {"CANCELLED"})
+    assert any(type(m).__name__ == "GetTaskStates" for m in comms.requests)
+
+
+@pytest.mark.parametrize("state", ["deferred", "up_for_retry"])
+def test_on_kill_while_the_task_still_waits_leaves_the_job_running(
+    emulator: Emulator,
+    comms: InProcessSupervisorComms,
+    state: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a deploy (the triggerer's process group SIGTERMed) or a stalled triggerer looks
+    like to the trigger: on_kill with the user-action message, the task still deferred."""
+    caplog.set_level("INFO")
+    ti = new_task_instance(state)
+    submit(emulator, "deploy-1", **LONG)
+    trigger = _trigger("deploy-1", ti)
+    asyncio.run(_run_then_cancel(emulator, trigger, "deploy-1", USER_ACTION))
+    assert _deletes(emulator) == []
+    assert emulator.job("deploy-1")["status"] == "EXECUTING"
+    text = _text(capsys, caplog)
+    assert "Leaving Insight compute job deploy-1 running" in text
+    # ... and the watermark stays for the triggerer that takes the job over.
+    (key,) = comms.watermark_keys()
+    marks = read_table(comms.variable(key))[1]
+    assert [mark.compute_job_id for mark in marks.values()] == ["deploy-1"]
+
+
+def test_on_kill_with_a_silent_supervisor_leaves_the_job_and_says_how_to_cancel(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow.sdk.execution_time import task_runner
+
+    caplog.set_level("INFO")
+    ti = new_task_instance("failed")  # even so: without an answer nothing is cancelled
+    monkeypatch.setattr(supervisor, "ASK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SilentSupervisorComms(), raising=False)
+    submit(emulator, "silent-1", **LONG)
+    asyncio.run(_run_then_cancel(emulator, _trigger("silent-1", ti), "silent-1", USER_ACTION))
+    assert _deletes(emulator) == []
+    text = _text(capsys, caplog)
+    assert "Leaving Insight compute job silent-1 running: could not tell" in text
+    assert f"DELETE {emulator.base_url}/" in text
+
+
+def test_on_kill_does_not_delete_a_job_that_already_ended(
+    emulator: Emulator, comms: InProcessSupervisorComms
+) -> None:
+    """Another triggerer saw the job finish and the task moved on: no DELETE of its results."""
+    ti = new_task_instance("deferred")
+    submit(emulator, "done-1")
+    emulator.wait_for_status("done-1", {"COMPLETED"})
+    trigger = _trigger("done-1", ti)
+
+    async def main() -> None:
+        set_state(ti, "success")
+        await trigger.on_kill()
+
+    asyncio.run(main())
+    assert _deletes(emulator) == []
+
+
+# --------------------------------------------------------------------------------- resuming
+
+
+def test_a_clean_stop_resumes_on_the_next_triggerer_with_nothing_repeated(
+    emulator: Emulator,
+    comms: InProcessSupervisorComms,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+    ti = new_task_instance("deferred")
+    submit(emulator, "move-1", **RESUMABLE)
+    first = _trigger("move-1", ti)
+    # Triggerer 1 stops (SIGTERM: run() cancelled without a message, then cleanup()).
+    asyncio.run(_run_then_cancel(emulator, first, "move-1", None, lines_first=20))
+    text_1 = _text(capsys, caplog)
+    caplog.clear()
+    lines_1 = forwarded(text_1, "move-1")
+    assert lines_1, "the first triggerer forwarded nothing: the test proves nothing"
+    assert "the next triggerer resumes after it" in text_1
+    (first_table,) = comms.watermark_keys()
+    # Triggerer 2 rebuilds the trigger from the ORIGINAL kwargs (last_run_log_line -1).
+    second = _trigger("move-1", ti)
+    assert second.last_run_log_line == -1
+
+    async def follow_to_the_end() -> dict[str, Any]:
+        (event,) = await collect(second, timeout=120)
+        # The job ended: its entry leaves triggerer 2's table, whose Variable then goes.
+        await until(lambda: comms.watermark_keys() == [first_table], timeout=15)
+        return dict(event.payload)
+
+    payload = asyncio.run(follow_to_the_end())
+    text_2 = _text(capsys, caplog)
+    lines_2 = forwarded(text_2, "move-1")
+    full = run_log(emulator, "move-1")
+    assert lines_1 + lines_2 == full  # every line once, in order: nothing lost, nothing repeated
+    assert f"Resuming after line {len(lines_1) - 1} of attempt 1" in text_2
+    outcome = outcome_from_event(payload)
+    assert outcome.succeeded() and payload["last_run_log_line"] == len(full) - 1
+    assert _deletes(emulator) == []
+
+
+def test_a_dead_triggerers_table_is_deleted_once_stale(
+    emulator: Emulator, comms: InProcessSupervisorComms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ti = supervisor.TaskInstanceRef.of(new_task_instance("deferred"))
+    assert ti is not None
+
+    async def store_then_collect() -> None:
+        dead = watermark.WatermarkWriter(writer_id="dead-triggerer")
+        assert await dead.persist_now(ti, watermark.Watermark("gone-1", 1, 5, 1), 5.0)
+        assert comms.watermark_keys() == [dead.key]
+        await watermark.WatermarkReader().collect_stale()
+        assert comms.watermark_keys() == [dead.key]  # fresh: kept
+        monkeypatch.setattr(watermark, "STALE_SECONDS", 0.0)
+        await asyncio.sleep(0.01)
+        await watermark.WatermarkReader().collect_stale()
+        assert comms.watermark_keys() == []
+
+    asyncio.run(store_then_collect())
+
+
+def test_a_crash_loses_no_line_and_repeats_at_most_one_write_interval(
+    emulator: Emulator,
+    comms: InProcessSupervisorComms,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Triggerer 1 dies without cleanup (SIGKILL, OOM): the next resumes after the last write."""
+    caplog.set_level("INFO")
+    ti = new_task_instance("deferred")
+    submit(emulator, "crash-1", **RESUMABLE)
+    first = _trigger("crash-1", ti)
+
+    async def wait_for_a_write() -> None:
+        await until(lambda: comms.watermark_keys() != [], timeout=20)
+        await asyncio.sleep(1.2)  # forward some more after the write: those may repeat
+
+    asyncio.run(
+        _run_then_cancel(
+            emulator, first, "crash-1", None, before_cancel=wait_for_a_write, cleanup=False
+        )
+    )
+    lines_1 = forwarded(_text(capsys, caplog), "crash-1")
+    (key,) = comms.watermark_keys()
+    (stored,) = read_table(comms.variable(key))[1].values()
+    assert stored.last_run_log_line < len(lines_1) - 1, "nothing to repeat: proves nothing"
+    caplog.clear()
+    second = _trigger("crash-1", ti)
+    asyncio.run(collect(second, timeout=120))
+    text_2 = _text(capsys, caplog)
+    lines_2 = forwarded(text_2, "crash-1")
+    full = run_log(emulator, "crash-1")
+    resumed_at = stored.last_run_log_line + 1
+    assert lines_2 == full[resumed_at:]  # no line lost
+    repeated = len(lines_1) - resumed_at
+    assert lines_1[resumed_at:] == full[resumed_at : len(lines_1)]
+    # At most one write interval of lines (30 lines/s) repeat, plus the 1.2 s forwarded
+    # after the write the test waited for; the loaded-machine margin is generous.
+    assert 0 < repeated <= 30 * (watermark.FLUSH_INTERVAL_SECONDS + 1.2) + 30
+    assert f"Resuming after line {stored.last_run_log_line} of attempt" in text_2
+
+
+def test_a_watermark_of_another_job_or_try_is_not_used(
+    emulator: Emulator, comms: InProcessSupervisorComms
+) -> None:
+    ti = new_task_instance("deferred", try_number=2)
+
+    async def store(job_id: str, try_number: int) -> None:
+        writer = watermark.WatermarkWriter(writer_id=f"test-{job_id}-{try_number}")
+        ref = supervisor.TaskInstanceRef.of(ti)
+        assert ref is not None
+        await writer.persist_now(ref, watermark.Watermark(job_id, 1, 99, try_number), 5.0)
+
+    asyncio.run(store("other-job", 2))
+    asyncio.run(store("stale-1", 1))
+    submit(emulator, "stale-1")
+    payload = asyncio.run(collect(_trigger("stale-1", ti), timeout=30))[0].payload
+    # Neither entry applies: the trigger forwarded the whole log itself.
+    assert payload["last_run_log_line"] == len(run_log(emulator, "stale-1")) - 1
+    assert len(comms.watermark_keys()) == 2
+    assert all(key.startswith(VARIABLE_PREFIX) for key in comms.watermark_keys())
+
+
+def test_a_resume_never_uses_a_read_older_than_its_trigger(
+    emulator: Emulator, comms: InProcessSupervisorComms
+) -> None:
+    """Triggers starting together share one read, but one built after a clean stop's final
+    write reads again, so it sees that write (else lines would repeat after a clean stop)."""
+    ti = supervisor.TaskInstanceRef.of(new_task_instance("deferred"))
+    assert ti is not None
+
+    async def main() -> None:
+        import time
+
+        stopped = watermark.WatermarkWriter(writer_id="stopped-triggerer")
+        reader = watermark.WatermarkReader()
+        await stopped.persist_now(ti, watermark.Watermark("j-1", 1, 5, 1), 5.0)
+        early = time.monotonic()
+        assert (await reader.find(ti, "j-1", not_before=early)).last_run_log_line == 5
+        reads = len(comms.requests)
+        assert (await reader.find(ti, "j-1", not_before=early)).last_run_log_line == 5
+        assert len(comms.requests) == reads  # shared: no second read
+        await stopped.persist_now(ti, watermark.Watermark("j-1", 1, 9, 1), 5.0)
+        built_after = time.monotonic()
+        assert (await reader.find(ti, "j-1", not_before=built_after)).last_run_log_line == 9
+
+    asyncio.run(main())
