@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "tests" / "distributed"))
 
 from distributed_bed import (  # noqa: E402
     LONG,
+    TRIGGERER_HEALTH_CHECK_THRESHOLD_SECONDS,
     Bed,
     jobs_of,
     socket_use,
@@ -273,7 +274,7 @@ def takeover(bed: Bed) -> Figure:
         f"{TAKEOVER_JOBS} deferred jobs ({LONG.log_lines} lines over"
         f" {LONG.log_lines / LONG.lines_per_second:.0f} s); SIGKILL of the whole tree of the"
         f" triggerer holding {len(moved)} of them; [triggerer] triggerer_health_check_threshold"
-        " = 15 s",
+        f" = {TRIGGERER_HEALTH_CHECK_THRESHOLD_SECONDS} s",
         "none",
         {
             "moved_jobs": len(moved),
