@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import airflow_figures, latency, resources
+from benchmarks import airflow_figures, latency, pong_delay, resources
 from benchmarks.airflow_runs import AirflowHome
 from benchmarks.emulator_proc import EmulatorProcess
 from benchmarks.harness import Figure, format_table
@@ -46,6 +46,8 @@ class Sizes:
     scale_executing_seconds: tuple[float, float]
     memory_lines: int
     whole_task_repeats: int
+    #: Lines of the flood the pong delay is measured under (both modes).
+    pong_lines: int
 
 
 FULL = Sizes(
@@ -60,6 +62,7 @@ FULL = Sizes(
     scale_executing_seconds=(1.0, 11.0),
     memory_lines=1_000_000,
     whole_task_repeats=3,
+    pong_lines=200_000,
 )
 QUICK = Sizes(
     latency_jobs=20,
@@ -73,6 +76,7 @@ QUICK = Sizes(
     scale_executing_seconds=(1.0, 3.0),
     memory_lines=50_000,
     whole_task_repeats=1,
+    pong_lines=30_000,
 )
 #: Tiny sizes for the smoke test: every figure present, nothing measured seriously.
 SMOKE = dataclasses.replace(
@@ -86,6 +90,7 @@ SMOKE = dataclasses.replace(
     scale_queued_seconds=2.0,
     scale_executing_seconds=(0.2, 0.5),
     memory_lines=2000,
+    pong_lines=20_000,  # ~0.4 s of flood per mode: several pings even on a fast machine
 )
 MODES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
@@ -93,6 +98,7 @@ MODES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 GROUPS: dict[str, tuple[str, ...]] = {
     "end_latency": ("end_latency_polling", "end_latency_sync", "end_latency_deferred"),
     "submit": ("submit_overhead",),
+    "pong": ("pong_delay_sync", "pong_delay_deferred"),
     "throughput": (
         "runlog_logger_ceiling",
         "runlog_throughput_sync",
@@ -162,6 +168,8 @@ def run(sizes: Sizes, only: set[str]) -> list[Figure]:
                 lambda: latency.end_latency(emu, sizes.latency_jobs, sizes.poll_concurrency),
             )
             runner.group("submit", lambda: [latency.submit_overhead(emu, sizes.submit_jobs)])
+        # An emulator of its own: it pings every 50 ms and records each pong.
+        runner.group("pong", lambda: pong_delay.pong_delay(sizes.pong_lines))
         runner.group(
             "throughput",
             lambda: airflow_figures.throughput(

@@ -9,6 +9,10 @@ logs them (the adapter, never the driver) writes the same line for the same even
 
 No event shows a token or a secret: :class:`ReconnectDue` carries the token to open the socket
 with, hidden from ``repr`` and comparison, and no ``describe()`` names it.
+
+The core's one output channel: each of its inputs returns a list of :data:`Output`, events and
+:class:`SendText` frames in the order they arose. A frame goes to the socket at once (it is not
+an event: nothing logs it, and ``UPDATE_TOKEN`` carries the token); the events go to the caller.
 """
 
 from __future__ import annotations
@@ -203,6 +207,8 @@ class AppMessageAnswered:
     app_message_type: str | None
     #: True when the job's handler gave the answer (callbacks were asked for).
     handled: bool = False
+    #: True when the answer asked the solver to stop (only a handler ever does).
+    interrupt_solve: bool = False
 
     @property
     def log_level(self) -> int:
@@ -212,9 +218,10 @@ class AppMessageAnswered:
     def describe(self) -> str:
         """One log line."""
         if self.handled:
+            stop = ", interrupting the solve" if self.interrupt_solve else ""
             return (
                 f"Insight compute job {self.job_id}: answered solver callback "
-                f"{self.app_message_type} ({self.app_message_id})"
+                f"{self.app_message_type} ({self.app_message_id}){stop}"
             )
         return (
             f"Insight compute job {self.job_id}: answered unexpected solver callback "
@@ -327,6 +334,18 @@ Event = (
     # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
     | ProgressEvent
 )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendText:
+    """A frame the core wants on the socket now (a pong, an answer, ``SUBSCRIBE``,
+    ``UPDATE_TOKEN``); its text is hidden from ``repr``: it may carry the token."""
+
+    text: str = dataclasses.field(repr=False)
+
+
+#: Everything a core input returns: events for the caller, frames for the socket.
+Output = Event | SendText
 
 #: The calls the core asks a driver to perform, each answered with one result or one error.
 Call = TokenRefreshDue | ReconnectDue | ReconcileDue | RunLogFetchDue

@@ -9,7 +9,10 @@ core (which times its refresh and hands it to the socket): the same object, neve
 
 The 401 rule (§B1.1, §B9 #4), decided here once for REST calls and socket handshakes alike: a
 request refused with 401 gets *one* freshly minted token and is sent once more; a second 401
-means the credentials themselves are refused (:data:`FRESH_TOKEN_RETRIES`).
+means the credentials themselves are refused (:data:`FRESH_TOKEN_RETRIES`). Both callers count
+refusals only through :func:`after_refusal` (the REST client's send loop, the core's handshake
+calls), so neither holds a copy of the rule: each performs what it says, the way an httpx auth
+flow is driven by the client.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ def refresh_due_at(*, minted_at: float, expires_at: float) -> float:
     return expires_at - lifetime * REFRESH_WHEN_LEFT
 
 
-def retry_with_fresh_token(refusals: int) -> bool:
-    """After ``refusals`` answers of 401 to one request: mint a fresh token and send it again?"""
-    return refusals <= FRESH_TOKEN_RETRIES
+def after_refusal(refusals: int) -> int | None:
+    """A request sent after ``refusals`` refusals was refused (401) again: the refusal count to
+    send it once more with, after minting a fresh token; None when the credentials are refused
+    (the answer stands)."""
+    refused = refusals + 1
+    return refused if refused <= FRESH_TOKEN_RETRIES else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,17 +14,14 @@ Where it differs from the blocking twin, and why:
   (one per deferred task) can wait on one socket at once.
 * A reader task moves every received frame into an inbox queue, so ``websockets`` keeps reading
   (and answering ping frames) while the loop waits; the loop gives the event loop a turn after
-  every frame, or a backlog in the inbox would hold the pongs back (issue 11 #7).
-* The REST calls the core asks for each run as a task of their own, in a thread, on the one REST
-  client, so one slow call (a large run log, a server answering at the read timeout) never holds
-  up the other jobs on the socket; the finished call comes back through the inbox and its answer
-  goes to the core on the loop task (no locks). The core never asks for a call of a kind and job
-  that is outstanding. Checks and fetches run in a pool of the driver's own,
-  :data:`MAX_CONCURRENT_REST_CALLS` threads (not the default pool the whole triggerer shares);
-  token mints go through ``asyncio.to_thread`` so that they never queue behind slow downloads.
-  The calls share the client's ``requests.Session`` across threads: one host, so one urllib3
-  pool (thread-safe); the token has its own lock in the client. :meth:`~AsyncJobFollower.close`
-  cancels the tasks and shuts the pool down without waiting for a call still running.
+  every frame, or a backlog in the inbox would hold the pongs back (issue 11 #7). A frame the
+  core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
+  needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the
+  reader task itself, which sends the reply at once; its events take the frame's place in the
+  inbox (one thread: no lock).
+* The REST calls the core asks for each run off the loop, on their own (:mod:`.async_calls`):
+  one slow call never holds up the other jobs on the socket; the finished call comes back
+  through the inbox and its answer goes to the core on the loop task (no locks).
 * ``ReconnectDue`` (opening the socket) is performed in line: there is no socket to serve
   meanwhile.
 """
@@ -33,19 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from airflow_insight.exceptions import InsightError, LocalProtocolError
 from airflow_insight.protocol import events as ev
@@ -53,23 +48,19 @@ from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.events import FollowFailed
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
+from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.async_calls import Answer, RestCalls
+from airflow_insight.transport.async_handshake import SocketOpener, open_socket
 from airflow_insight.transport.driving import (
     DriverEvent,
     EventSink,
     LineSink,
-    RestCall,
     not_followed,
     receive_timeout,
-    rest_call,
+    split_outputs,
 )
-from airflow_insight.transport.errors import (
-    handshake_error,
-    socket_open_failed,
-    socket_open_timed_out,
-)
-from airflow_insight.transport.network import display_url, tls_context
+from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
 
 # Re-exported for the adapters (interface 1): both now live in the core.
@@ -77,69 +68,15 @@ __all__ = ["AsyncJobFollower", "DriverEvent", "FollowFailed", "open_socket"]
 
 log = logging.getLogger(__name__)
 
-#: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
-SocketOpener = Callable[[ConnectionSettings, str], Awaitable[tuple[ClientConnection, str | None]]]
-#: Largest message accepted from the server; a run-log batch can be long.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Most REST calls (checks, run-log fetches) one driver runs at once: the threads of its own
 #: pool; below ``requests``' pool of 10 connections per host.
 MAX_CONCURRENT_REST_CALLS = 8
 
 
-class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
-    """The logger handed to ``websockets``: its DEBUG output prints the ``Authorization``
-    header and ``UPDATE_TOKEN`` frames, so DEBUG stays off whatever the logging setup says."""
-
-    def isEnabledFor(self, level: int) -> bool:
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-
-_WEBSOCKETS_LOG = _QuietLogger(logging.getLogger(f"{__name__}.websockets"))
-
-
-async def open_socket(
-    settings: ConnectionSettings, token: str
-) -> tuple[ClientConnection, str | None]:
-    """Open the progress WebSocket with the bearer token; return it and its ``connection-id``.
-
-    Handshake failures become :mod:`airflow_insight.exceptions` types whose messages carry the
-    HTTP status only (never a header, so never the token). permessage-deflate is offered.
-    """
-    url = settings.websocket_url
-    # Building a TLS context reads the CA store from disk (tens of ms): not on the event loop.
-    tls = await asyncio.to_thread(tls_context, settings) if url.startswith("wss:") else None
-    try:
-        ws = await connect(
-            url,
-            additional_headers={"Authorization": f"Bearer {token}"},
-            ssl=tls,
-            open_timeout=settings.connect_timeout_seconds,
-            # A dead server must not hold the loop for the library's default 10 s.
-            close_timeout=1.0,
-            max_size=MAX_MESSAGE_BYTES,
-            logger=_WEBSOCKETS_LOG,
-        )
-    except InvalidStatus as exc:
-        raise handshake_error(exc.response.status_code, url) from None
-    except TimeoutError as exc:
-        raise socket_open_timed_out(url) from exc
-    except (InvalidHandshake, OSError) as exc:
-        raise socket_open_failed(url, exc) from exc
-    connection_id = ws.response.headers.get(CONNECTION_ID_HEADER) if ws.response else None
-    return ws, connection_id or None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Answer:
-    """A finished REST call, for the loop to hand to the core."""
-
-    call_id: int
-    task: asyncio.Task[Any]
-
-
-#: What goes into the inbox: the socket and a frame (None once it closed, with the reason), a
-#: finished REST call, or a bare None that wakes the loop (a job was followed or unfollowed).
-_Item = tuple[ClientConnection, str | bytes | None, str] | _Answer | None
+#: What goes into the inbox: the socket and a frame (the events of one the reader answered; None
+#: once it closed, with the reason), a finished REST call, or a bare None that wakes the loop (a
+#: job was followed or unfollowed).
+_Item = tuple[ClientConnection, str | bytes | list[ev.Event] | None, str] | Answer | None
 
 
 class AsyncJobFollower:
@@ -175,12 +112,16 @@ class AsyncJobFollower:
         self._ws: ClientConnection | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._events: collections.deque[ev.Event] = collections.deque()
+        # What follow() and unfollow() got from the core, for the loop task to feed.
+        self._held: list[ev.Output] = []
         self._ends: dict[str, asyncio.Future[JobOutcome]] = {}
         self._open_error: InsightError | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Threads start on first use; calls beyond the bound queue up in the pool.
-        self._rest_pool = concurrent.futures.ThreadPoolExecutor(
-            MAX_CONCURRENT_REST_CALLS, thread_name_prefix="insight-rest"
+        self._calls = RestCalls(
+            rest,
+            spawn=self._spawn,
+            on_answer=self._inbox.put_nowait,
+            max_workers=MAX_CONCURRENT_REST_CALLS,
         )
 
     # ----------------------------------------------------------------------------- public
@@ -189,14 +130,14 @@ class AsyncJobFollower:
         """Get the first token (raises if it cannot be had), open the socket and start the
         loop task (in a fresh context, so its work never lands in the log of whichever task
         happened to open it)."""
-        self._events.extend(self.follower.start(self._clock()))
+        await self._feed(self.follower.start(self._clock()))
         while self._events:  # In line: the loop task does not run yet.
             event = self._events.popleft()
             self._emit(event)
             if isinstance(event, ev.TokenRefreshDue):
-                self._events.extend(await self._answer_now(event))
+                await self._answer_now(event)
             else:
-                self._events.extend(await self._handle(event))
+                await self._handle(event)
         if self._open_error is not None:
             raise self._open_error
         self._spawn(self._run())
@@ -223,7 +164,7 @@ class AsyncJobFollower:
         app_messages: AppMessageHandler | None = None,
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
-        self._events.extend(
+        self._held.extend(
             self.follower.follow(
                 job_id,
                 execution_attempts=execution_attempts,
@@ -237,7 +178,7 @@ class AsyncJobFollower:
 
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (its waiter left); the job keeps running on the server."""
-        self.follower.unfollow(job_id)
+        self._held.extend(self.follower.unfollow(job_id))
         future = self._ends.pop(job_id, None)
         if future is not None and future.done() and not future.cancelled():
             future.exception()  # Retrieved: nobody waits for it any more.
@@ -264,7 +205,7 @@ class AsyncJobFollower:
         # Also retrieves the result of calls that finished but were not fed to the core.
         await asyncio.gather(*tasks, return_exceptions=True)
         # A thread still in a REST call ends with it (bounded); its answer is dropped.
-        self._rest_pool.shutdown(wait=False, cancel_futures=True)
+        self._calls.close()
         await self._close_socket()
 
     async def __aenter__(self) -> AsyncJobFollower:
@@ -292,8 +233,10 @@ class AsyncJobFollower:
             self._settle(None, error)
 
     async def _step(self) -> None:
-        """Send what is queued, wait for one item or the next deadline, handle the events."""
-        await self._send_queued()
+        """Wait for one item or the next deadline, feed it and the time, handle the events."""
+        if self._held:
+            held, self._held = self._held, []
+            await self._feed(held)
         if not self._events:
             wait = receive_timeout(self._clock(), self.follower.next_deadline())
             try:
@@ -301,27 +244,31 @@ class AsyncJobFollower:
                     item = await self._inbox.get()
             except TimeoutError:
                 item = None
-            if isinstance(item, _Answer):
-                self._events.extend(self._answered(item))
+            if isinstance(item, Answer):
+                await self._feed(self._answered(item))
             elif item is not None and item[0] is self._ws:
                 _, data, reason = item
                 if data is None:
                     await self._lost(reason)
+                elif isinstance(data, list):
+                    self._events.extend(data)  # Answered by the reader task already.
                 else:
-                    self._events.extend(self.follower.receive_text(data, self._clock()))
-            self._events.extend(self.follower.tick(self._clock()))
+                    await self._feed(self.follower.receive_text(data, self._clock()))
+            await self._feed(self.follower.tick(self._clock()))
         while self._events:
             event = self._events.popleft()
             self._emit(event)
-            self._events.extend(await self._handle(event))
-            await self._send_queued()  # Pongs and answers go out before the next event's work.
+            await self._handle(event)
         # Give the loop a turn after every frame. With a backlog in the inbox, get() returns
         # at once and nothing above suspends, so without this the loop would forward the whole
         # backlog before ``websockets`` could read the next ping and answer it (issue 11 #7).
         await asyncio.sleep(0)
 
-    async def _send_queued(self) -> None:
-        for text in self.follower.data_to_send():
+    async def _feed(self, outputs: list[ev.Output]) -> None:
+        """Feed what a core input returned: its frames go out at once, its events queue."""
+        texts, events = split_outputs(outputs)
+        self._events.extend(events)
+        for text in texts:
             if self._ws is None:
                 return
             try:
@@ -334,16 +281,25 @@ class AsyncJobFollower:
         reason = "closed by the server"
         try:
             async for data in ws:
-                self._inbox.put_nowait((ws, data, ""))
-        except ConnectionClosed as exc:
+                if not needs_immediate_reply(data):
+                    self._inbox.put_nowait((ws, data, ""))
+                    continue
+                if ws is not self._ws:
+                    break  # Replaced or closed meanwhile.
+                # Answered here, ahead of the lines waiting in the inbox.
+                texts, events = split_outputs(self.follower.receive_text(data, self._clock()))
+                self._inbox.put_nowait((ws, events, ""))
+                for text in texts:
+                    await ws.send(text)
+        except (ConnectionClosed, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         self._inbox.put_nowait((ws, None, reason))
 
     # ----------------------------------------------------------------------------- events
 
-    async def _handle(self, event: ev.Event) -> list[ev.Event]:
+    async def _handle(self, event: ev.Event) -> None:
         """Hand a batch to the sink, settle an end, or perform a call (REST answers come back
-        later through the inbox: see :meth:`_start_call`)."""
+        later through the inbox: see :mod:`.async_calls`)."""
         match event:
             case ev.RunLogLines():
                 self._on_lines(event)
@@ -352,57 +308,43 @@ class AsyncJobFollower:
             case ev.FollowFailed():
                 self._settle(event.job_id, event.error)
             case ev.ReconnectDue():
-                return await self._connect(event)
+                await self._connect(event)
             case ev.TokenRefreshDue() | ev.ReconcileDue() | ev.RunLogFetchDue():
-                self._start_call(event)
-        return []
+                self._calls.start(event)
 
-    async def _answer_now(self, call: ev.TokenRefreshDue) -> list[ev.Event]:
+    async def _answer_now(self, call: ev.TokenRefreshDue) -> None:
         try:
-            token = await asyncio.to_thread(rest_call(self._rest, call))
+            token = await self._calls.now(call)
         except InsightError as exc:
-            return self.follower.call_failed(call.call_id, exc, self._clock())
-        return self.follower.call_succeeded(call.call_id, token, self._clock())
+            await self._feed(self.follower.call_failed(call.call_id, exc, self._clock()))
+        else:
+            await self._feed(self.follower.call_succeeded(call.call_id, token, self._clock()))
 
-    async def _connect(self, call: ev.ReconnectDue) -> list[ev.Event]:
+    async def _connect(self, call: ev.ReconnectDue) -> None:
         await self._close_socket()
         assert call.token is not None  # The core always hands the token with the call.
         try:
             ws, connection_id = await self._opener(self._settings, call.token.value)
         except InsightError as exc:
-            return self.follower.call_failed(call.call_id, exc, self._clock())
+            await self._feed(self.follower.call_failed(call.call_id, exc, self._clock()))
+            return
         self._ws = ws
         self._spawn(self._read(ws))
-        return self.follower.call_succeeded(call.call_id, connection_id, self._clock())
+        await self._feed(self.follower.call_succeeded(call.call_id, connection_id, self._clock()))
 
     async def _lost(self, reason: str) -> None:
         await self._close_socket()
-        self._events.extend(self.follower.connection_lost(self._clock(), reason))
+        await self._feed(self.follower.connection_lost(self._clock(), reason))
 
-    # ----------------------------------------------------------------------------- REST calls
-
-    def _start_call(self, call: RestCall) -> None:
-        """Run the call off the loop as a task of its own; it comes back through the inbox."""
-        task = self._spawn(self._call_rest(call))
-        task.add_done_callback(lambda done: self._inbox.put_nowait(_Answer(call.call_id, done)))
-
-    async def _call_rest(self, call: RestCall) -> Any:
-        perform = rest_call(self._rest, call)
-        if isinstance(call, ev.TokenRefreshDue):
-            # Not in the pool: a token mint must never queue behind slow downloads.
-            return await asyncio.to_thread(perform)
-        return await asyncio.get_running_loop().run_in_executor(self._rest_pool, perform)
-
-    def _answered(self, answer: _Answer) -> list[ev.Event]:
+    def _answered(self, answer: Answer) -> list[ev.Output]:
         """Feed a finished REST call to the core, on the loop task like every core call."""
-        if answer.task.cancelled():
+        answered = answer.result()
+        if answered is None:
             return []  # Only close() cancels calls.
-        error = answer.task.exception()
-        if isinstance(error, InsightError):
-            return self.follower.call_failed(answer.call_id, error, self._clock())
+        result, error = answered
         if error is not None:
-            raise error
-        return self.follower.call_succeeded(answer.call_id, answer.task.result(), self._clock())
+            return self.follower.call_failed(answer.call_id, error, self._clock())
+        return self.follower.call_succeeded(answer.call_id, result, self._clock())
 
     # ----------------------------------------------------------------------------- helpers
 

@@ -8,7 +8,7 @@ them that are not I/O live here once, so the twins cannot drift.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from airflow_insight.exceptions import LocalProtocolError
@@ -46,6 +46,18 @@ def rest_call(rest: InsightRestClient, call: RestCall) -> Callable[[], Any]:
         case ev.RunLogFetchDue():
             return functools.partial(rest.get_run_log, call.run_log_url, compute_job_id=call.job_id)
     raise LocalProtocolError(f"{type(call).__name__} is not a REST call")
+
+
+def split_outputs(outputs: Iterable[ev.Output]) -> tuple[list[str], list[ev.Event]]:
+    """The core's one channel, parted: the frames to send now and the events, each in order."""
+    texts: list[str] = []
+    events: list[ev.Event] = []
+    for output in outputs:
+        if isinstance(output, ev.SendText):
+            texts.append(output.text)
+        else:
+            events.append(output)
+    return texts, events
 
 
 def not_followed(job_id: str) -> LocalProtocolError:

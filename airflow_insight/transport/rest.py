@@ -33,7 +33,7 @@ from airflow_insight.exceptions import (
     RemoteProtocolError,
     ServerError,
 )
-from airflow_insight.protocol.tokens import Token, retry_with_fresh_token
+from airflow_insight.protocol.tokens import Token, after_refusal
 from airflow_insight.protocol.wire import (
     COMPUTE_JOB_REQUEST_PART,
     COMPUTE_JOBS_PATH,
@@ -399,18 +399,17 @@ class InsightRestClient:
         data: bytes | None = None,
         files: Any = None,
     ) -> requests.Response:
-        """Send with the current token; the 401 rule (:mod:`~airflow_insight.protocol.tokens`)
-        decides whether a refusal gets a fresh token and one more try (§B1.1)."""
+        """Send with the current token; the 401 rule (:func:`~airflow_insight.protocol.tokens.
+        after_refusal`) decides whether a refusal gets a fresh token and one more try (§B1.1)."""
         token = self.current_token()
         refusals = 0
         while True:
             bearer = _bearer(headers, token)
             response = self._send(method, url, headers=bearer, data=data, files=files)
-            if response.status_code != 401:
+            again = after_refusal(refusals) if response.status_code == 401 else None
+            if again is None:
                 return response
-            refusals += 1
-            if not retry_with_fresh_token(refusals):
-                return response
+            refusals = again
             log.info("The Insight server refused the access token (401); minting a new one")
             token = self._renew_after_401(token)
 

@@ -9,7 +9,12 @@ nothing: errors, retries and what to do next are the core's. Every event goes to
 A reader thread per socket reads every frame into an inbox; ``websocket-client`` answers ping
 frames inside that thread's ``recv``, so pongs go out on time while the loop forwards a flood of
 lines or waits on a REST call (each bounded by the connection's timeouts). The inbox is unbounded,
-like the async twin's: a sink slower than the server only delays lines, never the pongs.
+like the async twin's: a sink slower than the server only delays lines, never the pongs. A frame
+the core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
+needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the reader
+thread itself, which sends the reply at once; its events take the frame's place in the inbox. A
+lock keeps the core to one thread at a time (the loop holds it only inside core calls and sends,
+never while the sink or a REST call runs).
 
 The async twin is :mod:`airflow_insight.transport.async_driver`; both have the same methods and
 the same behaviour for the same inputs: :meth:`~SyncJobFollower.open` raises when the first token
@@ -21,7 +26,7 @@ that is not followed.
 from __future__ import annotations
 
 import collections
-import contextlib
+import functools
 import queue
 import random
 import threading
@@ -37,7 +42,7 @@ from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
+from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.driving import (
     EventSink,
@@ -45,58 +50,29 @@ from airflow_insight.transport.driving import (
     not_followed,
     receive_timeout,
     rest_call,
+    split_outputs,
 )
-from airflow_insight.transport.errors import (
-    handshake_error,
-    socket_open_failed,
-    socket_open_timed_out,
-)
-from airflow_insight.transport.network import display_url, tls_context
+from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.sync_handshake import (
+    SocketOpener,
+    close_socket,
+    open_socket,
+    start_reader,
+)
 
-#: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
-SocketOpener = Callable[[ConnectionSettings, str], "tuple[websocket.WebSocket, str | None]"]
-#: A frame from the reader thread: (socket, text, "") or (socket, None, why it ended).
-_Frame = tuple[websocket.WebSocket, str | bytes | None, str]
+__all__ = ["SyncJobFollower", "open_socket"]
+
+#: From the reader thread: (socket, text, ""), (socket, the events of a frame it answered, ""),
+#: or (socket, None, why it ended).
+_Frame = tuple[websocket.WebSocket, str | bytes | list[ev.Event] | None, str]
+#: A core input, given the time.
+_Input = Callable[[float], list[ev.Output]]
 
 #: Shortest wait for the inbox (a zero timeout would spin).
 MIN_WAIT_SECONDS = 0.001
 #: The socket's timeout once open: bounds a send to a server that stopped reading.
 SEND_TIMEOUT_SECONDS = 10.0
-#: How long close() waits for the reader thread (it ends as soon as the socket is shut).
-READER_JOIN_SECONDS = 2.0
-
-
-def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.WebSocket, str | None]:
-    """Open the progress WebSocket with the bearer token; return it and its ``connection-id``.
-
-    Handshake failures become :mod:`airflow_insight.exceptions` types whose messages carry the
-    HTTP status only (never a header, so never the token).
-    """
-    url = settings.websocket_url
-    # Building a TLS context reads the CA store from disk (tens of ms): only for wss, as the
-    # async twin does.
-    sslopt = {"context": tls_context(settings)} if url.startswith("wss:") else None
-    try:
-        ws = websocket.create_connection(
-            url,
-            timeout=settings.connect_timeout_seconds,
-            header=[f"Authorization: Bearer {token}"],
-            sslopt=sslopt,
-            suppress_origin=True,
-            # websocket-client's UTF-8 check is pure Python (a large share of forwarding time);
-            # the core decodes the frame's bytes strictly as UTF-8 and rejects what is not.
-            skip_utf8_validation=True,
-        )
-    except websocket.WebSocketBadStatusException as exc:
-        raise handshake_error(exc.status_code, url) from None
-    except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
-        raise socket_open_timed_out(url) from exc
-    except (websocket.WebSocketException, OSError) as exc:
-        raise socket_open_failed(url, exc) from exc
-    headers = ws.getheaders() or {}
-    connection_id = headers.get(CONNECTION_ID_HEADER)
-    return ws, connection_id if isinstance(connection_id, str) and connection_id else None
 
 
 class SyncJobFollower:
@@ -134,12 +110,14 @@ class SyncJobFollower:
         self._inbox: queue.SimpleQueue[_Frame] = queue.SimpleQueue()
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends: dict[str, JobOutcome | InsightError] = {}
+        # The core is fed by this thread and, for urgent frames, by the reader thread.
+        self._core = threading.Lock()
 
     # ----------------------------------------------------------------------------- public
 
     def open(self) -> None:
         """Get the first token (raises if it cannot be had) and open the socket."""
-        self._events.extend(self.follower.start(self._clock()))
+        self._feed(self.follower.start)
         self._drain()
         failed = self._ends.pop("", None)
         if isinstance(failed, InsightError):
@@ -153,7 +131,9 @@ class SyncJobFollower:
         app_messages: AppMessageHandler | None = None,
     ) -> dict[str, Any]:
         """Submit a job with this socket's ``connection-id`` and follow it; its job document."""
-        document = self._rest.submit_job(request, payload, self.follower.connection_id)
+        with self._core:
+            connection_id = self.follower.connection_id
+        document = self._rest.submit_job(request, payload, connection_id)
         self.follow(str(request["id"]), app_messages=app_messages)
         return document
 
@@ -167,24 +147,28 @@ class SyncJobFollower:
     ) -> None:
         """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
         self._ends.pop(job_id, None)
-        self.follower.follow(
-            job_id,
-            execution_attempts=execution_attempts,
-            last_run_log_line=last_run_log_line,
-            now=self._clock(),
-            app_messages=app_messages,
+        self._feed(
+            lambda now: self.follower.follow(
+                job_id,
+                execution_attempts=execution_attempts,
+                last_run_log_line=last_run_log_line,
+                now=now,
+                app_messages=app_messages,
+            )
         )
 
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (it keeps running on the server)."""
-        self.follower.unfollow(job_id)
+        self._feed(lambda now: self.follower.unfollow(job_id))
         self._ends.pop(job_id, None)
 
     def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """Drive the session until ``job_id`` ends; its outcome, or None after the timeout."""
         end = None if timeout_seconds is None else self._clock() + timeout_seconds
         while job_id not in self._ends:
-            if job_id not in self.follower.following:
+            with self._core:
+                following = job_id in self.follower.following
+            if not following:
                 raise not_followed(job_id)
             if end is not None and self._clock() >= end:
                 return None
@@ -196,20 +180,11 @@ class SyncJobFollower:
 
     def close(self) -> None:
         """Close the socket and end its reader thread (the jobs keep running on the server)."""
-        if self._ws is not None:
+        with self._core:  # The reader thread answers only while its socket is the one.
             ws, self._ws = self._ws, None
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                ws.send_close()
-            # shutdown(2) wakes the reader thread out of recv (a bare close would not, on
-            # Linux): it reports the end and exits. Both calls are untyped in the library.
-            abort: Callable[[], None] = ws.abort
-            release: Callable[[], None] = ws.shutdown
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                abort()
-            release()
-        if self._reader is not None:
-            self._reader.join(timeout=READER_JOIN_SECONDS)
-            self._reader = None
+        if ws is not None:
+            close_socket(ws, self._reader)
+        self._reader = None
 
     def __enter__(self) -> SyncJobFollower:
         return self
@@ -225,9 +200,9 @@ class SyncJobFollower:
     # ----------------------------------------------------------------------------- the loop
 
     def _step(self, end: float | None) -> None:
-        """Send what is queued, wait for one frame or the next deadline, handle the events."""
-        self._send_queued()
-        deadline = self.follower.next_deadline()
+        """Wait for one frame or the next deadline, feed it and the time, handle the events."""
+        with self._core:
+            deadline = self.follower.next_deadline()
         wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
         try:
             ws, data, reason = self._inbox.get(timeout=wait)
@@ -236,9 +211,11 @@ class SyncJobFollower:
         if ws is not None and ws is self._ws:
             if data is None:
                 self._lost(reason)
+            elif isinstance(data, list):
+                self._events.extend(data)  # Answered by the reader thread already.
             else:
-                self._events.extend(self.follower.receive_text(data, self._clock()))
-        self._events.extend(self.follower.tick(self._clock()))
+                self._feed(functools.partial(self.follower.receive_text, data))
+        self._feed(self.follower.tick)
         self._drain()
 
     def _drain(self) -> None:
@@ -246,39 +223,44 @@ class SyncJobFollower:
             event = self._events.popleft()
             if self._on_event is not None:
                 self._on_event(event)
-            self._events.extend(self._handle(event))
-            self._send_queued()  # Pongs and answers go out before the next event's work.
+            self._handle(event)
 
-    def _send_queued(self) -> None:
-        for text in self.follower.data_to_send():
-            if self._ws is None:
-                return
-            try:
-                self._ws.send(text)
-            except (websocket.WebSocketException, OSError) as exc:
-                self._lost(f"sending failed: {type(exc).__name__}")
+    def _feed(self, core_input: _Input) -> None:
+        """Feed the core one input: its frames go out at once, its events to the queue."""
+        events, failure = self._core_call(core_input, self._ws)
+        self._events.extend(events)
+        if failure is not None:
+            self._lost(failure)  # Not under the lock: closing joins the reader thread.
 
-    def _read(self, ws: websocket.WebSocket) -> None:
-        """The reader thread: move every text frame of ``ws`` into the inbox, then say why it
-        ended (``websocket-client`` answers ping frames inside ``recv_data``)."""
-        reason = "closed by the server"
-        while True:
-            try:
-                opcode, data = ws.recv_data(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                continue  # The socket timeout only bounds sends; reading waits for ever.
-            except (websocket.WebSocketException, OSError, ValueError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                break
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._inbox.put((ws, data, ""))
-        self._inbox.put((ws, None, reason))
+    def _core_call(
+        self, core_input: _Input, ws: websocket.WebSocket | None
+    ) -> tuple[list[ev.Event], str | None]:
+        """Run a core input under the lock and send its frames on ``ws`` (while it is the
+        socket in use); the events and why sending failed (None: it did not)."""
+        with self._core:
+            texts, events = split_outputs(core_input(self._clock()))
+            for text in texts:
+                if ws is None or ws is not self._ws:
+                    break
+                try:
+                    ws.send(text)
+                except (websocket.WebSocketException, OSError) as exc:
+                    return events, f"sending failed: {type(exc).__name__}"
+        return events, None
+
+    def _frame(self, ws: websocket.WebSocket, data: str | bytes) -> str | None:
+        """From the reader thread: queue a frame, or answer one that cannot wait (the core
+        says which) ahead of the lines in the inbox; why to stop reading, or None."""
+        if not needs_immediate_reply(data):
+            self._inbox.put((ws, data, ""))
+            return None
+        events, failure = self._core_call(functools.partial(self.follower.receive_text, data), ws)
+        self._inbox.put((ws, events, ""))
+        return failure
 
     # ----------------------------------------------------------------------------- events
 
-    def _handle(self, event: ev.Event) -> list[ev.Event]:
+    def _handle(self, event: ev.Event) -> None:
         """Hand a batch to the sink, record an end, or perform a call and feed its answer."""
         match event:
             case ev.RunLogLines():
@@ -288,33 +270,33 @@ class SyncJobFollower:
             case ev.FollowFailed():
                 self._ends[event.job_id or ""] = event.error
             case ev.ReconnectDue():
-                return self._connect(event)
+                self._connect(event)
             case ev.TokenRefreshDue() | ev.ReconcileDue() | ev.RunLogFetchDue():
-                return self._answer(event.call_id, rest_call(self._rest, event))
-        return []
+                self._answer(event.call_id, rest_call(self._rest, event))
 
-    def _answer(self, call_id: int, perform: Callable[[], Any]) -> list[ev.Event]:
+    def _answer(self, call_id: int, perform: Callable[[], Any]) -> None:
         try:
             result = perform()
         except InsightError as exc:
-            return self.follower.call_failed(call_id, exc, self._clock())
-        return self.follower.call_succeeded(call_id, result, self._clock())
+            self._feed(functools.partial(self.follower.call_failed, call_id, exc))
+        else:
+            self._feed(functools.partial(self.follower.call_succeeded, call_id, result))
 
-    def _connect(self, call: ev.ReconnectDue) -> list[ev.Event]:
+    def _connect(self, call: ev.ReconnectDue) -> None:
         self.close()
         assert call.token is not None  # The core always hands the token with the call.
-        try:
-            ws, connection_id = self._opener(self._settings, call.token.value)
-        except InsightError as exc:
-            return self.follower.call_failed(call.call_id, exc, self._clock())
-        self._ws = ws
+        token = call.token.value
+        self._answer(call.call_id, lambda: self._start_socket(*self._opener(self._settings, token)))
+
+    def _start_socket(self, ws: websocket.WebSocket, connection_id: str | None) -> str | None:
+        """Use a freshly opened socket: its send timeout and reader thread; its id."""
         ws.settimeout(SEND_TIMEOUT_SECONDS)
-        self._reader = threading.Thread(
-            target=self._read, args=(ws,), name="insight-socket-reader", daemon=True
+        self._ws = ws  # No reader runs yet: the lock is not needed.
+        self._reader = start_reader(
+            ws, functools.partial(self._frame, ws), lambda why: self._inbox.put((ws, None, why))
         )
-        self._reader.start()
-        return self.follower.call_succeeded(call.call_id, connection_id, self._clock())
+        return connection_id
 
     def _lost(self, reason: str) -> None:
         self.close()
-        self._events.extend(self.follower.connection_lost(self._clock(), reason))
+        self._feed(lambda now: self.follower.connection_lost(now, reason))

@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator, EmulatorConfig, JobScript
+from airflow_insight.emulator import (
+    DEMO_CLIENT_SECRET,
+    Emulator,
+    EmulatorConfig,
+    JobScript,
+    ScriptedAppMessage,
+)
 from airflow_insight.emulator import faults as f
 from airflow_insight.exceptions import InsightError, PermissionDenied, ServerError, SubmitRejected
 from airflow_insight.protocol.follower import FollowerConfig
@@ -466,6 +472,61 @@ def test_pings_are_answered_during_a_flood(
     assert sockets == 1, (
         f"the socket was closed during the flood: {_flood_verdict(emulator, handler)}"
     )
+
+
+#: An APP_MESSAGE in the middle of a slow-sink flood: when it is written, thousands of lines wait
+#: in the driver's inbox (the sink drains them in about 3 s), and the server gives the answer
+#: only a short limit. A driver that answers in arrival order, behind those lines, lets the limit
+#: run out; the core says which frames need an immediate reply and both drivers answer those as
+#: soon as they are read (issue 9: APP_MESSAGE like pings).
+CALLBACK_IN_FLOOD = dataclasses.replace(
+    SLOW_SINK_FLOOD,
+    log_lines=5_000,
+    app_messages=(ScriptedAppMessage(after_lines=4_000),),
+    app_message_timeout_seconds=2.0,
+)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [Scenario("callback-in-flood", script=CALLBACK_IN_FLOOD)],
+    ids=["callback-in-flood"],
+)
+def test_an_app_message_is_answered_ahead_of_a_run_log_backlog(
+    driver: ModuleType,
+    scenario: Scenario,
+    emulator: Emulator,
+    settings: ConnectionSettings,
+    rest: InsightRestClient,
+) -> None:
+    script = scenario.script
+    emulator.add_script("*", script)
+    lines: list[str] = []
+    batch_pause = SLOW_SINK_SECONDS_PER_LINE * script.batch_size
+
+    def forward(line: str) -> None:
+        lines.append(line)
+        if len(lines) % script.batch_size == 0:
+            time.sleep(batch_pause)  # Holds the loop, as a slow logger does.
+
+    job_id = f"contract-{scenario.name}"
+    outcome = driver.follow_job(
+        settings,
+        rest,
+        _request(job_id),
+        None,
+        config=FAST_FOLLOWER,
+        on_line=forward,
+        timeout_seconds=60.0,
+    )
+    assert outcome.status == "COMPLETED"
+    [exchange] = emulator.record.app_message_exchanges(job_id)
+    # The server's own limit is the judge: no wall-clock assertion of ours.
+    assert exchange["timedOutAt"] is None, f"the answer came too late: {exchange}"
+    assert exchange["answeredAt"] is not None
+    assert exchange["interruptSolve"] is False
+    assert lines == emulator.run_log(job_id)
+    assert len(lines) == script.log_lines
 
 
 SLOWER = dataclasses.replace(BASE_SCRIPT, name="slower", log_lines=40, lines_per_second=60.0)

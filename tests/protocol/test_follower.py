@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import pytest
+from core_channels import TwoChannels
 
 from airflow_insight.exceptions import ConfigurationError, ServerError
 from airflow_insight.protocol import events as ev
@@ -74,7 +75,7 @@ def numbered(count: int, start: int = 0) -> list[str]:
     return [f"line {n}" for n in range(start, start + count)]
 
 
-def sent(follower: Follower) -> list[m.ClientMessage]:
+def sent(follower: TwoChannels) -> list[m.ClientMessage]:
     return [m.decode_client_message(text) for text in follower.data_to_send()]
 
 
@@ -90,15 +91,15 @@ def forwarded(events: Sequence[object]) -> list[str]:
 LASTING_TOKEN = Token("tok-0", expires_at=1e9, lifetime_seconds=1e9)
 
 
-def tokened(config: FollowerConfig = CONFIG, **kwargs: Any) -> Follower:
+def tokened(config: FollowerConfig = CONFIG, **kwargs: Any) -> TwoChannels:
     """A follower holding a token, as after the driver answered its first token call."""
-    follower = Follower(config, **kwargs)
+    follower = TwoChannels(config, **kwargs)
     follower.token_refreshed(LASTING_TOKEN, 0.0)
     follower.session.token_due_at = None  # Its refresh is not these tests' concern.
     return follower
 
 
-def opened(*job_ids: str, config: FollowerConfig = CONFIG) -> Follower:
+def opened(*job_ids: str, config: FollowerConfig = CONFIG) -> TwoChannels:
     follower = tokened(config)
     follower.connection_opened("conn-1", 0.0)
     for job_id in job_ids:
@@ -107,7 +108,7 @@ def opened(*job_ids: str, config: FollowerConfig = CONFIG) -> Follower:
     return follower
 
 
-def feed(follower: Follower, texts: Sequence[str], now: float = 1.0) -> list[ev.Event]:
+def feed(follower: TwoChannels, texts: Sequence[str], now: float = 1.0) -> list[ev.Event]:
     events: list[ev.Event] = []
     for text in texts:
         events.extend(follower.receive_text(text, now))
@@ -118,7 +119,7 @@ def feed(follower: Follower, texts: Sequence[str], now: float = 1.0) -> list[ev.
 
 
 def test_normal_run_forwards_each_line_once_and_finishes() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.connection_opened("conn-1", 0.0)
     assert sent(follower) == []
     follower.follow("job-1", now=0.0)
@@ -415,7 +416,7 @@ def test_token_refresh_due_at_two_thirds_of_a_default_lifetime() -> None:
 
 
 def test_token_refresh_scales_to_three_second_tokens_and_cached_tokens() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.token_refreshed(Token("tok-1", 103.0, 3.0), 101.0)
     assert sent(follower) == []  # no socket yet: the handshake carries the token
     assert follower.next_deadline() == pytest.approx(102.0)
@@ -558,11 +559,20 @@ def test_following_before_any_connection_asks_for_one() -> None:
     assert sent(follower) == []
 
 
-def test_queued_texts_are_dropped_with_the_socket() -> None:
-    follower = opened("job-1")
-    follower.receive_text(m.encode_server_message(m.PingReceived(1)), 1.0)
-    follower.connection_lost(2.0)
-    assert follower.data_to_send() == []
+def test_frames_come_back_with_the_input_that_made_them_first() -> None:
+    """One channel: a frame is an output of the input that made it, ahead of its events, and
+    nothing waits in the core for a later socket."""
+    follower = Follower(CONFIG)
+    follower.token_refreshed(Token("tok", expires_at=1000.0, lifetime_seconds=1000.0), 0.0)
+    assert follower.connection_opened("conn-1", 0.0) == []  # nothing followed: no SUBSCRIBE
+    outputs = follower.receive_text('{"messageType":"PING","messagePayload":1}', 1.0)
+    assert outputs == [ev.SendText('{"messageType":"PONG","messagePayload":1}'), ev.PingAnswered()]
+    assert "PONG" not in repr(outputs[0])  # a frame may carry the token: never in a repr
+    assert follower.connection_lost(2.0) == []
+    [subscribe] = follower.connection_opened("conn-2", 3.0) or [None]
+    assert subscribe is None  # still nothing followed
+    [frame] = follower.follow("job-1", now=3.5)
+    assert isinstance(frame, ev.SendText) and '"SUBSCRIBE"' in frame.text
 
 
 # ----------------------------------------------------------------------------- liveness and REST
@@ -653,7 +663,7 @@ def test_rest_checks_back_off_while_the_socket_is_down() -> None:
 
 
 def test_many_jobs_share_one_session() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.connection_opened("conn-1", 0.0)
     for job_id in ("a", "b", "c"):
         follower.follow(job_id, now=0.0)
@@ -985,10 +995,13 @@ def test_app_message_handler_answers_at_once_with_its_events() -> None:
     follower.data_to_send()
     events = follower.receive_text(APP_MESSAGE_FRAME, 2.5)
     assert events == [
-        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True),
+        ev.AppMessageAnswered("job-1", "app-3", "GAPNOTIFY", handled=True, interrupt_solve=True),
         ev.MessageIgnored("gap 0.004", "job-1"),
     ]
-    assert events[0].log_level == logging.DEBUG  # asked for: not a warning
+    # Asked for, so not a warning, also when it stops the solve.
+    assert events[0].log_level == logging.DEBUG
+    assert "unexpected" not in events[0].describe()
+    assert events[0].describe().endswith("interrupting the solve")
     assert handler.seen[0][1] == 2.5
     assert follower.data_to_send() == [
         '{"computeJobId":"job-1","messageType":"APP_MESSAGE_RESPONSE","messagePayload":'
@@ -1032,3 +1045,19 @@ def test_unreachable_limit_defaults_to_ten_minutes_and_must_be_positive() -> Non
     from airflow_insight.exceptions import ServerUnreachable, TransportError
 
     assert issubclass(ServerUnreachable, TransportError) and not ServerUnreachable.permanent
+
+
+def test_a_handler_answers_until_the_job_finishes() -> None:
+    """After the terminal status, while the run log is fetched, callbacks are still expected."""
+    follower = opened()
+    handler = _StopAtGap()
+    follower.follow("job-1", now=0.0, app_messages=handler)
+    feed(follower, [status("job-1", "COMPLETED", "OK")])
+    assert follower.status_of("job-1") == "COMPLETED" and follower.active
+    follower.data_to_send()
+    events = follower.receive_text(APP_MESSAGE_FRAME, 1.5)
+    assert events[0] == ev.AppMessageAnswered(
+        "job-1", "app-3", "GAPNOTIFY", handled=True, interrupt_solve=True
+    )
+    assert events[0].log_level == logging.DEBUG
+    assert len(handler.seen) == 1

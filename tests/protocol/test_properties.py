@@ -11,13 +11,14 @@ import itertools
 import json
 from typing import Any
 
+from core_channels import TwoChannels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_insight.exceptions import RemoteProtocolError, ServerError
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol import messages as m
-from airflow_insight.protocol.follower import Follower, FollowerConfig
+from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.tokens import Token
 
 JOB = "job-p"
@@ -90,7 +91,7 @@ class _Server:
         self.forwarded: list[tuple[int, str]] = []
         self.gaps: list[tuple[int, int]] = []
         self.finished: list[ev.JobFinished] = []
-        self.follower = Follower(CONFIG)
+        self.follower = TwoChannels(CONFIG)
         self.follower.token_refreshed(Token("t", 1e9, 1e9), 0.0)
         self.follower.session.token_due_at = None
         self.follower.connection_opened("c0", 0.0)
@@ -224,6 +225,6 @@ def test_wire_shaped_json_raises_only_remote_protocol_error(
         with contextlib.suppress(RemoteProtocolError):
             decode(text)
     # And the core survives it too: a bad frame becomes an event, never an exception.
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.follow(JOB, now=0.0)
     follower.receive_text(text, 1.0)

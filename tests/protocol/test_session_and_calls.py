@@ -6,6 +6,7 @@ Frames are literal wire text (as the protocol reference shows them), never made 
 from __future__ import annotations
 
 import pytest
+from core_channels import TwoChannels
 
 from airflow_insight.exceptions import (
     AuthenticationError,
@@ -17,7 +18,7 @@ from airflow_insight.exceptions import (
     ServerUnreachable,
 )
 from airflow_insight.protocol import events as ev
-from airflow_insight.protocol.follower import Follower, FollowerConfig
+from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.session import TRANSITIONS, Session, SessionInput, SessionState
 from airflow_insight.protocol.tokens import Token
 
@@ -32,7 +33,7 @@ EXECUTING = (
 )
 
 
-def started(follower: Follower) -> ev.ReconnectDue:
+def started(follower: TwoChannels) -> ev.ReconnectDue:
     """Answer the first token; return the socket call that follows it."""
     (mint,) = follower.start(0.0)
     assert mint == ev.TokenRefreshDue(fresh=False)
@@ -55,7 +56,7 @@ def test_every_move_not_in_the_table_raises(state: SessionState, event: SessionI
 
 
 def test_a_second_socket_reported_open_is_a_driver_bug() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.connection_opened("c1", 0.0)
     with pytest.raises(LocalProtocolError, match="opened while open"):
         follower.connection_opened("c2", 0.0)
@@ -63,23 +64,23 @@ def test_a_second_socket_reported_open_is_a_driver_bug() -> None:
 
 def test_an_answer_for_a_call_never_asked_is_a_driver_bug() -> None:
     with pytest.raises(LocalProtocolError, match="not outstanding"):
-        Follower(CONFIG).call_succeeded(42, None, 0.0)
+        TwoChannels(CONFIG).call_succeeded(42, None, 0.0)
 
 
 def test_the_first_token_opens_the_socket_and_a_failed_one_fails_the_session() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     connect = started(follower)
     follower.call_succeeded(connect.call_id, "conn-1", 0.1)
     assert follower.is_open and follower.connection_id == "conn-1"
 
-    refused = Follower(CONFIG)
+    refused = TwoChannels(CONFIG)
     (mint,) = refused.start(0.0)
     error = InsightTimeout("no answer")  # not permanent, and still the end: see the docstring
     assert refused.call_failed(mint.call_id, error, 5.0) == [ev.FollowFailed(None, error)]
 
 
 def test_a_refused_handshake_gets_one_fresh_token_then_backs_off() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     connect = started(follower)
     refused = AuthenticationError("HTTP 401")
     (fresh,) = follower.call_failed(connect.call_id, refused, 0.1)
@@ -92,7 +93,7 @@ def test_a_refused_handshake_gets_one_fresh_token_then_backs_off() -> None:
 
 
 def test_what_a_failed_check_means_is_decided_once() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
     follower.follow("job-2", now=0.0)
@@ -110,7 +111,7 @@ def test_what_a_failed_check_means_is_decided_once() -> None:
 
 
 def test_a_server_that_answers_nothing_fails_each_job_after_the_limit() -> None:
-    follower = Follower(CONFIG, server="http://127.0.0.1:9")
+    follower = TwoChannels(CONFIG, server="http://127.0.0.1:9")
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
     follower.receive_text(EXECUTING, 5.0)
@@ -134,7 +135,7 @@ def test_a_server_that_answers_nothing_fails_each_job_after_the_limit() -> None:
 
 
 def test_an_http_error_is_an_answer_for_the_unreachable_limit() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
     follower.connection_lost(1.0, "reset")
@@ -145,11 +146,11 @@ def test_an_http_error_is_an_answer_for_the_unreachable_limit() -> None:
 
 
 def test_the_follower_repr_hides_the_token_it_holds() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     assert follower.session.token is TOKEN  # it does hold the secret...
     assert "s3cr3t" not in repr(follower) + repr(follower.session)  # ...and never shows it
-    connect = started(Follower(CONFIG))
+    connect = started(TwoChannels(CONFIG))
     assert "s3cr3t" not in repr(connect) + connect.describe()
 
 
@@ -168,7 +169,7 @@ REPLAY_COMPLETED = (
 
 
 def test_a_job_found_ended_at_subscribe_waits_for_its_replay_before_any_fetch() -> None:
-    follower = Follower(CONFIG)
+    follower = TwoChannels(CONFIG)
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
     events = follower.receive_text(CURRENT_COMPLETED, 0.1)
@@ -177,7 +178,7 @@ def test_a_job_found_ended_at_subscribe_waits_for_its_replay_before_any_fetch() 
     (finished,) = follower.receive_text(REPLAY_COMPLETED, 0.2)
     assert isinstance(finished, ev.JobFinished) and finished.outcome.run_log_complete
     # Without the replay, the fetch comes after the grace (bounded, never a wait for ever).
-    other = Follower(CONFIG)
+    other = TwoChannels(CONFIG)
     other.call_succeeded(started(other).call_id, "conn-1", 0.0)
     other.follow("job-1", now=0.0)
     other.receive_text(CURRENT_COMPLETED, 0.1)

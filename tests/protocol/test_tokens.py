@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_insight.protocol.tokens import Token, refresh_due_at, retry_with_fresh_token
+from airflow_insight.protocol.tokens import Token, after_refusal, refresh_due_at
 
 
 def test_default_token_refreshes_five_minutes_before_expiry() -> None:
@@ -30,8 +30,8 @@ def test_retry_interval_is_a_fraction_of_the_lifetime_with_a_floor() -> None:
 
 
 def test_one_fresh_token_after_a_401_then_the_refusal_stands() -> None:
-    assert retry_with_fresh_token(1)
-    assert not retry_with_fresh_token(2)
+    assert after_refusal(0) == 1  # the first 401: a fresh token, one more try
+    assert after_refusal(1) is None  # the second: the credentials are refused
 
 
 def test_the_value_never_shows_in_repr() -> None:

@@ -1,4 +1,4 @@
-"""The async driver's socket opener keeps blocking work off the event loop."""
+"""The async driver's socket opener (transport.async_handshake) keeps blocking work off the loop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from airflow_insight.exceptions import TransportError
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.transport import async_driver
+from airflow_insight.transport import async_handshake
 from airflow_insight.transport.network import tls_context
 
 
@@ -30,14 +30,14 @@ def test_tls_context_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch
         threads.append(threading.current_thread())
         return tls_context(settings)
 
-    monkeypatch.setattr(async_driver, "tls_context", recording)
+    monkeypatch.setattr(async_handshake, "tls_context", recording)
     settings = ConnectionSettings(
         f"https://127.0.0.1:{_closed_port()}", "client", "secret", connect_timeout_seconds=2.0
     )
 
     async def main() -> threading.Thread:
         with pytest.raises(TransportError, match="cannot open the Insight progress socket"):
-            await async_driver.open_socket(settings, "token")
+            await async_handshake.open_socket(settings, "token")
         return threading.current_thread()
 
     loop_thread = asyncio.run(main())

@@ -10,7 +10,7 @@ from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulato
 from airflow_insight.protocol import messages as m
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
-from airflow_insight.transport.sync_driver import open_socket
+from airflow_insight.transport.sync_handshake import open_socket
 
 
 def test_plain_ws_builds_no_tls_context_and_skips_the_utf8_check(tmp_path: Path) -> None:
