@@ -40,7 +40,6 @@ which attempt wrote them).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Sequence
 
@@ -84,7 +83,10 @@ class RunLog:
         self._forwarded = max(-1, last_forwarded_line)
         # Buffered lines by position, with the attempt that was current when each arrived.
         self._pending: dict[int, tuple[int, str]] = {}
-        self._tail: collections.deque[str] = collections.deque(maxlen=max(0, tail_lines))
+        # A list trimmed after each batch, not a deque(maxlen=...): a deque's first block is
+        # ~760 bytes however short the tail, and a triggerer holds one RunLog per job.
+        self._tail: list[str] = []
+        self._tail_lines = max(0, tail_lines)
         self._max_buffered = max(1, max_buffered_lines)
         # Position of the server's line 0 for the current attempt (non-zero only when the server
         # restarts numbering per attempt, see the module docstring).
@@ -207,7 +209,9 @@ class RunLog:
         if room > 0 and first - self._offset == len(self._head):
             self._head.extend(lines[:room])
         self._forwarded = first + len(lines) - 1
-        self._tail.extend(lines)
+        if self._tail_lines:
+            self._tail.extend(lines[-self._tail_lines :])
+            del self._tail[: -self._tail_lines]
         attempts = self._attempts if attempts is None else attempts
         return RunLogLines(self.job_id, attempts, first, tuple(lines))
 
