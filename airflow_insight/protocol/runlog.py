@@ -69,6 +69,21 @@ def split_run_log(text: str) -> list[str]:
 class RunLog:
     """The forwarded part of one job's run log, plus the lines waiting for a gap to close."""
 
+    # One per followed job (5,000 in one triggerer): no per-instance __dict__.
+    __slots__ = (
+        "_attempts",
+        "_awaiting_first_batch_of_attempt",
+        "_forwarded",
+        "_head",
+        "_lost",
+        "_max_buffered",
+        "_offset",
+        "_pending",
+        "_tail",
+        "_tail_lines",
+        "job_id",
+    )
+
     def __init__(
         self,
         job_id: str,
@@ -253,6 +268,8 @@ class WatchCursor:
     would lose its lines even when that later GET has them. The cost: after a gap the rest of
     that job's log appears at the resume, not live.
     """
+
+    __slots__ = ("behind", "last_run_log_line")  # One per watcher (per job in a triggerer).
 
     def __init__(self, last_run_log_line: int) -> None:
         #: The last run-log line handed to this watcher with no gap before it.
