@@ -2,7 +2,7 @@
 
 A pump for the sans-I/O :class:`~airflow_insight.protocol.follower.Follower` (the loop of that
 module's docstring): wait for a frame until the core's next deadline, feed it what arrived and the
-time, send what it queued, perform each call it asks for and hand back the answer. It decides
+time, send the frames it returns, perform each call it asks for and hand back the answer. It decides
 nothing: errors, retries and what to do next are the core's. Every event goes to ``on_event``
 (the adapter logs it; the driver logs none) and run-log batches to ``on_lines``.
 
