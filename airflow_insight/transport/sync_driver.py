@@ -111,7 +111,7 @@ class SyncJobFollower:
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends: dict[str, JobOutcome | InsightError] = {}
         # The core is fed by this thread and, for urgent frames, by the reader thread.
-        self._core = threading.Lock()
+        self._core = threading.RLock()
 
     # ----------------------------------------------------------------------------- public
 
@@ -254,7 +254,12 @@ class SyncJobFollower:
         if not needs_immediate_reply(data):
             self._inbox.put((ws, data, ""))
             return None
-        events, failure = self._core_call(functools.partial(self.follower.receive_text, data), ws)
+        with self._core:  # Reentrant: held across the check and the core call.
+            if ws is not self._ws:
+                return "replaced"  # Closed meanwhile: its frames mean nothing to the core.
+            events, failure = self._core_call(
+                functools.partial(self.follower.receive_text, data), ws
+            )
         self._inbox.put((ws, events, ""))
         return failure
 
