@@ -32,6 +32,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
@@ -84,6 +85,31 @@ def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, A
         "result_url": settings.url(outcome.result_url) if outcome.result_url else None,
         "run_log_url": settings.url(outcome.run_log_url) if outcome.run_log_url else None,
     }
+
+
+class EventLog:
+    """Log each core event once, at its level: on its own logger when it names one
+    (``logger_name``, e.g. the progress records on ``insight.progress``), else on ``fallback``.
+
+    Run-log lines are not events to log here: they go to :class:`RunLogSink`.
+    """
+
+    def __init__(self, fallback: logging.Logger | Any) -> None:
+        self._fallback = fallback
+        self._named: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        """The follower's event sink."""
+        if isinstance(event, RunLogLines):
+            return
+        name = getattr(event, "logger_name", None)
+        logger = self._fallback if not isinstance(name, str) else self._logger(name)
+        logger.log(event.log_level, event.describe())
+
+    def _logger(self, name: str) -> Any:
+        if name not in self._named:
+            self._named[name] = structlog.get_logger(name)
+        return self._named[name]
 
 
 def airflow_error(exc: InsightError) -> BaseException:
@@ -160,9 +186,15 @@ class InsightHook(BaseHook):
         """Write the job's results zip to ``target`` (parents created); the path written."""
         if outcome.result_url is None:
             raise ValueError(f"job {outcome.compute_job_id} has no result URL")
-        data = self.get_rest_client().download(
-            outcome.result_url, compute_job_id=outcome.compute_job_id
-        )
+        return self._download(outcome.compute_job_id, outcome.result_url, target)
+
+    def download_app_message_file(self, job_id: str, url: str, target: str | Path) -> Path:
+        """Write an ``APP_MESSAGE``'s ``appMessageFile`` (an INTSOL incumbent) to ``target``
+        (parents created); the path written."""
+        return self._download(job_id, url, target)
+
+    def _download(self, job_id: str, url: str, target: str | Path) -> Path:
+        data = self.get_rest_client().download(url, compute_job_id=job_id)
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -206,21 +238,16 @@ class InsightHook(BaseHook):
         self, config: FollowerConfig, on_lines: RunLogSink, log: logging.Logger | Any = None
     ) -> SyncJobFollower:
         """A blocking follower on this connection (a context manager): ``open``, then ``submit``
-        or ``follow``, then ``wait`` for the outcome. Run-log lines go to ``on_lines``; every
-        other event of the core is logged once on ``log`` (default: the hook's), at its level
-        (the driver logs none)."""
-        logger = log or self.log
-
-        def log_event(event: Any) -> None:
-            if not isinstance(event, RunLogLines):
-                logger.log(event.log_level, event.describe())
-
+        or ``follow`` (each may take ``app_messages=``, the job's solver-callback handler), then
+        ``wait`` for the outcome. Run-log lines go to ``on_lines``; every other event of the
+        core is logged once (see :class:`EventLog`), on ``log`` (default: the hook's) unless it
+        names its own logger (the driver logs none)."""
         return SyncJobFollower(
             self.get_settings(),
             self.get_rest_client(),
             on_lines=on_lines,
             config=config,
-            on_event=log_event,
+            on_event=EventLog(log or self.log),
         )
 
     # ----------------------------------------------------------------------------- the end
@@ -311,12 +338,14 @@ class InsightHook(BaseHook):
         execution_attempts: int,
         last_run_log_line: int,
         config: FollowerConfig,
+        app_messages: AppMessageHandler | None = None,
     ) -> JobWatch:
         """Follow ``job_id`` on the running loop's shared progress socket of this connection.
 
         Every job followed on one connection (and one follower timing) in one event loop shares
         one socket; the watch's events end with one finish or one failure
         (:meth:`watch_failure`). Close the watch to stop following; the job keeps running.
+        ``app_messages`` answers the job's solver callbacks (the trigger's progress handler).
         """
         return SocketHub.for_running_loop().watch(
             self.insight_conn_id,
@@ -325,6 +354,7 @@ class InsightHook(BaseHook):
             execution_attempts=execution_attempts,
             last_run_log_line=last_run_log_line,
             config=config,
+            app_messages=app_messages,
         )
 
     @staticmethod

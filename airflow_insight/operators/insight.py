@@ -60,6 +60,20 @@ Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
   process (any executor) resets ``SIGINT`` to the default action (``_reset_signals`` in
   ``supervisor.py``), so there an interrupt kills the process without running Python code and
   the job is left for the next try: only an interactive run cancels on Ctrl-C.
+
+Live solver progress (issue 12): ``solver_progress`` adds the progress callbacks to the request's
+``solver.callbacks`` (see :class:`~airflow_insight.protocol.progress.ProgressOptions`) and hands
+one :class:`~airflow_insight.protocol.progress.SolverProgress` per followed job to the core, which
+answers every ``APP_MESSAGE`` the moment it is decoded. Each answered message becomes one record
+on the logger ``insight.progress`` (:data:`~airflow_insight.protocol.progress.PROGRESS_LOGGER`),
+a stop rule that fires is logged there as a warning, and the task's result carries
+``handler.summary()`` under ``"progress"``. In deferrable mode the trigger holds the handler (the
+options travel in its kwargs). Decisions: a re-attached job (a retry, or a job of a fixed id)
+gets a fresh handler, so its series starts at the re-attach (the server re-sends the message it
+is paused at on ``SUBSCRIBE``), while the stop rules apply as before; a job reused from an earlier
+try (already ``COMPLETED``) has ``"progress": None``, since this try saw none of its solve.
+``wait_for_termination=False`` with progress is refused: nobody would answer the callbacks, and
+the server fails a job whose callback goes unanswered for 60 s.
 """
 
 from __future__ import annotations
@@ -83,6 +97,12 @@ from airflow_insight.hooks.task_state import (
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.payloads import payload_bytes as payload_bytes
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.progress import (
+    ProgressOptions,
+    SolverProgress,
+    StopAtGap,
+    StopRule,
+)
 from airflow_insight.protocol.reattach import (
     Decision,
     Reattach,
@@ -121,20 +141,64 @@ def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_nu
     return f"{prefix[:room]}-{digest}"
 
 
-def build_request(job_request: Mapping[str, Any] | None, job_id: str) -> dict[str, Any]:
-    """The ``ComputeJobRequest`` to send: the user's fields, our ``id``, run-log messages on."""
+def build_request(
+    job_request: Mapping[str, Any] | None,
+    job_id: str,
+    progress: ProgressOptions | None = None,
+) -> dict[str, Any]:
+    """The ``ComputeJobRequest`` to send: the user's fields, our ``id``, run-log messages on,
+    and with ``progress`` the progress callbacks merged into ``solver.callbacks``.
+
+    ``solver.callbacks`` in ``job_request`` are kept only with ``progress`` (they are answered
+    and recorded then); without it they are refused, pointing at ``solver_progress`` (§A10).
+    """
     request = dict(job_request or {})
     solver = request.get("solver")
-    if isinstance(solver, Mapping) and solver.get("callbacks"):
+    if progress is None and isinstance(solver, Mapping) and solver.get("callbacks"):
         raise ConfigurationError(
-            "job_request enables solver.callbacks; InsightJobOperator never answers solver"
-            " callbacks (protocol §A10): remove solver.callbacks"
+            "job_request enables solver.callbacks without solver_progress; pass"
+            " solver_progress=True (or solver_progress=[callback names]) to have them answered"
+            " and recorded, or remove solver.callbacks (protocol §A10)"
         )
     request.pop("runlogMessages", None)  # the legacy spelling must not contradict ours
     request["id"] = job_id
     request["runLogMessages"] = True
     request.setdefault("computeJobType", "SOLVER")
+    if progress is not None:
+        request = progress.job_request(request)
     return request
+
+
+def _progress_options(
+    solver_progress: bool | Sequence[str],
+    stop_rules: Sequence[StopRule | Mapping[str, Any]] | None,
+    progress_plot_path: str | None,
+    solution_path: str | None,
+    wait_for_termination: bool,
+) -> ProgressOptions | None:
+    """The operator's progress arguments checked together; a ``ConfigurationError`` if wrong."""
+    options = ProgressOptions.from_arguments(solver_progress, stop_rules)
+    if options is None and (progress_plot_path or solution_path):
+        raise ConfigurationError(
+            "progress_plot_path and solution_path need solver progress: pass solver_progress=True"
+        )
+    if options is not None and not wait_for_termination:
+        raise ConfigurationError(
+            "solver_progress needs wait_for_termination=True: without a task following the job"
+            " nobody answers the solver's callbacks, and the server fails the job after 60 s"
+        )
+    explicit = None if options is None else options.callbacks
+    if solution_path and explicit is not None and "INTSOL" not in explicit:
+        raise ConfigurationError(
+            "solution_path downloads INTSOL incumbents: add 'INTSOL' to solver_progress"
+        )
+    return options
+
+
+def _target_gap(options: ProgressOptions | None) -> float | None:
+    """The first gap rule's target (drawn as a line in the picture), or None."""
+    rules = () if options is None else options.stop_rules
+    return next((rule.relative_gap for rule in rules if isinstance(rule, StopAtGap)), None)
 
 
 class InsightJobOperator(BaseOperator):
@@ -142,7 +206,7 @@ class InsightJobOperator(BaseOperator):
 
     :param job_request: ``ComputeJobRequest`` fields (templated). ``id`` is set by the operator,
         ``runLogMessages`` is forced on, ``computeJobType`` defaults to ``SOLVER``;
-        ``solver.callbacks`` is refused.
+        ``solver.callbacks`` is refused unless ``solver_progress`` is on.
     :param payload: path of a payload zip, of a directory the operator zips, or of a single model
         file it zips (templated); None sends no payload.
     :param job_id: the compute job id (templated). Default: derived per attempt from DAG id,
@@ -159,9 +223,29 @@ class InsightJobOperator(BaseOperator):
     :param wait_for_termination: False: submit, return the job's details at once (no following).
     :param deferrable: follow the job from the triggerer instead of the worker.
     :param cancel_wait_seconds: how long a cancel (kill, timeout, Ctrl-C) waits for ``CANCELLED``.
+    :param solver_progress: follow the solver live: True picks the callbacks for
+        ``solver.problemType`` (MIP: ``INTSOL``, ``GLOBALLOG``, plus ``GAPNOTIFY`` for a gap rule),
+        a list names them; each ``APP_MESSAGE`` is one record on the ``insight.progress`` logger
+        and the result gets ``"progress"`` (stopped early and by which rule, the last record,
+        the series of time, best solution, best bound and gap). Needs ``wait_for_termination``.
+    :param stop_rules: stop the solve (``interruptSolve: true``) when a rule fires, the first in
+        order: ``StopAtGap(0.01)``, ``StopAfterNoImprovement(seconds)``, ``StopAtObjective(value)``
+        or their dict forms (``{"rule": "relative_gap", "relative_gap": 0.01}``). Need
+        ``solver_progress``.
+    :param progress_plot_path: write the progress picture (PNG) there at the end (templated);
+        needs the ``plot`` extra (without it a warning, not a failure).
+    :param solution_path: download the latest ``INTSOL`` incumbent (its ``appMessageFile``) there
+        after the job ended (templated); needs ``solver_progress`` with ``INTSOL``.
     """
 
-    template_fields: Sequence[str] = ("job_request", "payload", "job_id", "results_path")
+    template_fields: Sequence[str] = (
+        "job_request",
+        "payload",
+        "job_id",
+        "results_path",
+        "progress_plot_path",
+        "solution_path",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"job_request": "json"}
     operator_extra_links = (InsightJobLink(),)
     ui_color = "#e8f1fb"
@@ -181,6 +265,10 @@ class InsightJobOperator(BaseOperator):
         wait_for_termination: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_wait_seconds: float = 30.0,
+        solver_progress: bool | Sequence[str] = False,
+        stop_rules: Sequence[StopRule | Mapping[str, Any]] | None = None,
+        progress_plot_path: str | None = None,
+        solution_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -204,6 +292,16 @@ class InsightJobOperator(BaseOperator):
         self.wait_for_termination = wait_for_termination
         self.deferrable = deferrable
         self.cancel_wait_seconds = cancel_wait_seconds
+        # Checked here, so a mistake is an import error of the DAG file, not a failed run.
+        self._progress = _progress_options(
+            solver_progress, stop_rules, progress_plot_path, solution_path, wait_for_termination
+        )
+        self.solver_progress = solver_progress
+        self.stop_rules = [] if self._progress is None else self._progress.to_json()["stop_rules"]
+        self.progress_plot_path = progress_plot_path
+        self.solution_path = solution_path
+        #: The handler of the job followed in blocking mode (its summary goes into the result).
+        self._handler: SolverProgress | None = None
         self._hook: InsightHook | None = None
         #: The job this process follows now: what on_kill cancels.
         self._active_job_id: str | None = None
@@ -237,7 +335,7 @@ class InsightJobOperator(BaseOperator):
         self.hook.get_settings()
         payload = payload_bytes(self.payload)
         fresh_id = self.job_id or self._derived_job_id(context)
-        build_request(self.job_request, fresh_id)
+        build_request(self.job_request, fresh_id, self._progress)
         decision = self._choose_job(context, fresh_id)
         if isinstance(decision, Reuse):
             self.log.info(
@@ -262,21 +360,23 @@ class InsightJobOperator(BaseOperator):
             unreachable_limit_seconds=self.unreachable_limit_seconds,
         )
         job_id = decision.job_id
+        handler = self._handler = None if self._progress is None else self._progress.handler()
         with self.hook.job_follower(config, RunLogSink(), self.log) as driver:
             driver.open()
             self._active_job_id = job_id
             if isinstance(decision, Reattach):
                 self.log.info("Re-attaching to Insight compute job %s", job_id)
-                driver.follow(job_id)
+                driver.follow(job_id, app_messages=handler)
                 document: Mapping[str, Any] = decision.document
             else:
-                document = driver.submit(build_request(self.job_request, job_id), payload)
+                request = build_request(self.job_request, job_id, self._progress)
+                document = driver.submit(request, payload, app_messages=handler)
                 self.log.info("Submitted Insight compute job %s", job_id)
             self._push_link(context, job_id, document)
             outcome = driver.wait(job_id)
         self._active_job_id = None
         assert outcome is not None  # wait() without a timeout returns only with an outcome
-        return self._finish(outcome)
+        return self._finish(outcome, None if handler is None else handler.summary())
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> Any:
         """Resume after the trigger's event: fill the log from REST, end like the blocking path.
@@ -284,13 +384,13 @@ class InsightJobOperator(BaseOperator):
         The REST run log is not read again when the trigger's outcome says it forwarded the
         whole log (``run_log_complete`` and the event's ``last_run_log_line`` is its last line).
         """
-        from airflow_insight.triggers.insight import outcome_from_event
+        from airflow_insight.triggers.insight import outcome_from_event, progress_from_event
 
         self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
         try:
             outcome = outcome_from_event(event)
             self.hook.forward_run_log_after(outcome, int(event.get("last_run_log_line", -1)))
-            return self._finish(outcome)
+            return self._finish(outcome, progress_from_event(event))
         except InsightError as exc:
             raise airflow_error(exc) from exc
 
@@ -303,10 +403,16 @@ class InsightJobOperator(BaseOperator):
 
     # ----------------------------------------------------------------------------- the end
 
-    def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
-        """The hook's end of the job, plus the operator's own: results download, ``on_finish``."""
+    def _finish(
+        self, outcome: JobOutcome, progress: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The hook's end of the job, plus the operator's own: the progress summary (and its
+        picture and incumbent), results download, ``on_finish``."""
         try:
             result = self.hook.job_end(outcome, self.accepted_model_statuses, self.log)
+            if self._progress is not None:
+                result["progress"] = None if progress is None else dict(progress)
+                self._progress_files(outcome.compute_job_id, progress, result)
             if self.results_path and outcome.result_url:
                 target = self.hook.download_results(outcome, self.results_path)
                 result["results_path"] = str(target)
@@ -319,6 +425,47 @@ class InsightJobOperator(BaseOperator):
         finally:
             if self.on_finish == "delete":
                 self._delete(outcome.compute_job_id)
+
+    def _progress_files(
+        self, job_id: str, progress: Mapping[str, Any] | None, result: dict[str, Any]
+    ) -> None:
+        """Write the progress picture and download the latest incumbent, when asked for.
+
+        Neither fails the task: the job's own end decided that already, and both are extras.
+        """
+        if progress is None:
+            if self.progress_plot_path or self.solution_path:
+                self.log.warning(
+                    "No solver progress for %s in this try: no picture, no incumbent", job_id
+                )
+            return
+        if self.progress_plot_path:
+            from airflow_insight.progress_plot import write_progress_png
+
+            try:
+                picture = write_progress_png(
+                    progress["series"],
+                    self.progress_plot_path,
+                    title=f"Insight compute job {job_id}",
+                    target_gap=_target_gap(self._progress),
+                )
+            except (ConfigurationError, OSError) as exc:
+                self.log.warning("No solver-progress picture for %s: %s", job_id, exc)
+            else:
+                result["progress_plot_path"] = str(picture)
+                self.log.info("Wrote the solver-progress picture of %s to %s", job_id, picture)
+        if self.solution_path:
+            url = progress.get("latest_solution_file")
+            if not isinstance(url, str) or not url:
+                self.log.warning("Job %s reported no INTSOL incumbent: nothing to download", job_id)
+                return
+            try:
+                target = self.hook.download_app_message_file(job_id, url, self.solution_path)
+            except (InsightError, OSError) as exc:
+                self.log.warning("Could not download the incumbent of %s: %s", job_id, exc)
+            else:
+                result["solution_path"] = str(target)
+                self.log.info("Wrote the latest incumbent of %s to %s", job_id, target)
 
     # ----------------------------------------------------------------------------- kill
 
@@ -467,7 +614,8 @@ class InsightJobOperator(BaseOperator):
         if not isinstance(decision, Submit):
             return decision.document
         self._active_job_id = decision.job_id
-        document = self.hook.submit_job(build_request(self.job_request, decision.job_id), payload)
+        request = build_request(self.job_request, decision.job_id, self._progress)
+        document = self.hook.submit_job(request, payload)
         self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document
 
@@ -488,6 +636,8 @@ class InsightJobOperator(BaseOperator):
             accepted_model_statuses=self.accepted_model_statuses,
             silence_limit_seconds=self.silence_limit_seconds,
             end_by=end_by_for(getattr(ti, "start_date", None), self.execution_timeout),
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
+            progress=None if self._progress is None else self._progress.to_json(),
         )
         self._active_job_id = None  # from now on the trigger owns the job
         # No defer timeout: the trigger enforces end_by itself and cancels the job then.

@@ -34,6 +34,17 @@ Kill and timeout, per Airflow 3.3's trigger life cycle:
   ends the task at once, leaves the job running and logs how to cancel it. A triggerer never
   runs a trigger without its task instance, so neither rule can fire on a triggerer's shutdown.
 
+Solver progress (issue 12): with ``progress`` in its kwargs (``ProgressOptions.to_json()``: the
+callbacks and the stop rules, JSON-safe) the trigger builds one ``SolverProgress`` handler and
+hands it to the watch, so the core answers each ``APP_MESSAGE`` the moment it is decoded; each
+record (and a stop rule that fires) is logged once on ``insight.progress``, and the ``finished``
+event carries ``handler.summary()`` under ``progress``. Decision: a trigger rebuilt on another
+triggerer starts a new handler, so the series starts over there (the stop rules come back from the
+kwargs, and the message the solve is paused at is re-sent on ``SUBSCRIBE``). The operator submits
+before deferring, so the solve may pause at its first callback until this trigger subscribes: a
+trigger that does not subscribe within the server's answer limit (60 s by default) loses the job
+(the server fails it), which a busy or restarting triggerer can cause.
+
 Nothing here blocks the loop: the hook reads the connection with ``aget_connection`` and makes its
 REST calls in threads; the kwargs hold no secret.
 """
@@ -53,10 +64,11 @@ import structlog
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_insight.exceptions import InsightError, JobCancelled
-from airflow_insight.hooks.insight import InsightHook
+from airflow_insight.hooks.insight import EventLog, InsightHook
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import kill, supervisor
@@ -89,10 +101,12 @@ def trigger_kwargs(
     end_by: float | None = None,
     cancel_on_kill: bool = True,
     unreachable_limit_seconds: float | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place trigger kwargs are built (operator and sensor both call it); JSON-safe.
 
-    ``unreachable_limit_seconds`` None means the connection's setting.
+    ``unreachable_limit_seconds`` None means the connection's setting. ``progress`` is
+    :meth:`ProgressOptions.to_json` (the callbacks and stop rules) or None: no solver progress.
     """
     return {
         "insight_conn_id": insight_conn_id,
@@ -108,6 +122,8 @@ def trigger_kwargs(
         "unreachable_limit_seconds": (
             None if unreachable_limit_seconds is None else float(unreachable_limit_seconds)
         ),
+        # Rebuilt and written again, so only the fields the trigger reads travel.
+        "progress": None if progress is None else ProgressOptions.from_json(progress).to_json(),
     }
 
 
@@ -129,6 +145,12 @@ def outcome_from_event(event: Mapping[str, Any]) -> JobOutcome:
     return TriggerPayload.from_dict(event).result()
 
 
+def progress_from_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The solver-progress summary a ``finished`` event carries, or None (no progress asked)."""
+    progress = TriggerPayload.from_dict(event).progress
+    return None if progress is None else dict(progress)
+
+
 class InsightJobTrigger(BaseTrigger):
     """Follow one compute job on the shared progress socket; yield one event at its end."""
 
@@ -144,6 +166,7 @@ class InsightJobTrigger(BaseTrigger):
         end_by: float | None = None,
         cancel_on_kill: bool = True,
         unreachable_limit_seconds: float | None = None,
+        progress: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.insight_conn_id = insight_conn_id
@@ -155,6 +178,10 @@ class InsightJobTrigger(BaseTrigger):
         self.end_by = end_by
         self.cancel_on_kill = cancel_on_kill
         self.unreachable_limit_seconds = unreachable_limit_seconds
+        self.progress = progress
+        #: The job's solver-callback handler while following (None: no progress asked for).
+        self._handler: SolverProgress | None = None
+        self._events: EventLog | None = None
         self._hook = InsightHook(insight_conn_id)
         self._watch: Any = None
         #: The watermark reached (forwarded) so far, and whether the trigger has ended for good.
@@ -180,7 +207,15 @@ class InsightJobTrigger(BaseTrigger):
             end_by=self.end_by,
             cancel_on_kill=self.cancel_on_kill,
             unreachable_limit_seconds=self.unreachable_limit_seconds,
+            progress=self.progress,
         )
+
+    @property
+    def _event_log(self) -> EventLog:
+        """Logs an event once: on the logger it names (``insight.progress``), else on ours."""
+        if self._events is None:
+            self._events = EventLog(self.log)
+        return self._events
 
     @property
     def run_log(self) -> Any:
@@ -262,12 +297,15 @@ class InsightJobTrigger(BaseTrigger):
         try:
             settings = await self._hook.aget_settings()
             await self._resume_point()
+            if self.progress is not None:
+                self._handler = ProgressOptions.from_json(self.progress).handler()
             watch = self._watch = self._hook.watch_job(
                 settings,
                 self.compute_job_id,
                 execution_attempts=self._mark.execution_attempts,
                 last_run_log_line=self._mark.last_run_log_line,
                 config=self._follower_config(settings),
+                app_messages=self._handler,
             )
             try:
                 return await self._follow(watch, settings)
@@ -339,7 +377,9 @@ class InsightJobTrigger(BaseTrigger):
                     last_run_log_line=watch.last_run_log_line,
                     run_log_complete=complete,
                 )
-                return TriggerPayload.finished(outcome)
+                handler = self._handler
+                progress = None if handler is None else handler.summary()
+                return TriggerPayload.finished(outcome, progress)
             error = self._hook.watch_failure(event)
             if error is not None:
                 return self._error_payload(error, watch.last_run_log_line)
@@ -357,7 +397,8 @@ class InsightJobTrigger(BaseTrigger):
             return
         if not isinstance(event, ev.RunLogLines):
             if self._hook.watch_failure(event) is None:  # A failure is logged with the payload.
-                self.log.log(event.log_level, event.describe())
+                # Progress records go to their own logger (insight.progress), the rest to ours.
+                self._event_log(event)
             return
         run_log = self.run_log
         for count, line in enumerate(event.lines, start=1):

@@ -7,7 +7,8 @@ Shape of ``TriggerPayload.to_dict()`` (the ``event`` the task's ``execute_comple
      "last_run_log_line": int,     # the last line the trigger(s) forwarded; -1: none
      "outcome": {...} | None,      # JobOutcome.to_dict() when finished
      "cancelled": bool,            # timeout / interrupt: whether the job was cancelled
-     "error": {...} | None}        # InsightError.to_dict() when an error ended the wait
+     "error": {...} | None,        # InsightError.to_dict() when an error ended the wait
+     "progress": {...} | None}     # SolverProgress.summary() when finished with solver progress
 
 No secret is in it: outcomes hold raw server URLs and statuses, errors their message and fields.
 """
@@ -35,11 +36,21 @@ class TriggerPayload:
     outcome: JobOutcome | None = None
     cancelled: bool = False
     error: InsightError | None = None
+    #: The solver-progress summary (JSON-safe) of a job followed with ``solver_progress``.
+    progress: Mapping[str, Any] | None = None
 
     @classmethod
-    def finished(cls, outcome: JobOutcome) -> TriggerPayload:
+    def finished(
+        cls, outcome: JobOutcome, progress: Mapping[str, Any] | None = None
+    ) -> TriggerPayload:
         """The job ended (in any status): the task decides what the outcome means."""
-        return cls("finished", outcome.compute_job_id, outcome.last_run_log_line, outcome)
+        return cls(
+            "finished",
+            outcome.compute_job_id,
+            outcome.last_run_log_line,
+            outcome,
+            progress=progress,
+        )
 
     @classmethod
     def timed_out(cls, job_id: str, last_run_log_line: int, cancelled: bool) -> TriggerPayload:
@@ -62,6 +73,7 @@ class TriggerPayload:
             "outcome": None if self.outcome is None else self.outcome.to_dict(),
             "cancelled": self.cancelled,
             "error": None if self.error is None else self.error.to_dict(),
+            "progress": None if self.progress is None else dict(self.progress),
         }
 
     @classmethod
@@ -80,6 +92,7 @@ class TriggerPayload:
                 "permanent": data.get("permanent"),
             }
         last = data.get("last_run_log_line", -1)
+        progress = data.get("progress")
         return cls(
             kind=kind,
             compute_job_id=str(data.get("compute_job_id", "")),
@@ -87,6 +100,7 @@ class TriggerPayload:
             outcome=JobOutcome.from_dict(outcome) if isinstance(outcome, Mapping) else None,
             cancelled=bool(data.get("cancelled", False)),
             error=InsightError.from_dict(error) if isinstance(error, Mapping) else None,
+            progress=dict(progress) if isinstance(progress, Mapping) else None,
         )
 
     def result(self) -> JobOutcome:

@@ -4,12 +4,15 @@ anything is sent: not even a token is minted (the emulator's record stays empty)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_insight.emulator import Emulator
-from airflow_insight.operators.insight import InsightJobOperator
+from airflow_insight.exceptions import ConfigurationError
+from airflow_insight.operators.insight import InsightJobOperator, build_request
+from airflow_insight.protocol.progress import StopAtGap
 
 
 def test_a_connection_that_does_not_exist_fails_without_retries(emulator: Emulator) -> None:
@@ -36,3 +39,44 @@ def test_a_bad_payload_fails_before_a_token_is_minted(
     with pytest.raises(AirflowFailException, match=message):
         operator.execute(context={})  # type: ignore[arg-type]
     assert emulator.record.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"stop_rules": [{"rule": "relative_gap", "relative_gap": 0.01}]}, "need solver progress"),
+        ({"solver_progress": True, "stop_rules": [{"rule": "gap"}]}, "gap"),
+        ({"solver_progress": ["INTSOL", "NOPE"]}, r"unknown solver callbacks \['NOPE'\]"),
+        ({"solver_progress": True, "wait_for_termination": False}, "wait_for_termination=True"),
+        ({"progress_plot_path": "/tmp/p.png"}, "need solver progress"),
+        ({"solver_progress": ["GLOBALLOG"], "solution_path": "/tmp/s.slx"}, "add 'INTSOL'"),
+    ],
+)
+def test_progress_mistakes_fail_when_the_dag_is_parsed(
+    arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        InsightJobOperator(task_id="solve", **arguments)
+
+
+def test_callbacks_without_solver_progress_fail_without_retries(emulator: Emulator) -> None:
+    """A (templated) request that enables solver.callbacks itself is refused before any call."""
+    operator = InsightJobOperator(
+        task_id="solve", job_request={"solver": {"callbacks": ["INTSOL"]}}, job_id="fixed"
+    )
+    with pytest.raises(AirflowFailException, match="without solver_progress; pass"):
+        operator.execute(context={})  # type: ignore[arg-type]
+    assert emulator.record.requests() == []
+
+
+def test_solver_progress_merges_the_callbacks_into_the_request() -> None:
+    operator = InsightJobOperator(
+        task_id="solve",
+        job_request={"solver": {"problemType": "MIP", "callbacks": ["CUTLOG"]}},
+        solver_progress=True,
+        stop_rules=[StopAtGap(0.02)],
+    )
+    request = build_request(operator.job_request, "job-1", operator._progress)
+    assert request["solver"]["callbacks"] == ["CUTLOG", "INTSOL", "GLOBALLOG", "GAPNOTIFY"]
+    assert request["solver"]["controls"] == {"XPRS_MIPRELGAPNOTIFY": 0.02}
+    assert operator.stop_rules == [{"rule": "relative_gap", "relative_gap": 0.02}]

@@ -73,6 +73,11 @@ _ARGUMENTS: dict[str, Any] = {
     "end_by": 4_000_000_000.0,
     "cancel_on_kill": False,
     "unreachable_limit_seconds": 120.0,
+    "progress": {
+        "callbacks": ["INTSOL", "GAPNOTIFY"],
+        "stop_rules": [{"rule": "relative_gap", "relative_gap": 0.02}],
+        "series_limit": 50,
+    },
 }
 
 

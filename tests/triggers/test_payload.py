@@ -89,6 +89,7 @@ _OUTCOME = JobOutcome("j-1", "COMPLETED", "OK", 2, "/res", "/log", 41, ("a", "b"
     "payload",
     [
         TriggerPayload.finished(_OUTCOME),
+        TriggerPayload.finished(_OUTCOME, {"stopped_early": True, "series": {"points": []}}),
         TriggerPayload.timed_out("j-1", 12, cancelled=True),
         TriggerPayload.timed_out("j-1", -1, cancelled=False),
         *[TriggerPayload.failed("j-1", 7, _sample(cls)) for cls in _every_class()],
