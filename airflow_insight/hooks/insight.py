@@ -68,8 +68,9 @@ class RunLogSink:
 
     def lines(self, lines: Iterable[str]) -> None:
         """Log each of ``lines`` as its own record."""
+        info = self._log.info  # Once per batch: the lazy proxy binds on each attribute access.
         for line in lines:
-            self._log.info(line)
+            info(line)
 
 
 def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, Any]:

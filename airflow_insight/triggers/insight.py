@@ -400,9 +400,9 @@ class InsightJobTrigger(BaseTrigger):
                 # Progress records go to their own logger (insight.progress), the rest to ours.
                 self._event_log(event)
             return
-        run_log = self.run_log
+        info = self.run_log.info  # Once per batch: the lazy proxy binds on each access.
         for count, line in enumerate(event.lines, start=1):
-            run_log.info(line)
+            info(line)
             if count % LINES_PER_YIELD == 0:
                 await asyncio.sleep(0)
         self._forwarded(event.execution_attempts, watch.last_run_log_line)
