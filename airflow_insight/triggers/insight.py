@@ -10,8 +10,11 @@ Resuming (see :mod:`.watermark`): as it forwards, the trigger records its waterm
 attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
 Variable at most once a second; a trigger rebuilt on another triggerer reads them first and
 resumes after its own, logging "Resuming after line N of attempt A". Lines forwarded after the
-last write may repeat after a crash; a clean stop (``cleanup``) writes the final watermark at
-once, so nothing repeats. The entry leaves the Variable when the trigger ends.
+last write may repeat after a crash. On a clean stop (the trigger runner's SIGTERM or SIGINT) the
+trigger stops forwarding at once (within a batch too: the watermark is exact wherever the loop can
+switch) and its triggerer stores the final watermarks before Airflow's runner acts on the signal
+(:mod:`.shutdown`), so nothing repeats. The resume read waits up to 30 s for a supervisor that is
+slow to give its first answer. The entry leaves the Variable when the trigger ends.
 
 Kill and timeout, per Airflow 3.3's trigger life cycle:
 

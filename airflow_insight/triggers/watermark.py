@@ -30,9 +30,13 @@ once do not read 1,000 times; never a read older than the trigger) and takes, fo
 task instance, try and job, the furthest watermark any writer stored: everything up to it was
 forwarded by someone.
 
-Bounds: after a crash, lines forwarded since the writer's last write repeat: at most one flush
-interval's worth. On a clean stop (``cleanup()`` on the triggerer's SIGTERM) the trigger flushes
-at once (triggers stopping together share one write), so nothing repeats.
+Bounds: after a crash, lines forwarded since the last write the supervisor stored repeat: one
+flush interval's worth plus the supervisor's answer time (periodic writes are not held back by a
+slow answer: up to :data:`MAX_WRITES_IN_FLIGHT` are sent, and answered in order, so the newest
+wins). On a clean stop nothing repeats: ``cleanup()`` comes too late to write (Airflow has
+stopped reading the supervisor's answers by then, see :mod:`.shutdown`), so the writer acts on
+the trigger runner's stop signal itself: the triggers stop forwarding, the table is written once
+and confirmed, and only then does Airflow's runner stop.
 """
 
 from __future__ import annotations
