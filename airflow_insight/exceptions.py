@@ -42,7 +42,7 @@ class InsightError(Exception):
     permanent: bool = False
 
     # ----------------------------------------------------------------------------- serialisation
-    # Owned by the trigger side (PLAN.md): the trigger's event carries errors through JSON.
+    # The trigger's event carries errors through JSON: each error says how to rebuild itself.
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

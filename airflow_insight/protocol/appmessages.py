@@ -1,11 +1,11 @@
 """The per-job hook that answers solver callbacks (``APP_MESSAGE``, §A10, §B4.7.3), sans I/O.
 
 The core answers every ``APP_MESSAGE`` the moment it is decoded, like a pong: the answer is
-queued before any event of that frame is handed to the driver, so a slow run-log consumer never
-delays it. A job followed with an :class:`AppMessageHandler` gets its answers (and any progress
-events) from the handler; without one, or for a job not followed on this socket, the core answers
-``interruptSolve: false`` so that a waiting callback never fails someone's job after the server's
-limit (60 s by default).
+returned ahead of any event of that frame, and the drivers hand such frames to the core as soon as
+they read them (:mod:`.replies`), so a slow run-log consumer never delays it. A job followed with
+an :class:`AppMessageHandler` gets its answers (and any progress events) from the handler; without
+one, or for a job not followed on this socket, the core answers ``interruptSolve: false`` so that a
+waiting callback never fails someone's job after the server's limit (60 s by default).
 """
 
 from __future__ import annotations

@@ -3,30 +3,38 @@
 One :class:`Follower` per progress WebSocket *session* (it outlives reconnects). It follows any
 number of jobs, multiplexed by ``computeJobId``. It never reads a clock, sleeps, or touches a
 socket: the driver feeds it received text, the answers to the calls it asked for and the current
-time (a float in the driver's clock, e.g. ``time.monotonic()``), sends what it queued, waits until
-its next deadline, and hands the events to its caller. Every decision lives here or in the parts
-it is made of, none in the drivers:
+time (a float in the driver's clock, e.g. ``time.monotonic()``), waits until its next deadline,
+and does what comes back. Every input returns one list of outputs (:data:`~.events.Output`):
+frames to send now (:class:`~.events.SendText`, first), then events and calls. Every decision
+lives here or in the parts it is made of, none in the drivers:
 
 * :mod:`.session`: the socket's states (one transition table), backoff and the token;
 * :mod:`.tracker` and :mod:`.jobs`: what is known of each job, how it ends, its REST checks;
 * :mod:`.runlog`: every line forwarded once and in order;
 * :mod:`.calls`: the calls asked for, by id, and what an error answer means;
-* :mod:`.replies` and :mod:`.appmessages`: pongs and the answers to solver callbacks.
+* :mod:`.replies` and :mod:`.appmessages`: pongs and the answers to solver callbacks, and which
+  frames a driver must hand over the moment it reads them.
 
 Driver loop (sync shown; the async driver is the same with ``await``)::
 
     follower = Follower(FollowerConfig(...), jitter_source=random.Random().random, server=url)
-    events = deque(follower.start(clock()))              # asks for the first token
-    ...                                                  # follow(job_id, now=...) at any time
+    events = deque()
+
+    def feed(outputs):                                   # every input's answer
+        for output in outputs:
+            if isinstance(output, SendText):
+                ws.send(output.text)                     # on failure: connection_lost(now)
+            else:
+                events.append(output)
+
+    feed(follower.start(clock()))                        # asks for the first token
+    ...                                                  # feed(follow(job_id, now=...)) any time
     while follower.active:
-        for text in follower.data_to_send():
-            ws.send(text)                                # on failure: connection_lost(now)
         if not events:
             text = recv(until=follower.next_deadline())  # None on timeout
-            now = clock()
             if text is not None:
-                events.extend(follower.receive_text(text, now))
-            events.extend(follower.tick(now))
+                feed(follower.receive_text(text, clock()))
+            feed(follower.tick(clock()))
         while events:
             event = events.popleft()
             on_event(event)                              # the adapter logs it, once
@@ -34,10 +42,10 @@ Driver loop (sync shown; the async driver is the same with ``await``)::
                 try:                                     # ReconcileDue, RunLogFetchDue
                     result = perform(event)              # mint / open socket / GET ...
                 except InsightError as exc:
-                    events.extend(follower.call_failed(event.call_id, exc, clock()))
+                    feed(follower.call_failed(event.call_id, exc, clock()))
                 else:
-                    events.extend(follower.call_succeeded(event.call_id, result, clock()))
-    a closed / broken socket -> follower.connection_lost(now)
+                    feed(follower.call_succeeded(event.call_id, result, clock()))
+    a closed / broken socket -> feed(follower.connection_lost(now))
 
 Each call's result: ``TokenRefreshDue`` a :class:`~.tokens.Token`; ``ReconnectDue`` the socket's
 ``connection-id`` (or None); ``ReconcileDue`` the job document; ``RunLogFetchDue`` the text. A

@@ -2,9 +2,9 @@
 
 The twin of :mod:`airflow_insight.transport.sync_driver`, method for method and with the same
 behaviour for the same inputs, for the triggerer's event loop. A pump for the sans-I/O
-:class:`~airflow_insight.protocol.follower.Follower`: wait until the core's next deadline, feed
-it what arrived and the time, send what it queued, perform each call it asks for and hand back the
-answer. It decides nothing; every event goes to ``on_event`` (the adapter logs it, the driver
+:class:`~airflow_insight.protocol.follower.Follower`: wait until the core's next deadline, feed it
+what arrived and the time, send the frames it returns, perform each call it asks for and hand back
+the answer. It decides nothing; every event goes to ``on_event`` (the adapter logs it, the driver
 logs none) and run-log batches to ``on_lines``.
 
 Where it differs from the blocking twin, and why:

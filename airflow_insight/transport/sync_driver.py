@@ -2,7 +2,7 @@
 
 A pump for the sans-I/O :class:`~airflow_insight.protocol.follower.Follower` (the loop of that
 module's docstring): wait for a frame until the core's next deadline, feed it what arrived and the
-time, send what it queued, perform each call it asks for and hand back the answer. It decides
+time, send the frames it returns, perform each call it asks for and hand back the answer. It decides
 nothing: errors, retries and what to do next are the core's. Every event goes to ``on_event``
 (the adapter logs it; the driver logs none) and run-log batches to ``on_lines``.
 
@@ -111,7 +111,7 @@ class SyncJobFollower:
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends: dict[str, JobOutcome | InsightError] = {}
         # The core is fed by this thread and, for urgent frames, by the reader thread.
-        self._core = threading.Lock()
+        self._core = threading.RLock()
 
     # ----------------------------------------------------------------------------- public
 
@@ -254,7 +254,12 @@ class SyncJobFollower:
         if not needs_immediate_reply(data):
             self._inbox.put((ws, data, ""))
             return None
-        events, failure = self._core_call(functools.partial(self.follower.receive_text, data), ws)
+        with self._core:  # Reentrant: held across the check and the core call.
+            if ws is not self._ws:
+                return "replaced"  # Closed meanwhile: its frames mean nothing to the core.
+            events, failure = self._core_call(
+                functools.partial(self.follower.receive_text, data), ws
+            )
         self._inbox.put((ws, events, ""))
         return failure
 

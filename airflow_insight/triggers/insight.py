@@ -80,7 +80,7 @@ from airflow_insight.triggers.supervisor import SupervisorUnavailable, TaskInsta
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
 
 CLASSPATH = "airflow_insight.triggers.insight.InsightJobTrigger"
-#: The run-log logger of operator, sensor and trigger alike (PLAN.md interface 5).
+#: The run-log logger of operator, sensor and trigger alike.
 RUN_LOG_LOGGER = "insight.run_log"
 #: Give the loop back after forwarding this many lines, so a flood never blocks it.
 LINES_PER_YIELD = 200

@@ -5,7 +5,7 @@ The triggerer's supervisor answers a trigger's requests with the request handler
 (``TriggerRunnerSupervisor._handle_request``). :class:`InProcessSupervisorComms` does the same
 in-process, with the same handlers, client (``InProcessTestSupervisor._api_client()``: the
 in-process execution API) and SQLite DB: only the socket between the two triggerer processes is
-left out (H3's distributed tests run a real triggerer).
+left out (tests/distributed runs a real triggerer).
 """
 
 from __future__ import annotations

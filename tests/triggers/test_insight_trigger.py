@@ -388,7 +388,7 @@ def test_every_event_is_logged_exactly_once(
 
 
 def test_unreachable_limit_reaches_the_follower() -> None:
-    """The trigger's own limit wins; None means the connection's (PLAN.md interface 2)."""
+    """The trigger's own limit wins; None means the connection's."""
     from airflow_insight.settings import ConnectionSettings
 
     settings = ConnectionSettings(
