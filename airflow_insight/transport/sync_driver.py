@@ -8,9 +8,11 @@ nothing: errors, retries and what to do next are the core's. Every event goes to
 
 A reader thread per socket reads every frame into an inbox; ``websocket-client`` answers ping
 frames inside that thread's ``recv``, so pongs go out on time while the loop forwards a flood of
-lines or waits on a REST call (each bounded by the connection's timeouts). The inbox is unbounded,
-like the async twin's: a sink slower than the server only delays lines, never the pongs. A frame
-the core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
+lines or waits on a REST call (each bounded by the connection's timeouts). The inbox holds at most
+:data:`INBOX_LIMIT_CHARS` of frame text: a server that writes faster than the task log takes lines
+makes the reader thread wait for room (TCP then slows the server), so memory stays bounded; the
+wait ends as soon as the loop takes one frame, so a ping waits at most one frame's forwarding.
+A frame the core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
 needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the reader
 thread itself, which sends the reply at once; its events take the frame's place in the inbox. A
 lock keeps the core to one thread at a time (the loop holds it only inside core calls and sends,
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import queue
 import random
 import threading
 import time
@@ -69,10 +70,47 @@ _Frame = tuple[websocket.WebSocket, str | bytes | list[ev.Event] | None, str]
 #: A core input, given the time.
 _Input = Callable[[float], list[ev.Output]]
 
+#: Frame text the inbox may hold before the reader thread waits for room (a 1,000-line batch is
+#: about 50,000 characters): bounds memory under a flood the task log cannot keep up with.
+INBOX_LIMIT_CHARS = 4 * 1024 * 1024
+#: How often a reader waiting for room checks that its socket is still the one in use.
+INBOX_RECHECK_SECONDS = 0.1
 #: Shortest wait for the inbox (a zero timeout would spin).
 MIN_WAIT_SECONDS = 0.001
 #: The socket's timeout once open: bounds a send to a server that stopped reading.
 SEND_TIMEOUT_SECONDS = 10.0
+
+
+class _Inbox:
+    """Frames from the reader thread to the loop, bounded in characters of text (see the module
+    docstring); the reader waits for room, the loop never waits for the reader."""
+
+    def __init__(self, limit_chars: int) -> None:
+        self._limit = limit_chars
+        self._frames: collections.deque[tuple[_Frame, int]] = collections.deque()
+        self._chars = 0
+        self._changed = threading.Condition()
+
+    def put(self, frame: _Frame, chars: int = 0, wanted: Callable[[], bool] = bool) -> None:
+        """Queue ``frame`` (``chars`` long), first waiting for room while ``wanted()``."""
+        with self._changed:
+            while chars and self._chars and self._chars + chars > self._limit and wanted():
+                self._changed.wait(INBOX_RECHECK_SECONDS)
+            self._frames.append((frame, chars))
+            self._chars += chars
+            self._changed.notify_all()
+
+    def get(self, timeout: float) -> _Frame | None:
+        """The oldest frame, waiting up to ``timeout`` seconds for one; None if none came."""
+        with self._changed:
+            if not self._frames:
+                self._changed.wait(timeout)
+            if not self._frames:
+                return None
+            frame, chars = self._frames.popleft()
+            self._chars -= chars
+            self._changed.notify_all()
+            return frame
 
 
 class SyncJobFollower:
@@ -107,7 +145,7 @@ class SyncJobFollower:
         self.follower = Follower(config, jitter_source=random.Random().random, server=server)
         self._ws: websocket.WebSocket | None = None
         self._reader: threading.Thread | None = None
-        self._inbox: queue.SimpleQueue[_Frame] = queue.SimpleQueue()
+        self._inbox = _Inbox(INBOX_LIMIT_CHARS)
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends: dict[str, JobOutcome | InsightError] = {}
         # The core is fed by this thread and, for urgent frames, by the reader thread.
@@ -204,10 +242,8 @@ class SyncJobFollower:
         with self._core:
             deadline = self.follower.next_deadline()
         wait = receive_timeout(self._clock(), deadline, end, floor_seconds=MIN_WAIT_SECONDS)
-        try:
-            ws, data, reason = self._inbox.get(timeout=wait)
-        except queue.Empty:
-            ws = None
+        frame = self._inbox.get(timeout=wait)
+        ws, data, reason = frame if frame is not None else (None, None, "")
         if ws is not None and ws is self._ws:
             if data is None:
                 self._lost(reason)
@@ -252,7 +288,7 @@ class SyncJobFollower:
         """From the reader thread: queue a frame, or answer one that cannot wait (the core
         says which) ahead of the lines in the inbox; why to stop reading, or None."""
         if not needs_immediate_reply(data):
-            self._inbox.put((ws, data, ""))
+            self._inbox.put((ws, data, ""), len(data), lambda: ws is self._ws)
             return None
         with self._core:  # Reentrant: held across the check and the core call.
             if ws is not self._ws:

@@ -10,8 +10,11 @@ Resuming (see :mod:`.watermark`): as it forwards, the trigger records its waterm
 attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
 Variable at most once a second; a trigger rebuilt on another triggerer reads them first and
 resumes after its own, logging "Resuming after line N of attempt A". Lines forwarded after the
-last write may repeat after a crash; a clean stop (``cleanup``) writes the final watermark at
-once, so nothing repeats. The entry leaves the Variable when the trigger ends.
+last write may repeat after a crash. On a clean stop (the trigger runner's SIGTERM or SIGINT) the
+trigger stops forwarding at once (within a batch too: the watermark is exact wherever the loop can
+switch) and its triggerer stores the final watermarks before Airflow's runner acts on the signal
+(:mod:`.shutdown`), so nothing repeats. The resume read waits up to 30 s for a supervisor that is
+slow to give its first answer. The entry leaves the Variable when the trigger ends.
 
 Kill and timeout, per Airflow 3.3's trigger life cycle:
 
@@ -235,6 +238,8 @@ class InsightJobTrigger(BaseTrigger):
         inline = self.ti_ref is None
         if inline:
             self._catch_signals()
+        else:
+            WatermarkWriter.for_running_loop().watch_shutdown()
         try:
             payload = await self._run()
         finally:
@@ -339,6 +344,7 @@ class InsightJobTrigger(BaseTrigger):
         if stored is None or not stored.is_after(mark.execution_attempts, mark.last_run_log_line):
             return
         self._mark = dataclasses.replace(stored, try_number=ref.try_number)
+        WatermarkWriter.for_running_loop().update(ref, self._mark)  # kept if we stop at once
         self.log.info(
             "Resuming after line %d of attempt %d of Insight compute job %s (where an earlier"
             " triggerer stopped; lines it forwarded after its last save may repeat)",
@@ -364,7 +370,8 @@ class InsightJobTrigger(BaseTrigger):
                 if signum is None:
                     raise
                 return await self._interrupted(signum, watch, settings)
-            await self._log_event(event, watch)
+            if not await self._log_event(event, watch):
+                await self._wait_for_the_stop(watch)
             if isinstance(event, ev.JobFinished):
                 # Complete for the resume only if this watch got every line the core forwarded
                 # (a watch that joined late or stopped at a gap did not): else it refetches.
@@ -384,8 +391,27 @@ class InsightJobTrigger(BaseTrigger):
             if error is not None:
                 return self._error_payload(error, watch.last_run_log_line)
 
-    async def _log_event(self, event: Any, watch: Any) -> None:
-        """Log one event, once: its lines on the run-log logger, anything else on ours."""
+    async def _wait_for_the_stop(self, watch: Any) -> None:
+        """The triggerer is stopping: forward nothing more; its runner cancels this task soon."""
+        watch.close()
+        self.log.info(
+            "The triggerer is stopping: stopped forwarding after line %d of attempt %d of Insight"
+            " compute job %s; the next triggerer resumes after it",
+            self._mark.last_run_log_line,
+            self._mark.execution_attempts,
+            self.compute_job_id,
+        )
+        await asyncio.get_running_loop().create_future()  # never set: cancelled by the runner
+
+    async def _log_event(self, event: Any, watch: Any) -> bool:
+        """Log one event, once: its lines on the run-log logger, anything else on ours.
+
+        False when the triggerer started stopping first (see :mod:`.shutdown`): nothing more
+        was forwarded after the watermark, which the stop write stores.
+        """
+        stop = WatermarkWriter.for_running_loop() if self.ti_ref is not None else None
+        if stop is not None and stop.stopping:
+            return False
         if isinstance(event, ev.RunLogGap):
             # The watch stopped at the gap: the resume reads the rest over REST (socket_hub).
             self.log.warning(
@@ -394,18 +420,23 @@ class InsightJobTrigger(BaseTrigger):
                 event.job_id,
                 event.first_line,
             )
-            return
+            return True
         if not isinstance(event, ev.RunLogLines):
             if self._hook.watch_failure(event) is None:  # A failure is logged with the payload.
                 # Progress records go to their own logger (insight.progress), the rest to ours.
                 self._event_log(event)
-            return
+            return True
         info = self.run_log.info  # Once per batch: the lazy proxy binds on each access.
         for count, line in enumerate(event.lines, start=1):
             info(line)
-            if count % LINES_PER_YIELD == 0:
+            if count % LINES_PER_YIELD == 0 and count < len(event.lines):
+                # The mark is exact at every point where the stop signal can be handled.
+                self._forwarded(event.execution_attempts, event.first_line + count - 1)
                 await asyncio.sleep(0)
+                if stop is not None and stop.stopping:
+                    return False
         self._forwarded(event.execution_attempts, watch.last_run_log_line)
+        return True
 
     def _forwarded(self, execution_attempts: int, last_line: int) -> None:
         """Called after each forwarded batch: keep it cheap (1,000 jobs, many batches each)."""

@@ -111,20 +111,20 @@ async def task_state(ref: TaskInstanceRef) -> str | None:
     return None if state is None else str(getattr(state, "value", state))
 
 
-async def variable_keys(prefix: str) -> list[str]:
+async def variable_keys(prefix: str, timeout: float = ASK_TIMEOUT_SECONDS) -> list[str]:
     """Every Variable key that starts with ``prefix``."""
     keys: list[str] = []
     while True:
-        answer = await ask(GetVariableKeys(prefix=prefix, limit=1000, offset=len(keys)))
+        answer = await ask(GetVariableKeys(prefix=prefix, limit=1000, offset=len(keys)), timeout)
         page = list(getattr(answer, "keys", None) or [])
         keys.extend(str(key) for key in page)
         if not page or len(keys) >= int(getattr(answer, "total_entries", 0) or 0):
             return keys
 
 
-async def get_variable(key: str) -> str | None:
+async def get_variable(key: str, timeout: float = ASK_TIMEOUT_SECONDS) -> str | None:
     """The text of Variable ``key`` (None when it does not exist)."""
-    answer = await ask(GetVariable(key=key))
+    answer = await ask(GetVariable(key=key), timeout)
     value = getattr(answer, "value", None)
     return value if isinstance(value, str) else None
 

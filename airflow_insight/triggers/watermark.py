@@ -30,9 +30,13 @@ once do not read 1,000 times; never a read older than the trigger) and takes, fo
 task instance, try and job, the furthest watermark any writer stored: everything up to it was
 forwarded by someone.
 
-Bounds: after a crash, lines forwarded since the writer's last write repeat: at most one flush
-interval's worth. On a clean stop (``cleanup()`` on the triggerer's SIGTERM) the trigger flushes
-at once (triggers stopping together share one write), so nothing repeats.
+Bounds: after a crash, lines forwarded since the last write the supervisor stored repeat: one
+flush interval's worth plus the supervisor's answer time (periodic writes are not held back by a
+slow answer: up to :data:`MAX_WRITES_IN_FLIGHT` are sent, and answered in order, so the newest
+wins). On a clean stop nothing repeats: ``cleanup()`` comes too late to write (Airflow has
+stopped reading the supervisor's answers by then, see :mod:`.shutdown`), so the writer acts on
+the trigger runner's stop signal itself: the triggers stop forwarding, the table is written once
+and confirmed, and only then does Airflow's runner stop.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from airflow_insight.triggers import supervisor
+from airflow_insight.triggers.shutdown import ShutdownGuard
 from airflow_insight.triggers.supervisor import SupervisorUnavailable, TaskInstanceRef
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,16 @@ STALE_SECONDS = 600.0
 READ_CACHE_SECONDS = 5.0
 #: Triggers stopping within this window share one final write.
 FINAL_FLUSH_DELAY_SECONDS = 0.05
+#: Periodic writes sent and not yet answered, at most (a slow one does not hold back the next).
+MAX_WRITES_IN_FLIGHT = 3
+#: How long a resuming trigger waits for the stored tables. A supervisor's first answer can take
+#: seconds (it builds its in-process execution API on the first request: 7.5 s measured on a
+#: loaded 2-core machine); waiting loses nothing (the server keeps the run log), but it must stay
+#: well below the server's 60 s answer limit for a paused solve (see the trigger's docstring).
+RESUME_READ_TIMEOUT_SECONDS = 30.0
+#: On the trigger runner's stop signal: how long the final write may hold back Airflow's stop
+#: (its supervisor escalates to SIGTERM 10 s after its SIGINT).
+STOP_WRITE_BUDGET_SECONDS = 5.0
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
@@ -147,7 +162,19 @@ class WatermarkTable:
 
     def release(self, ref: TaskInstanceRef, now: float) -> None:
         """The trigger stopped without ending: keep its entry for the next triggerer, a while."""
-        entry = self._entries.get(ti_key(ref))
+        self.release_key(ti_key(ref), now)
+
+    def keys(self) -> list[str]:
+        """The task instance keys in the table."""
+        return list(self._entries)
+
+    def watermarks(self) -> dict[str, Watermark]:
+        """Every entry's watermark, by task instance key."""
+        return {key: entry.watermark for key, entry in self._entries.items()}
+
+    def release_key(self, key: str, now: float) -> None:
+        """:meth:`release` by table key."""
+        entry = self._entries.get(key)
         if entry is not None and entry.released_at is None:
             entry.released_at = now
             self._changed = True
@@ -225,6 +252,10 @@ class WatermarkWriter:
         self._task: asyncio.Task[None] | None = None
         self._final: asyncio.Future[bool] | None = None
         self._stored_anything = False
+        self._in_flight: set[asyncio.Task[bool]] = set()
+        self.guard = ShutdownGuard(self._store_final, STOP_WRITE_BUDGET_SECONDS)
+        #: What the stop write stored, per task instance key (see :meth:`_store_final`).
+        self._stored_at_stop: dict[str, Watermark] = {}
         #: Writes stored and failed (read by the benchmark and the tests).
         self.writes = 0
         self.failures = 0
@@ -237,6 +268,30 @@ class WatermarkWriter:
         if writer is None:
             writer = _WRITERS[loop] = cls()
         return writer
+
+    @property
+    def stopping(self) -> bool:
+        """The trigger runner got its stop signal: forward nothing more (see :mod:`.shutdown`)."""
+        return self.guard.stopping
+
+    def watch_shutdown(self) -> None:
+        """Store the final watermarks on the trigger runner's stop signal, before it acts."""
+        self.guard.install()
+
+    async def _store_final(self) -> None:
+        """The stop signal came: every trigger stopped forwarding; store the table once."""
+        now = time.monotonic()
+        for key in list(self.table.keys()):
+            self.table.release_key(key, now)
+        marks = self.table.watermarks()
+        if not marks:
+            return
+        if await self._write(now, STOP_WRITE_BUDGET_SECONDS):
+            self._stored_at_stop = marks
+            log.info(
+                "The triggerer is stopping: stored where forwarding stopped for %d job(s)",
+                len(marks),
+            )
 
     def update(self, ref: TaskInstanceRef, watermark: Watermark) -> None:
         """Note a job's newest watermark; it is written within :data:`FLUSH_INTERVAL_SECONDS`."""
@@ -252,8 +307,10 @@ class WatermarkWriter:
         """A clean stop: keep the entry for the next triggerer and write it at once.
 
         Triggers stopping together (a triggerer shutdown stops them all) share one write.
-        True when the supervisor confirmed it.
+        True when the supervisor confirmed it (or the write on the stop signal stored it).
         """
+        if self._stored_at_stop.get(ti_key(ref)) == watermark:
+            return True
         self.table.update(ref, watermark)
         self.table.release(ref, time.monotonic())
         if self._final is None or self._final.done():
@@ -280,14 +337,30 @@ class WatermarkWriter:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_SECONDS / 4)
+            if self.stopping:
+                return  # The stop write takes over; nothing is forwarded any more.
             now = time.monotonic()
             if self.table.due(now):
-                await self._write(now, supervisor.ASK_TIMEOUT_SECONDS)
+                if not len(self.table):
+                    await self._write(now, supervisor.ASK_TIMEOUT_SECONDS)
+                elif len(self._in_flight) < MAX_WRITES_IN_FLIGHT:
+                    # Not awaited: the supervisor answers in order, so the newest write wins,
+                    # and one slow answer does not make the stored state lag behind.
+                    task = asyncio.get_running_loop().create_task(
+                        self._write(now, supervisor.ASK_TIMEOUT_SECONDS)
+                    )
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._write_done)
             elif not len(self.table):
                 if self._stored_anything:
                     await self._delete()
                 await self.reader.collect_stale()
                 return
+
+    def _write_done(self, task: asyncio.Task[bool]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled():
+            task.exception()  # _write catches what it expects; anything else is a bug: shown.
 
     async def _write(self, now: float, timeout: float) -> bool:
         if not len(self.table):
@@ -295,6 +368,7 @@ class WatermarkWriter:
             await self._delete()
             return True
         text = self.table.to_text(time.time())
+        self.table.written(now)  # Started: the next periodic write is due an interval later.
         try:
             await supervisor.put_variable(self.key, text, _DESCRIPTION, timeout)
         except SupervisorUnavailable as exc:
@@ -309,7 +383,6 @@ class WatermarkWriter:
             return False
         self.writes += 1
         self._stored_anything = True
-        self.table.written(now)
         return True
 
     async def _delete(self) -> None:
@@ -335,10 +408,14 @@ class WatermarkReader:
         self._loading: tuple[float, asyncio.Task[_Tables]] | None = None
 
     async def find(
-        self, ref: TaskInstanceRef, compute_job_id: str, not_before: float = float("inf")
+        self,
+        ref: TaskInstanceRef,
+        compute_job_id: str,
+        not_before: float = float("inf"),
+        timeout: float = RESUME_READ_TIMEOUT_SECONDS,
     ) -> Watermark | None:
         """The furthest watermark stored for ``ref``'s try and ``compute_job_id`` (or None)."""
-        tables = await self._tables(not_before)
+        tables = await self._tables(not_before, timeout)
         key = ti_key(ref)
         found: Watermark | None = None
         for _, marks in tables.values():
@@ -353,19 +430,23 @@ class WatermarkReader:
 
     async def latest_for(self, ref: TaskInstanceRef) -> Watermark | None:
         """The entry of ``ref`` written by the latest try (any job), for the kill decision."""
-        tables = await self._tables(float("inf"))
+        tables = await self._tables(float("inf"), supervisor.ASK_TIMEOUT_SECONDS)
         marks = [found for _, table in tables.values() if (found := table.get(ti_key(ref)))]
         return max(marks, key=lambda mark: mark.try_number, default=None)
 
     async def collect_stale(self) -> None:
         """Delete the tables of dead triggerers (not written for :data:`STALE_SECONDS`)."""
         try:
-            await self._tables(float("inf"))
+            await self._tables(float("inf"), supervisor.ASK_TIMEOUT_SECONDS)
         except SupervisorUnavailable as exc:
             log.debug("Could not look for stale watermark tables: %s", exc)
 
-    async def _tables(self, not_before: float) -> _Tables:
-        """Tables from a read that started at ``not_before`` or later (inf: a fresh read)."""
+    async def _tables(self, not_before: float, timeout: float) -> _Tables:
+        """Tables from a read that started at ``not_before`` or later (inf: a fresh read).
+
+        The read itself may take :data:`RESUME_READ_TIMEOUT_SECONDS` (it is shared); this caller
+        waits ``timeout`` for it at most.
+        """
         now = time.monotonic()
         not_before = min(not_before, now)
         cache = self._cache
@@ -377,15 +458,20 @@ class WatermarkReader:
                 self._load(), context=contextvars.Context()
             )
             loading = self._loading = (now, task)
-        tables = await asyncio.shield(loading[1])
+        try:
+            async with asyncio.timeout(timeout):
+                tables = await asyncio.shield(loading[1])
+        except TimeoutError:
+            raise SupervisorUnavailable(f"no answer within {timeout:g} s") from None
         if self._cache is None or self._cache[0] < loading[0]:
             self._cache = (loading[0], tables)
         return tables
 
     async def _load(self) -> _Tables:
         tables: _Tables = {}
-        for key in await supervisor.variable_keys(VARIABLE_PREFIX):
-            written_at, marks = read_table(await supervisor.get_variable(key))
+        timeout = RESUME_READ_TIMEOUT_SECONDS
+        for key in await supervisor.variable_keys(VARIABLE_PREFIX, timeout):
+            written_at, marks = read_table(await supervisor.get_variable(key, timeout))
             if key != self.own_key and time.time() - written_at > STALE_SECONDS:
                 await self._delete_stale(key)
                 continue
