@@ -350,6 +350,9 @@ class InsightJobOperator(BaseOperator):
             self._push_link(context, job_id, document)
             if not self.wait_for_termination:
                 return self.hook.job_result(JobOutcome.from_job_document(job_id, document))
+            if isinstance(decision, Reattach):
+                # Said as in blocking mode: the task log shows which job a retry went back to.
+                self.log.info("Re-attaching to Insight compute job %s", job_id)
             self._defer(context, job_id)
         return self._follow_blocking(context, decision, payload)
 
