@@ -35,6 +35,13 @@ def _streaming_job(emulator: Emulator, process: subprocess.Popen[bytes], out: Pa
     raise AssertionError("the job did not start streaming:\n" + out.read_text()[-3000:])
 
 
+def _as_a_foreground_job() -> None:
+    """In the child: SIGINT back to its default, as a shell does for a foreground job. A parent
+    started in the background by a non-interactive shell ignores SIGINT, the ignore is inherited
+    across exec, and Python then installs no KeyboardInterrupt handler: Ctrl-C would be ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_cancels_the_job_and_names_it(emulator: Emulator, tmp_path: Path) -> None:
     out = tmp_path / "dags-test.out"
     with out.open("wb") as sink:
@@ -43,6 +50,7 @@ def test_ctrl_c_cancels_the_job_and_names_it(emulator: Emulator, tmp_path: Path)
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
+            preexec_fn=_as_a_foreground_job,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
