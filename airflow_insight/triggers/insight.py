@@ -4,7 +4,10 @@
 deferred job on one Insight connection shares one progress socket. It forwards each run-log line
 into the task's log as its own record on the logger ``insight.run_log`` (apart from the trigger's
 own messages), logs every other event once, and yields exactly one event, a
-:class:`~airflow_insight.triggers.payload.TriggerPayload` (see :func:`outcome_from_event`).
+:class:`~airflow_insight.triggers.payload.TriggerPayload` (see :func:`outcome_from_event`). In a
+triggerer it fires only once the triggerer has read what it logged (up to 15 s): Airflow ends the
+task's trigger log stream on the event, and lines read later would go to the triggerer's own log
+(:mod:`.log_delivery`).
 
 Resuming (see :mod:`.watermark`): as it forwards, the trigger records its watermark (execution
 attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
@@ -74,7 +77,7 @@ from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.triggers import kill, supervisor
+from airflow_insight.triggers import kill, log_delivery, supervisor
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
@@ -244,8 +247,23 @@ class InsightJobTrigger(BaseTrigger):
             payload = await self._run()
         finally:
             self._release_signals()
+        if not inline:
+            await self._wait_until_logged()
         self._end_watermark()
         yield TriggerEvent(payload.to_dict())  # type: ignore[no-untyped-call]
+
+    async def _wait_until_logged(self) -> None:
+        """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):
+        the event ends the task's trigger log stream, and lines read later would miss it."""
+        delivered = await log_delivery.wait_until_read(log_delivery.log_stream_fd())
+        if delivered is False:
+            self.log.warning(
+                "The triggerer had not read this trigger's last log records after %.0f s; some"
+                " run-log lines of Insight compute job %s may show in the triggerer's own log"
+                " instead of this task's",
+                log_delivery.DELIVERY_LIMIT_SECONDS,
+                self.compute_job_id,
+            )
 
     async def cleanup(self) -> None:
         """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer."""

@@ -20,6 +20,7 @@ from distributed_bed import (
     FANOUT,
     LONG,
     LONGER,
+    STALL,
     Bed,
     Unavailable,
     postgres_bin,
@@ -49,6 +50,7 @@ def bed() -> Iterator[Bed]:
     _require_servers()
     emulator = Emulator(EmulatorConfig(record_limit=None, default_script=LONG)).start()
     emulator.add_script("dist_fanout.*", FANOUT)
+    emulator.add_script("dist_log_stall.*", STALL)
     emulator.add_script("dist_term_worker.*", LONGER)
     emulator.add_script("dist_kill_worker.*", LONGER)
     root = Path(tempfile.mkdtemp(prefix="insight-distributed-"))

@@ -53,6 +53,11 @@ TERMINAL_TI_STATES = frozenset({"success", "failed", "upstream_failed", "skipped
 FANOUT = JobScript(
     name="dist-fanout", queued_seconds=2.0, log_lines=200, lines_per_second=10.0, batch_size=5
 )
+#: Case 1b: queued long enough to throttle the triggerer first, then the whole run log at once
+#: (120 records fit the triggerer's log socket, so its trigger runner never blocks on it).
+STALL = JobScript(
+    name="dist-stall", queued_seconds=15.0, log_lines=120, lines_per_second=0.0, batch_size=120
+)
 #: A deferred run to crash and deploy under: 1,200 lines over 60 s.
 LONG = JobScript(
     name="dist-long", queued_seconds=1.0, log_lines=1200, lines_per_second=20.0, batch_size=4

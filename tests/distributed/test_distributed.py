@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -87,6 +88,15 @@ def start_deferred_and_blocking(bed: Bed, dag_id: str, lines: int) -> str:
         1,
     )
     return run_id
+
+
+def statuses_of(bed: Bed, job_id: str) -> list[str]:
+    """The statuses the emulator gave a job, in order."""
+    return [
+        e.data["status"]
+        for e in bed.emulator.record.of_kind("job_status")
+        if e.compute_job_id == job_id
+    ]
 
 
 def record_summary(bed: Bed, job_id: str) -> str:
@@ -187,6 +197,73 @@ def test_case1_fifty_deferred_jobs_over_two_triggerers(bed: Bed) -> None:
         lines.append(f"triggerer {triggerer}: {sockets.summary()}")
         assert sockets.most_open == 1, f"triggerer {triggerer}: {sockets.summary()}"
     report("case 1: 50 deferred jobs", lines)
+
+
+@contextlib.contextmanager
+def throttled(process: Process, run_seconds: float = 0.01, stop_seconds: float = 0.19) -> Any:
+    """Let ``process``'s main process run only ``run_seconds`` in every cycle (SIGSTOP, SIGCONT),
+    as a loaded machine or a slow metadata DB would: its loop turns about five times a second."""
+    done = threading.Event()
+
+    def cycle() -> None:
+        while not done.is_set():
+            process.signal_main(signal.SIGSTOP)
+            done.wait(stop_seconds)
+            process.signal_main(signal.SIGCONT)
+            done.wait(run_seconds)
+
+    thread = threading.Thread(target=cycle, name=f"throttle-{process.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        process.signal_main(signal.SIGCONT)
+
+
+def test_case1b_the_triggerer_reads_its_log_late(bed: Bed) -> None:
+    """The triggerer's supervisor falls behind on its log socket while the job writes its run
+    log and ends: the trigger fires only once the supervisor has read its records, so every line
+    reaches the task once.
+
+    Airflow's triggerer closes a trigger's log stream as soon as it learns the trigger ended and
+    sends what it reads afterwards to its own log (``airflow_insight.triggers.log_delivery``).
+    The supervisor (not its trigger runner) is throttled to about five loop turns a second, and
+    reads 4 KiB of log records per turn; the job's lines fit the log socket's buffer, so the
+    runner never waits for it and, without the wait, fires while most of them are unread."""
+    dag_id = "dist_log_stall"
+    run_id = bed.trigger_run(dag_id)
+    job = wait_for(
+        "the job to be submitted", lambda: next(iter(jobs_of(bed, dag_id, "solve")), None), 300
+    )
+    wait_for(
+        "the trigger to subscribe",
+        lambda: (
+            bed.states(dag_id, run_id).get("solve") == "deferred"
+            and any(e.compute_job_id == job for e in bed.emulator.record.of_kind("subscribe"))
+        ),
+        300,
+        0.25,
+    )
+    owner = bed.trigger_owners(dag_id, run_id)["solve"]
+    assert owner is not None, "no triggerer holds the trigger"
+    with throttled(bed.processes[owner]):
+        assert "EXECUTING" not in statuses_of(bed, job), (
+            f"job {job} ran before {owner} was throttled: raise STALL.queued_seconds"
+        )
+        wait_for("the job to end", lambda: "COMPLETED" in statuses_of(bed, job), 120, 0.25)
+        time.sleep(5)  # the trigger runner's loop turns about once a second
+    states = bed.wait_until_ended(dag_id, run_id, RUN_TIMEOUT)
+    counts = count_lines(bed, dag_id, run_id, "solve", job)
+    own_log = (bed.root / f"{owner}.out").read_text(errors="replace")
+    stray = len(set(re.findall(rf"{re.escape(job)}: run-log line (\d+)\b", own_log)))
+    report(
+        "case 1b: the triggerer reads its log late",
+        [counts.summary(), f"{stray} of its lines in {owner}'s own log", record_summary(bed, job)],
+    )
+    assert states == {"solve": "success"}, states
+    assert_exactly_once(counts, "solve")
 
 
 # ---------------------------------------------------------------------------------- case 2

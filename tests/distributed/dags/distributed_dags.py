@@ -17,6 +17,7 @@ from airflow_insight.operators.insight import InsightJobOperator
 #: DAG id -> the tasks it runs: (task id, deferrable).
 CASES: dict[str, list[tuple[str, bool]]] = {
     "dist_fanout": [(f"solve_{n:02d}", True) for n in range(50)],
+    "dist_log_stall": [("solve", True)],
     "dist_kill_triggerer": [(f"solve_{n}", True) for n in range(3)],
     "dist_term_triggerer_main": [(f"solve_{n}", True) for n in range(2)],
     "dist_term_triggerer_group": [(f"solve_{n}", True) for n in range(2)],
