@@ -387,10 +387,15 @@ class InsightJobOperator(BaseOperator):
         The REST run log is not read again when the trigger's outcome says it forwarded the
         whole log (``run_log_complete`` and the event's ``last_run_log_line`` is its last line).
         """
-        from airflow_insight.triggers.insight import outcome_from_event, progress_from_event
+        from airflow_insight.triggers.insight import (
+            outcome_from_event,
+            progress_from_event,
+            warn_if_log_unread,
+        )
 
         self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
         try:
+            warn_if_log_unread(event, self.log)
             outcome = outcome_from_event(event)
             self.hook.forward_run_log_after(outcome, int(event.get("last_run_log_line", -1)))
             return self._finish(outcome, progress_from_event(event))

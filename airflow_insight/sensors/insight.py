@@ -34,7 +34,12 @@ from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreacha
 from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
-from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event, trigger_kwargs
+from airflow_insight.triggers.insight import (
+    InsightJobTrigger,
+    outcome_from_event,
+    trigger_kwargs,
+    warn_if_log_unread,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -141,6 +146,7 @@ class InsightJobSensor(BaseSensorOperator):
         """Resume after the trigger's event: fill the log from REST (unless the trigger forwarded
         all of it, see ``InsightHook.run_log_after``), end like a poke."""
         try:
+            warn_if_log_unread(event, self.log)
             outcome = outcome_from_event(event)
         except InsightError as exc:
             raise airflow_error(exc) from exc

@@ -151,6 +151,21 @@ def outcome_from_event(event: Mapping[str, Any]) -> JobOutcome:
     return TriggerPayload.from_dict(event).result()
 
 
+def warn_if_log_unread(event: Mapping[str, Any], log: Any) -> None:
+    """In the task's log: the trigger fired before its triggerer read its last log records."""
+    payload = TriggerPayload.from_dict(event)
+    if payload.log_unread:
+        log.warning(
+            "The triggerer had not read the trigger's last log records after %.0f s when it"
+            " fired: run-log lines of Insight compute job %s after line %d may be in the"
+            " triggerer's own log instead of this task's (the job's run log in Insight has them"
+            " all)",
+            log_delivery.DELIVERY_LIMIT_SECONDS,
+            payload.compute_job_id,
+            payload.last_run_log_line,
+        )
+
+
 def progress_from_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The solver-progress summary a ``finished`` event carries, or None (no progress asked)."""
     progress = TriggerPayload.from_dict(event).progress
@@ -247,23 +262,23 @@ class InsightJobTrigger(BaseTrigger):
             payload = await self._run()
         finally:
             self._release_signals()
-        if not inline:
-            await self._wait_until_logged()
+        if not inline and not await self._logged_before_firing():
+            payload = dataclasses.replace(payload, log_unread=True)
         self._end_watermark()
         yield TriggerEvent(payload.to_dict())  # type: ignore[no-untyped-call]
 
-    async def _wait_until_logged(self) -> None:
+    async def _logged_before_firing(self) -> bool:
         """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):
-        the event ends the task's trigger log stream, and lines read later would miss it."""
+        the event ends the task's trigger log stream, and lines read later would miss it.
+        False when the limit passed first (the event says so, for the task's log)."""
         delivered = await log_delivery.wait_until_read(log_delivery.log_stream_fd())
-        if delivered is False:
-            self.log.warning(
-                "The triggerer had not read this trigger's last log records after %.0f s; some"
-                " run-log lines of Insight compute job %s may show in the triggerer's own log"
-                " instead of this task's",
-                log_delivery.DELIVERY_LIMIT_SECONDS,
-                self.compute_job_id,
-            )
+        if delivered is not False:
+            return True
+        self.log.warning(  # likely in the triggerer's own log, hence the event's flag
+            "The triggerer had not read this trigger's last log records after %.0f s",
+            log_delivery.DELIVERY_LIMIT_SECONDS,
+        )
+        return False
 
     async def cleanup(self) -> None:
         """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer."""

@@ -14,29 +14,36 @@ read yet (``SIOCOUTQ``, spelled ``TIOCOUTQ`` in :mod:`termios`; Linux). The sock
 what this trigger logged has been read once the supervisor has read as much as was queued when
 the wait began. Other triggers keep writing meanwhile, so reads are not observed directly: a drop
 of the queue between two looks is a lower bound of what was read in between, and their sum is
-compared with what was queued. Where the view is missing (another platform, a log that is not a
-socket, a logging setup without the stream) the trigger fires at once, as before.
+compared with what was queued. Where the view is missing (not Linux, a log that is not a local
+stream socket, a logging setup without the stream) the trigger fires at once, as before. The
+looks back off from 5 ms to 100 ms: many triggers end at once on a busy triggerer, and each look
+wakes the loop the supervisor competes with for CPU. A trigger that reaches the limit says so in
+its event, and the task logs it (the trigger's own warning would go the way of its last lines).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fcntl
-import os
-import stat
+import socket
 import struct
-import termios
 import time
 from typing import Any
 
 import structlog
 
+try:  # POSIX only; elsewhere nothing can be known and the trigger fires at once.
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - not on the platforms Airflow runs on
+    fcntl = termios = None  # type: ignore[assignment]
+
 #: How long a trigger waits at most before it fires anyway (and says so). A supervisor that is
 #: this far behind is also late to record the event; a longer wait would only delay the task.
 DELIVERY_LIMIT_SECONDS = 15.0
-#: Between two looks at the queue: short against a supervisor loop turn, long against a syscall.
-POLL_SECONDS = 0.01
+#: The first pause between two looks at the queue, and the longest (it doubles in between).
+FIRST_POLL_SECONDS = 0.005
+MAX_POLL_SECONDS = 0.1
 
 
 @dataclasses.dataclass
@@ -61,29 +68,38 @@ class DeliveryWatch:
 
 
 def log_stream_fd() -> int | None:
-    """The socket this process's structlog output goes to, or None if it is not a socket."""
+    """The local stream socket this process's structlog output goes to, or None."""
     factory: Any = structlog.get_config().get("logger_factory")
     # Airflow's LoggerFactory keeps the stream as ``io``; structlog's own factories as ``_file``.
     stream = getattr(factory, "io", None) or getattr(factory, "_file", None)
-    try:
-        fd = int(stream.fileno())  # type: ignore[union-attr]
-        return fd if stat.S_ISSOCK(os.fstat(fd).st_mode) else None
-    except (AttributeError, OSError, ValueError):
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
         return None
+    try:
+        fd = int(fileno())
+        probe = socket.socket(fileno=fd)
+    except (OSError, ValueError):  # closed, or not a socket
+        return None
+    try:
+        # On a TCP socket the same number counts bytes the peer's kernel has not acknowledged.
+        local_stream = probe.family == socket.AF_UNIX and probe.type == socket.SOCK_STREAM
+    finally:
+        probe.detach()  # the fd stays open: it is the logging stream's
+    return fd if local_stream else None
 
 
 def unread_bytes(fd: int) -> int | None:
     """Bytes written to the socket ``fd`` that its reader has not read yet; None if unknown."""
+    if fcntl is None:
+        return None
     try:
         answer = fcntl.ioctl(fd, termios.TIOCOUTQ, struct.pack("i", 0))
-    except (AttributeError, OSError):
+    except (AttributeError, OSError):  # no TIOCOUTQ here, or not a socket
         return None
     return int(struct.unpack("i", answer)[0])
 
 
-async def wait_until_read(
-    fd: int | None, limit: float = DELIVERY_LIMIT_SECONDS, poll: float = POLL_SECONDS
-) -> bool | None:
+async def wait_until_read(fd: int | None, limit: float = DELIVERY_LIMIT_SECONDS) -> bool | None:
     """Wait until what was written to ``fd`` so far has been read, at most ``limit`` seconds.
 
     True when it was read, False at the limit, None when this cannot be known here."""
@@ -92,10 +108,12 @@ async def wait_until_read(
         return None
     watch = DeliveryWatch.starting_at(unread)
     deadline = time.monotonic() + limit
+    pause = FIRST_POLL_SECONDS
     while not watch.observe(unread):
         if time.monotonic() >= deadline:
             return False
-        await asyncio.sleep(poll)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, MAX_POLL_SECONDS)
         unread = unread_bytes(fd)
         if unread is None:
             return None

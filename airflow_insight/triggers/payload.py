@@ -8,7 +8,8 @@ Shape of ``TriggerPayload.to_dict()`` (the ``event`` the task's ``execute_comple
      "outcome": {...} | None,      # JobOutcome.to_dict() when finished
      "cancelled": bool,            # timeout / interrupt: whether the job was cancelled
      "error": {...} | None,        # InsightError.to_dict() when an error ended the wait
-     "progress": {...} | None}     # SolverProgress.summary() when finished with solver progress
+     "progress": {...} | None,     # SolverProgress.summary() when finished with solver progress
+     "log_unread": bool}           # the triggerer had not read the trigger's last log records
 
 No secret is in it: outcomes hold raw server URLs and statuses, errors their message and fields.
 """
@@ -38,6 +39,9 @@ class TriggerPayload:
     error: InsightError | None = None
     #: The solver-progress summary (JSON-safe) of a job followed with ``solver_progress``.
     progress: Mapping[str, Any] | None = None
+    #: The trigger fired before its triggerer had read all it logged (``.log_delivery``): the
+    #: last run-log lines may be in the triggerer's own log. The task says so in its log.
+    log_unread: bool = False
 
     @classmethod
     def finished(
@@ -74,6 +78,7 @@ class TriggerPayload:
             "cancelled": self.cancelled,
             "error": None if self.error is None else self.error.to_dict(),
             "progress": None if self.progress is None else dict(self.progress),
+            "log_unread": self.log_unread,
         }
 
     @classmethod
@@ -101,6 +106,7 @@ class TriggerPayload:
             cancelled=bool(data.get("cancelled", False)),
             error=InsightError.from_dict(error) if isinstance(error, Mapping) else None,
             progress=dict(progress) if isinstance(progress, Mapping) else None,
+            log_unread=data.get("log_unread") is True,
         )
 
     def result(self) -> JobOutcome:

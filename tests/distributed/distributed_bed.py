@@ -53,10 +53,11 @@ TERMINAL_TI_STATES = frozenset({"success", "failed", "upstream_failed", "skipped
 FANOUT = JobScript(
     name="dist-fanout", queued_seconds=2.0, log_lines=200, lines_per_second=10.0, batch_size=5
 )
-#: Case 1b: queued long enough to throttle the triggerer first, then the whole run log at once
-#: (120 records fit the triggerer's log socket, so its trigger runner never blocks on it).
+#: Case 1b: queued long enough for the trigger to subscribe on a loaded machine, then the whole
+#: run log at once. 120 records of about 400 bytes take about 150 KiB of the log socket's 208 KiB
+#: (the kernel counts about 1.25 KiB per record), so its trigger runner never blocks on them.
 STALL = JobScript(
-    name="dist-stall", queued_seconds=15.0, log_lines=120, lines_per_second=0.0, batch_size=120
+    name="dist-stall", queued_seconds=20.0, log_lines=120, lines_per_second=0.0, batch_size=120
 )
 #: A deferred run to crash and deploy under: 1,200 lines over 60 s.
 LONG = JobScript(

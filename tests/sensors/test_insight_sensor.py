@@ -141,6 +141,25 @@ def test_execute_complete_reads_the_run_log_only_when_the_trigger_missed_some(
     assert forwarded == log[-3:]
 
 
+def test_execute_complete_says_when_the_triggerer_had_not_read_the_last_lines(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trigger that fired at its log-delivery limit (``log_unread``): the task log says which
+    lines may be in the triggerer's own log; an event without the flag logs nothing of it."""
+    _submit(emulator, "unread-1")
+    document = emulator.wait_for_status("unread-1", {"COMPLETED"})
+    outcome = JobOutcome("unread-1", "COMPLETED", "OK", 1, None, document["runLogUrl"], 7)
+    event = TriggerPayload.finished(outcome).to_dict()
+    sensor = _sensor("unread-1", deferrable=True)
+    assert sensor.execute_complete({}, event)["status"] == "COMPLETED"  # type: ignore[arg-type]
+    assert "had not read" not in "".join(capsys.readouterr())
+    event["log_unread"] = True
+    assert sensor.execute_complete({}, event)["status"] == "COMPLETED"  # type: ignore[arg-type]
+    captured = "".join(capsys.readouterr())
+    assert "had not read the trigger's last log records" in captured
+    assert "Insight compute job unread-1 after line 7 may be in the triggerer's own log" in captured
+
+
 def test_poke_mode_fails_retryably_when_the_server_stays_unreachable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,8 +14,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
-from airflow_insight.triggers.log_delivery import DeliveryWatch, unread_bytes, wait_until_read
+from airflow_insight.triggers.log_delivery import (
+    DeliveryWatch,
+    log_stream_fd,
+    unread_bytes,
+    wait_until_read,
+)
 
 RECORD = b'{"event": "job: run-log line 1", "level": "info"}\n'
 
@@ -56,7 +62,9 @@ def test_the_wait_ends_only_after_the_reader_read_every_earlier_record(
     the wait ends once the marked record was read, though the queue never empties."""
     writer, reader = channel
     marker = b'{"event": "the last line of this trigger"}\n'
-    writer.sendall(RECORD * 200 + marker)
+    for _ in range(200):  # one write per record, as the logging stream does
+        writer.sendall(RECORD)
+    writer.sendall(marker)
     got = bytearray()
     lock = threading.Lock()  # held around each recv: when the wait ends, the append is done
     stop = threading.Event()
@@ -93,10 +101,31 @@ def test_the_wait_gives_up_at_its_limit(channel: tuple[socket.socket, socket.soc
     assert asyncio.run(wait_until_read(writer.fileno(), limit=0.2)) is False
 
 
-def test_nothing_to_wait_for_without_a_socket(tmp_path: object) -> None:
+def test_nothing_to_wait_for_without_a_socket() -> None:
     assert asyncio.run(wait_until_read(None)) is None
     with open(__file__, "rb") as not_a_socket:
         assert asyncio.run(wait_until_read(not_a_socket.fileno())) is None
+
+
+def test_only_a_local_stream_socket_is_watched() -> None:
+    """structlog writing to a file or to a TCP socket: no stream to watch (on TCP the queue
+    counts bytes the peer's kernel has not acknowledged, not bytes its reader has read)."""
+    saved = structlog.get_config()
+    listener = socket.create_server(("127.0.0.1", 0))
+    ours, theirs = socket.socketpair()
+    try:
+        with (
+            socket.create_connection(listener.getsockname()) as tcp,
+            open(__file__, "rb") as not_a_socket,
+        ):
+            for stream, expected in ((tcp, None), (not_a_socket, None), (ours, ours.fileno())):
+                factory = structlog.BytesLoggerFactory(stream)  # type: ignore[arg-type]
+                structlog.configure(logger_factory=factory)
+                assert log_stream_fd() == expected, stream
+    finally:
+        for end in (listener, ours, theirs):
+            end.close()
+        structlog.configure(**saved)
 
 
 def test_the_stream_is_found_in_the_trigger_runners_logging_setup() -> None:

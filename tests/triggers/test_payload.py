@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -92,6 +93,7 @@ _OUTCOME = JobOutcome("j-1", "COMPLETED", "OK", 2, "/res", "/log", 41, ("a", "b"
         TriggerPayload.finished(_OUTCOME, {"stopped_early": True, "series": {"points": []}}),
         TriggerPayload.timed_out("j-1", 12, cancelled=True),
         TriggerPayload.timed_out("j-1", -1, cancelled=False),
+        dataclasses.replace(TriggerPayload.finished(_OUTCOME), log_unread=True),
         *[TriggerPayload.failed("j-1", 7, _sample(cls)) for cls in _every_class()],
     ],
     ids=lambda payload: (
@@ -126,6 +128,14 @@ def test_a_flat_error_event_of_version_0_1_is_still_read() -> None:
     }
     with pytest.raises(exceptions.AuthenticationError, match="refused"):
         outcome_from_event(event)
+
+
+def test_an_event_without_the_log_flag_says_the_log_was_read() -> None:
+    """Events of triggers older than the flag (a task deferred before an upgrade)."""
+    data = TriggerPayload.finished(_OUTCOME).to_dict()
+    del data["log_unread"]
+    assert TriggerPayload.from_dict(data).log_unread is False
+    assert TriggerPayload.from_dict({**data, "log_unread": "yes"}).log_unread is False
 
 
 def test_not_an_event() -> None:
