@@ -491,6 +491,12 @@ def run_log_lines(messages: list[str], job_id: str) -> list[int]:
     return numbers
 
 
+def run_log_lines_in(text: str, job_id: str) -> set[int]:
+    """The run-log line numbers of ``job_id`` anywhere in a process's console output (a
+    component's own log, where records are not JSON)."""
+    return {int(m["n"]) for m in _RUN_LOG_LINE.finditer(text) if m["job"] == job_id}
+
+
 @dataclasses.dataclass(frozen=True)
 class LineCount:
     """How one job's run log reached a task's log streams."""

@@ -29,6 +29,7 @@ from distributed_bed import (
     Process,
     count_lines,
     jobs_of,
+    run_log_lines_in,
     socket_use,
     wait_for,
 )
@@ -104,9 +105,7 @@ def record_summary(bed: Bed, job_id: str) -> str:
     """The emulator's record of one job, as quoted in the closing note."""
     record = bed.emulator.record.entries()
     kinds = Counter(e.kind for e in record if e.compute_job_id == job_id)
-    statuses = [
-        e.data["status"] for e in record if e.kind == "job_status" and e.compute_job_id == job_id
-    ]
+    statuses = statuses_of(bed, job_id)
     subscribes = [
         (e.connection_id, e.data.get("lastRunLogLine"))
         for e in record
@@ -262,8 +261,8 @@ def test_case1b_the_triggerer_reads_its_log_late(bed: Bed) -> None:
         time.sleep(3)  # the trigger runner's loop turns about once a second
     states = bed.wait_until_ended(dag_id, run_id, RUN_TIMEOUT)
     counts = count_lines(bed, dag_id, run_id, "solve", job)
-    own_log = (bed.root / f"{owner}.out").read_text(errors="replace")
-    stray = len(set(re.findall(rf"{re.escape(job)}: run-log line (\d+)\b", own_log)))
+    own_log = bed.processes[owner].log_path.read_text(errors="replace")
+    stray = len(run_log_lines_in(own_log, job))
     report(
         "case 1b: the triggerer reads its log late",
         [counts.summary(), f"{stray} of its lines in {owner}'s own log", record_summary(bed, job)],
