@@ -14,14 +14,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow.sdk import BaseOperatorLink
-from airflow.sdk.execution_time.xcom import XCom
-
+from airflow_insight.compat.sdk import BaseOperatorLink, XCom
 from airflow_insight.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
-    from airflow.sdk.types import TaskInstanceKey
+    from airflow_insight.compat.sdk import BaseOperator, TaskInstanceKey
 
 #: XCom key under which the operator stores the job's web UI URL (a plain ``str``).
 INSIGHT_JOB_URL_XCOM_KEY = "insight_job_url"

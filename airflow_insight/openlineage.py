@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_insight.compat.sdk import openlineage_operator_lineage
+
 #: The run-facet key (custom facets are named after the project that defines them).
 FACET_NAME = "insight_compute_job"
 #: The facet's ``_schemaURL``. The project publishes no schema at a web address yet, so this is a
@@ -67,11 +69,10 @@ def operator_lineage(fields: Mapping[str, Any]) -> Any:
     The return type is ``Any`` because the OpenLineage classes exist only when installed.
     """
     facet_class = _facet_class()
-    if facet_class is None:
+    lineage_class = openlineage_operator_lineage()
+    if facet_class is None or lineage_class is None:
         return None
-    from airflow.providers.openlineage.extractors import OperatorLineage  # type: ignore[import-not-found, unused-ignore]
-
-    return OperatorLineage(run_facets={FACET_NAME: facet_class(**fields)})
+    return lineage_class(run_facets={FACET_NAME: facet_class(**fields)})
 
 
 @functools.cache
@@ -79,12 +80,11 @@ def _facet_class() -> type[Any] | None:
     """The run-facet class, defined on first use over the installed client's ``RunFacet``."""
     try:
         import attrs
-
-        # Both must import: the facet is only worth building when the provider can report it.
-        from airflow.providers.openlineage.extractors import OperatorLineage  # noqa: F401
         from openlineage.client.facet_v2 import RunFacet  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
+    if openlineage_operator_lineage() is None:
+        return None  # the facet is only worth building when the provider can report it
 
     @attrs.define
     class InsightComputeJobRunFacet(RunFacet):  # type: ignore[misc, unused-ignore]

@@ -37,7 +37,7 @@ def _setup_airflow() -> None:
 
 def _runner_cost(jobs: int, seconds: float) -> tuple[float, int]:
     """CPU fraction of the runner-side bookkeeping, and the size of one table write."""
-    from airflow_insight.triggers.supervisor import TaskInstanceRef
+    from airflow_insight.compat.supervisor import TaskInstanceRef
     from airflow_insight.triggers.watermark import Watermark, WatermarkTable
 
     table = WatermarkTable()
@@ -63,7 +63,7 @@ def _supervisor_cost(jobs: int, writes: int) -> tuple[float, float]:
     from airflow.sdk.execution_time.comms import PutVariable
     from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
 
-    from airflow_insight.triggers.supervisor import TaskInstanceRef
+    from airflow_insight.compat.supervisor import TaskInstanceRef
     from airflow_insight.triggers.watermark import Watermark, WatermarkTable
 
     table = WatermarkTable()

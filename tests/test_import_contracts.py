@@ -33,6 +33,14 @@ BAD_IMPORTS = [
     ("sensors/insight.py", "import airflow_insight.transport.rest", "only through the hook"),
     ("triggers/insight.py", "import airflow_insight.transport.socket_hub", "only through the hook"),
     ("triggers/watermark.py", "import requests", "only through the hook"),
+    (
+        "operators/insight.py",
+        "from airflow.sdk import BaseOperator",
+        "only through airflow_insight.compat",
+    ),
+    ("triggers/kill.py", "import airflow.triggers.base", "only through airflow_insight.compat"),
+    ("hooks/task_state.py", "from airflow.sdk import conf", "only through airflow_insight.compat"),
+    ("links.py", "import airflow", "only through airflow_insight.compat"),
 ]
 
 

@@ -28,10 +28,15 @@ from typing import Any
 from urllib.parse import quote
 
 import structlog
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
+from airflow_insight.compat.sdk import (
+    AirflowFailException,
+    AirflowNotFoundException,
+    BaseHook,
+    get_async_connection,
+)
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
+from airflow_insight.hooks import connection_form
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
@@ -127,6 +132,16 @@ class InsightHook(BaseHook):
     default_conn_name = "insight_default"
     conn_type = "insight"
     hook_name = "FICO Xpress Insight"
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The typed extras as form fields, for Airflow before 3.2 (see :mod:`.connection_form`)."""
+        return connection_form.form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels, placeholders and hidden fields, for Airflow before 3.2."""
+        return connection_form.field_behaviour()
 
     def __init__(self, insight_conn_id: str = default_conn_name) -> None:
         super().__init__()
@@ -323,7 +338,7 @@ class InsightHook(BaseHook):
         """
         if self._settings is None:
             try:
-                connection = await BaseHook.aget_connection(self.insight_conn_id)
+                connection = await get_async_connection(self.insight_conn_id)
             except AirflowNotFoundException:
                 raise ConfigurationError(
                     f"Airflow connection {self.insight_conn_id!r} does not exist; create it"

@@ -26,8 +26,10 @@ status runs nothing again and returns the result; any other terminal status subm
 (a fixed ``job_id`` given by the user is reused, so its finished job is deleted first: the server
 would answer 409 otherwise).
 
-Without a task state store (Airflow < 3.3, or the store disabled) a warning is logged and every
-attempt submits its own job (a fixed ``job_id`` still re-attaches to a running job of that id).
+Without a task state store (Airflow before 3.3: feature ``re-attach through task_state_store``
+off) the operator looks up the job ids the earlier tries derived, newest first, and re-attaches to
+the first one still running (after a SIGKILL, one job on the server); a finished one is not reused
+(see :mod:`airflow_insight.protocol.reattach`).
 
 Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
 
@@ -83,9 +85,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
-
+from airflow_insight.compat import features
+from airflow_insight.compat.sdk import (
+    AirflowFailException,
+    AirflowTaskTimeout,
+    BaseOperator,
+    conf,
+)
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
 from airflow_insight.hooks.insight import InsightHook, RunLogSink, airflow_error
 from airflow_insight.hooks.task_state import (
@@ -109,13 +115,15 @@ from airflow_insight.protocol.reattach import (
     Reuse,
     Submit,
     choose_job,
+    earlier_try_numbers,
+    is_terminal_document,
     job_to_look_up,
 )
 from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
 from airflow_insight.settings import ConnectionSettings
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow_insight.compat.sdk import Context
 
 #: ``task_state_store`` key holding ``{"compute_job_id": ...}`` of the current job.
 STATE_KEY = "insight_compute_job"
@@ -313,6 +321,7 @@ class InsightJobOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         """Submit (or re-attach to) the job, then follow it, defer, or return at once."""
         self._ti = context.get("ti")
+        features.log_once("worker task")
         try:
             return self._execute(context)
         except InsightError as exc:
@@ -564,10 +573,13 @@ class InsightJobOperator(BaseOperator):
 
     def _choose_job(self, context: Context, fresh_id: str) -> Decision:
         """Read the stored id, look the job up, and let the core decide (module docstring)."""
-        stored = self._stored_job_id(context)
-        candidate = job_to_look_up(stored, self.job_id)
+        has_store = context.get("task_state_store") is not None
+        stored = self._stored_job_id(context) if has_store else None
         document: dict[str, Any] | None = None
-        if candidate is not None:
+        if not has_store and not self.job_id:
+            stored, document = self._earlier_try_job(context)
+        candidate = job_to_look_up(stored, self.job_id)
+        if candidate is not None and document is None:
             try:
                 document = self.hook.get_job(candidate)
             except JobNotFound:
@@ -578,6 +590,7 @@ class InsightJobOperator(BaseOperator):
             fresh_id=fresh_id,
             document=document,
             accepted=self.hook.accepted_model_statuses(self.accepted_model_statuses),
+            reuse=has_store,
         )
         if isinstance(decision, Submit) and decision.delete_first:
             self.log.info(
@@ -588,18 +601,29 @@ class InsightJobOperator(BaseOperator):
         return decision
 
     def _stored_job_id(self, context: Context) -> str | None:
-        store = context.get("task_state_store")
-        if store is None:
-            self.log.warning(
-                "No task_state_store in the context (Airflow < 3.3?): a retry cannot re-attach"
-                " to the job of an earlier try"
-            )
-            return None
-        record = store.get(STATE_KEY)
+        record = context["task_state_store"].get(STATE_KEY)
         value = record.get("compute_job_id") if isinstance(record, Mapping) else None
         return value if isinstance(value, str) and value else None
 
-    def _derived_job_id(self, context: Context) -> str:
+    def _earlier_try_job(self, context: Context) -> tuple[str | None, dict[str, Any] | None]:
+        """No task state store: the newest earlier try's job and its document (module docstring)."""
+        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+        for earlier in earlier_try_numbers(try_number):
+            job_id = self._derived_job_id(context, earlier)
+            try:
+                document = self.hook.get_job(job_id)
+            except JobNotFound:
+                continue  # that try re-attached to an older job, or failed before submitting
+            if not is_terminal_document(document):
+                self.log.info(
+                    "No task_state_store in this Airflow: found try %d's job %s still running",
+                    earlier,
+                    job_id,
+                )
+            return job_id, document
+        return None, None
+
+    def _derived_job_id(self, context: Context, try_number: int | None = None) -> str:
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         return derive_job_id(
@@ -607,7 +631,7 @@ class InsightJobOperator(BaseOperator):
             ti.run_id,
             ti.task_id,
             -1 if map_index is None else int(map_index),
-            int(getattr(ti, "try_number", 1) or 1),
+            try_number or int(getattr(ti, "try_number", 1) or 1),
         )
 
     def _remember(self, context: Context, job_id: str) -> None:

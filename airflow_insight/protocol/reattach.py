@@ -14,6 +14,12 @@ answer to :func:`choose_job`, which returns what to do:
 
 A fixed id is looked up even without a stored id: its job may be an earlier try's although no
 store remembered it.
+
+Without a task state store (an Airflow without ``task_state_store``) the adapter looks up the ids
+the earlier tries derived (:func:`earlier_try_numbers`, newest first) and passes the first job that
+exists as the stored one with ``reuse=False``: a job still running is re-attached to, a finished
+one is never reused, since a look-up by id cannot tell a retry from a user's clear (which asks for
+a new run).
 """
 
 from __future__ import annotations
@@ -65,6 +71,11 @@ class Reuse:
 Decision = Submit | Reattach | Reuse
 
 
+def earlier_try_numbers(try_number: int) -> range:
+    """The earlier tries of try ``try_number``, newest first (whose derived job ids to look up)."""
+    return range(try_number - 1, 0, -1)
+
+
 def job_to_look_up(stored_id: str | None, fixed_id: str | None) -> str | None:
     """The job whose document decides: the stored id, else the user's fixed id, else none."""
     return stored_id or fixed_id or None
@@ -77,6 +88,7 @@ def choose_job(
     fresh_id: str,
     document: Mapping[str, Any] | None,
     accepted: Collection[str],
+    reuse: bool = True,
 ) -> Decision:
     """What this attempt does (see the module docstring).
 
@@ -86,12 +98,14 @@ def choose_job(
     :param document: the looked-up job's document; None when nothing was looked up or the server
         answered 404.
     :param accepted: the model statuses counted as success.
+    :param reuse: False: a stored job that succeeded is not reused but submitted afresh (its id
+        was found by looking up earlier tries, which cannot tell a retry from a user's clear).
     """
     candidate = job_to_look_up(stored_id, fixed_id)
     if candidate is None or document is None:
         return Submit(fresh_id)
     if not is_terminal_document(document):
         return Reattach(candidate, document)
-    if candidate == stored_id and succeeded_document(document, accepted):
+    if reuse and candidate == stored_id and succeeded_document(document, accepted):
         return Reuse(candidate, document)
     return Submit(fresh_id, delete_first=fresh_id if candidate == fresh_id else None)

@@ -28,8 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-
+from airflow_insight.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreachable
 from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.outcome import JobOutcome
@@ -42,7 +41,7 @@ from airflow_insight.triggers.insight import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow_insight.compat.sdk import Context
 
 
 class InsightJobSensor(BaseSensorOperator):

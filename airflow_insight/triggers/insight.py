@@ -67,8 +67,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_insight.compat import features, supervisor
+from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent
+from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
 from airflow_insight.hooks.insight import EventLog, InsightHook
 from airflow_insight.protocol import events as ev
@@ -77,9 +79,8 @@ from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.triggers import kill, log_delivery, supervisor
+from airflow_insight.triggers import kill, log_delivery
 from airflow_insight.triggers.payload import TriggerPayload
-from airflow_insight.triggers.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
 
 CLASSPATH = "airflow_insight.triggers.insight.InsightJobTrigger"
@@ -208,6 +209,8 @@ class InsightJobTrigger(BaseTrigger):
         #: The watermark reached (forwarded) so far, and whether the trigger has ended for good.
         self._mark = Watermark(compute_job_id, execution_attempts, last_run_log_line)
         self._ended = False
+        #: run() was cancelled before its event (a user's action, a stop or a move).
+        self._cancelled = False
         self._built_at = time.monotonic()  # a resume reads watermarks stored after this
         self._ref_of: Any = None
         self._ref: TaskInstanceRef | None = None
@@ -251,15 +254,28 @@ class InsightJobTrigger(BaseTrigger):
             self._ref_of, self._ref = task_instance, TaskInstanceRef.of(task_instance)
         return self._ref
 
+    @property
+    def _writer(self) -> WatermarkWriter | None:
+        """The loop's watermark writer; None inline or where watermarks cannot be resumed."""
+        if self.ti_ref is None or not features.watermark_resume().on:
+            return None
+        return WatermarkWriter.for_running_loop()
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Follow the job to its end (or ``end_by``); yield exactly one event."""
         inline = self.ti_ref is None
         if inline:
             self._catch_signals()
         else:
-            WatermarkWriter.for_running_loop().watch_shutdown()
+            features.log_once("triggerer")
+        writer = self._writer
+        if writer is not None:
+            writer.watch_shutdown()
         try:
             payload = await self._run()
+        except asyncio.CancelledError:
+            self._cancelled = True
+            raise
         finally:
             self._release_signals()
         if not inline and not await self._logged_before_firing():
@@ -281,13 +297,22 @@ class InsightJobTrigger(BaseTrigger):
         return False
 
     async def cleanup(self) -> None:
-        """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer."""
+        """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer.
+
+        Where Airflow never calls ``on_kill`` (feature ``trigger on_kill`` off), a trigger
+        cancelled before its end makes the same kill decision here.
+        """
         if self._watch is not None:
             self._watch.close()
-        ref = self.ti_ref
-        if ref is None or self._ended:
+        if self.ti_ref is None or self._ended:
             return
-        writer = WatermarkWriter.for_running_loop()
+        if self._cancelled and not features.trigger_on_kill().on:
+            await self.on_kill()
+            if self._ended:
+                return
+        ref, writer = self.ti_ref, self._writer
+        if ref is None or writer is None:
+            return
         if await writer.persist_now(ref, self._mark, FINAL_PERSIST_TIMEOUT_SECONDS):
             self.log.info(
                 "Stored where forwarding stopped (line %d of attempt %d of Insight compute job"
@@ -364,10 +389,10 @@ class InsightJobTrigger(BaseTrigger):
 
     async def _resume_point(self) -> None:
         """Start after the watermark an earlier triggerer stored, if it is further on."""
-        ref = self.ti_ref
-        if ref is None:
+        ref, writer = self.ti_ref, self._writer
+        if ref is None or writer is None:
             return
-        reader = WatermarkWriter.for_running_loop().reader
+        reader = writer.reader
         try:
             stored = await reader.find(ref, self.compute_job_id, not_before=self._built_at)
         except SupervisorUnavailable as exc:
@@ -377,7 +402,7 @@ class InsightJobTrigger(BaseTrigger):
         if stored is None or not stored.is_after(mark.execution_attempts, mark.last_run_log_line):
             return
         self._mark = dataclasses.replace(stored, try_number=ref.try_number)
-        WatermarkWriter.for_running_loop().update(ref, self._mark)  # kept if we stop at once
+        writer.update(ref, self._mark)  # kept if we stop at once
         self.log.info(
             "Resuming after line %d of attempt %d of Insight compute job %s (where an earlier"
             " triggerer stopped; lines it forwarded after its last save may repeat)",
@@ -442,7 +467,7 @@ class InsightJobTrigger(BaseTrigger):
         False when the triggerer started stopping first (see :mod:`.shutdown`): nothing more
         was forwarded after the watermark, which the stop write stores.
         """
-        stop = WatermarkWriter.for_running_loop() if self.ti_ref is not None else None
+        stop = self._writer
         if stop is not None and stop.stopping:
             return False
         if isinstance(event, ev.RunLogGap):
@@ -476,15 +501,16 @@ class InsightJobTrigger(BaseTrigger):
         ref = self.ti_ref
         try_number = 0 if ref is None else ref.try_number
         self._mark = Watermark(self.compute_job_id, execution_attempts, last_line, try_number)
-        if ref is not None:
-            WatermarkWriter.for_running_loop().update(ref, self._mark)
+        writer = self._writer
+        if ref is not None and writer is not None:
+            writer.update(ref, self._mark)
 
     def _end_watermark(self) -> None:
         """The trigger ended: its entry leaves the watermark table at the next write."""
         self._ended = True
-        ref = self.ti_ref
-        if ref is not None:
-            WatermarkWriter.for_running_loop().forget(ref)
+        ref, writer = self.ti_ref, self._writer
+        if ref is not None and writer is not None:
+            writer.forget(ref)
 
     # ----------------------------------------------------------------------------- kill
 
@@ -493,9 +519,10 @@ class InsightJobTrigger(BaseTrigger):
         ref = self.ti_ref
         if ref is None:
             return "the trigger runs without its task instance"
+        writer = self._writer
         try:
             state = await supervisor.task_state(ref)
-            stored = await WatermarkWriter.for_running_loop().reader.latest_for(ref)
+            stored = None if writer is None else await writer.reader.latest_for(ref)
         except SupervisorUnavailable as exc:
             return f"the triggerer's supervisor did not answer: {exc}"
         return kill.decide(

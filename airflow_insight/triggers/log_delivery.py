@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import struct
 import time
-from typing import Any
 
-import structlog
+from airflow_insight.compat.runner import log_stream_fd as log_stream_fd
 
 try:  # POSIX only; elsewhere nothing can be known and the trigger fires at once.
     import fcntl
@@ -65,27 +63,6 @@ class DeliveryWatch:
         self.read_at_least += max(0, self.last - unread)
         self.last = unread
         return unread == 0 or self.read_at_least >= self.ahead
-
-
-def log_stream_fd() -> int | None:
-    """The local stream socket this process's structlog output goes to, or None."""
-    factory: Any = structlog.get_config().get("logger_factory")
-    # Airflow's LoggerFactory keeps the stream as ``io``; structlog's own factories as ``_file``.
-    stream = getattr(factory, "io", None) or getattr(factory, "_file", None)
-    fileno = getattr(stream, "fileno", None)
-    if fileno is None:
-        return None
-    try:
-        fd = int(fileno())
-        probe = socket.socket(fileno=fd)
-    except (OSError, ValueError):  # closed, or not a socket
-        return None
-    try:
-        # On a TCP socket the same number counts bytes the peer's kernel has not acknowledged.
-        local_stream = probe.family == socket.AF_UNIX and probe.type == socket.SOCK_STREAM
-    finally:
-        probe.detach()  # the fd stays open: it is the logging stream's
-    return fd if local_stream else None
 
 
 def unread_bytes(fd: int) -> int | None:

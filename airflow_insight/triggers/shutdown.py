@@ -1,4 +1,4 @@
-"""Seeing the triggerer stop while its supervisor can still answer (issue 10, case 3).
+"""Seeing the triggerer stop while its supervisor can still answer.
 
 Airflow 3.3.2's trigger runner (``airflow/jobs/triggerer_job_runner.py``) stops on SIGTERM or
 SIGINT (``TriggerRunner._handle_signal`` sets ``stop``): the supervisor sends SIGINT when it is
@@ -29,19 +29,12 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
+from airflow_insight.compat.runner import is_stop_handler
+
 log = logging.getLogger(__name__)
 
 #: The signals that stop Airflow's trigger runner.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _is_trigger_runner_handler(handler: Any) -> bool:
-    """Whether ``handler`` is Airflow's ``TriggerRunner._handle_signal`` (bound)."""
-    owner = getattr(handler, "__self__", None)
-    return (
-        getattr(handler, "__name__", None) == "_handle_signal"
-        and type(owner).__name__ == "TriggerRunner"
-    )
 
 
 class ShutdownGuard:
@@ -61,7 +54,7 @@ class ShutdownGuard:
         if self._previous or threading.current_thread() is not threading.main_thread():
             return bool(self._previous)
         handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-        if not all(_is_trigger_runner_handler(handler) for handler in handlers.values()):
+        if not all(is_stop_handler(handler) for handler in handlers.values()):
             return False
         self._loop = asyncio.get_running_loop()
         for signum, handler in handlers.items():

@@ -54,9 +54,9 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from airflow_insight.triggers import supervisor
+from airflow_insight.compat import supervisor
+from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.triggers.shutdown import ShutdownGuard
-from airflow_insight.triggers.supervisor import SupervisorUnavailable, TaskInstanceRef
 
 log = logging.getLogger(__name__)
 

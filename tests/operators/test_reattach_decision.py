@@ -11,6 +11,7 @@ from airflow_insight.protocol.reattach import (
     Reuse,
     Submit,
     choose_job,
+    earlier_try_numbers,
     is_terminal_document,
     job_to_look_up,
 )
@@ -110,3 +111,35 @@ def test_job_to_look_up(stored: str | None, fixed: str | None, expected: str | N
 )
 def test_is_terminal_document(document: dict[str, Any], terminal: bool) -> None:
     assert is_terminal_document(document) is terminal
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        # An earlier try's job found by its derived id: still running, so re-attach.
+        (RUNNING, Reattach("old", RUNNING)),
+        # Finished (even successfully): a look-up by id cannot tell a retry from a clear, so a
+        # fresh job runs instead of a reused result.
+        (DONE_OK, Submit("new")),
+        (FAILED, Submit("new")),
+        (None, Submit("new")),
+    ],
+    ids=["running", "succeeded", "failed", "gone"],
+)
+def test_without_a_store_an_earlier_try_is_only_reattached_never_reused(
+    document: dict[str, Any] | None, expected: object
+) -> None:
+    decision = choose_job(
+        stored_id="old",
+        fixed_id=None,
+        fresh_id="new",
+        document=document,
+        accepted=ACCEPTED,
+        reuse=False,
+    )
+    assert decision == expected
+
+
+def test_earlier_tries_are_looked_up_newest_first() -> None:
+    assert list(earlier_try_numbers(4)) == [3, 2, 1]
+    assert list(earlier_try_numbers(1)) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +25,9 @@ from airflow_support import (
 )
 from trigger_support import collect, forwarded, run_log, submit, until
 
+from airflow_insight.compat import features, supervisor
 from airflow_insight.emulator import Emulator
-from airflow_insight.triggers import supervisor, watermark
+from airflow_insight.triggers import watermark
 from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
 from airflow_insight.triggers.watermark import VARIABLE_PREFIX, read_table
 
@@ -186,6 +188,46 @@ def test_on_kill_does_not_delete_a_job_that_already_ended(
 
     asyncio.run(main())
     assert _deletes(emulator) == []
+
+
+# ------------------------------------------------- an Airflow that never calls on_kill (before 3.3)
+
+
+@pytest.fixture
+def without_trigger_on_kill(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This Airflow as 3.0-3.2 are: no trigger on_kill, no Variable listing (no watermarks)."""
+    for name in ("trigger_on_kill", "watermark_resume"):
+        off = dataclasses.replace(getattr(features, name)(), on=False, why_off="(test)")
+        monkeypatch.setattr(features, name, lambda off=off: off)
+
+
+@pytest.mark.parametrize(
+    ("state", "cancelled"),
+    [("failed", True), (None, True), ("deferred", False), ("up_for_retry", False)],
+    ids=["failed", "cleared", "deferred", "up_for_retry"],
+)
+@pytest.mark.usefixtures("without_trigger_on_kill")
+def test_without_trigger_on_kill_cleanup_makes_the_kill_decision(
+    emulator: Emulator, comms: InProcessSupervisorComms, state: str | None, cancelled: bool
+) -> None:
+    """Before 3.3 the runner cancels a removed trigger with no message and calls only cleanup()."""
+    ti = new_task_instance("deferred")
+    job_id = f"no-on-kill-{state}"
+    submit(emulator, job_id, **LONG)
+
+    async def airflow_acts() -> None:
+        set_state(ti, state)
+
+    trigger = _trigger(job_id, ti)
+    asyncio.run(_run_then_cancel(emulator, trigger, job_id, None, before_cancel=airflow_acts))
+    assert _deletes(emulator) == ([job_id] if cancelled else [])
+    if cancelled:
+        emulator.wait_for_status(job_id, {"CANCELLED"})
+    else:
+        assert emulator.job(job_id)["status"] == "EXECUTING"
+    assert comms.watermark_keys() == []  # nothing listed or written where it cannot be read
+    listed = [m for m in comms.requests if type(m).__name__ in ("GetVariableKeys", "PutVariable")]
+    assert [getattr(m, "prefix", None) for m in listed] == ["warm-up"]
 
 
 # --------------------------------------------------------------------------------- resuming

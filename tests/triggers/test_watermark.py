@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_insight.triggers.supervisor import TaskInstanceRef
+from airflow_insight.compat.supervisor import TaskInstanceRef
 from airflow_insight.triggers.watermark import (
     FLUSH_INTERVAL_SECONDS,
     HEARTBEAT_SECONDS,

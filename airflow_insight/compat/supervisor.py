@@ -1,30 +1,31 @@
-"""What a trigger asks its Airflow supervisor: its task instance's state, and Variables.
+"""What a trigger asks its triggerer's supervisor: its task instance's state, and Variables.
 
-A trigger running in Airflow 3.3's triggerer talks to the triggerer's supervisor process over
+A trigger in a triggerer talks to the triggerer's supervisor process over
 ``task_runner.SUPERVISOR_COMMS`` (``asend``, answered by ``TriggerRunnerSupervisor
-._handle_request`` through the in-process execution API). That is the only way a trigger reaches
-the metadata DB: ``GetTaskStates`` for the state of its task instance, ``GetVariableKeys`` /
-``GetVariable`` / ``PutVariable`` / ``DeleteVariable`` for Variables (see
-``airflow/jobs/triggerer_job_runner.py``, ``ToTriggerSupervisor``).
+._handle_request`` through the in-process execution API): ``GetTaskStates`` for the state of its
+task instance (every Airflow 3 line), ``GetVariable`` / ``PutVariable`` / ``DeleteVariable`` (every
+line) and ``GetVariableKeys`` (3.3 on; :func:`variable_keys` raises where it is missing).
 
 Every question has a time limit and any failure (no supervisor, as under ``airflow dags test``
 where the inline trigger gets no task instance; the supervisor shutting down; an error answer)
-raises :class:`SupervisorUnavailable`: the caller decides what "cannot tell" means.
+raises :class:`SupervisorUnavailable`: the caller decides what "cannot tell" means. Where the
+runner serves one request at a time (before 3.2.2, feature ``concurrent supervisor requests``
+off), a request whose caller stops waiting is never cut off: it runs on to its answer, since a
+request cancelled after its frame went out leaves that answer to the next caller ("Response read
+out of order!").
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Coroutine
 from typing import Any
 
-from airflow.sdk.execution_time.comms import (
-    DeleteVariable,
-    GetTaskStates,
-    GetVariable,
-    GetVariableKeys,
-    PutVariable,
-)
+from airflow.sdk.execution_time import comms
+from airflow.sdk.execution_time.comms import DeleteVariable, GetTaskStates, GetVariable, PutVariable
+
+from airflow_insight.compat.features import concurrent_supervisor_requests
 
 #: A supervisor that has not answered in this long is taken as not answering.
 ASK_TIMEOUT_SECONDS = 5.0
@@ -76,13 +77,15 @@ async def ask(message: Any, timeout: float = ASK_TIMEOUT_SECONDS) -> Any:
     """Send one request to the supervisor and return its answer (None for "done")."""
     from airflow.sdk.execution_time import task_runner
 
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
-    asend = getattr(comms, "asend", None)
+    supervisor_comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    asend = getattr(supervisor_comms, "asend", None)
     if asend is None:
         raise SupervisorUnavailable("no trigger supervisor in this process")
     try:
         async with asyncio.timeout(timeout):
-            return await asend(message)
+            if concurrent_supervisor_requests().on:
+                return await asend(message)
+            return await _never_cut_off(asend(message))
     except TimeoutError:
         raise SupervisorUnavailable(f"no answer within {timeout:g} s") from None
     except asyncio.CancelledError:
@@ -91,6 +94,25 @@ async def ask(message: Any, timeout: float = ASK_TIMEOUT_SECONDS) -> Any:
         detail = getattr(exc, "detail", None)
         shown = f"{type(exc).__name__}: {exc}" + (f" ({detail})" if detail else "")
         raise SupervisorUnavailable(shown) from exc
+
+
+#: Requests left to finish after their callers stopped waiting (a reference keeps each alive).
+_UNFINISHED: set[asyncio.Task[Any]] = set()
+
+
+async def _never_cut_off(request: Coroutine[Any, Any, Any]) -> Any:
+    """Await ``request`` in a task of its own, which a caller's timeout or cancel leaves running."""
+    task = asyncio.get_running_loop().create_task(request)
+    _UNFINISHED.add(task)
+    task.add_done_callback(_UNFINISHED.discard)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # The caller may be gone: read the outcome so an error answer is not reported as unretrieved.
+    if not task.cancelled():
+        task.exception()
 
 
 async def task_state(ref: TaskInstanceRef) -> str | None:
@@ -113,9 +135,12 @@ async def task_state(ref: TaskInstanceRef) -> str | None:
 
 async def variable_keys(prefix: str, timeout: float = ASK_TIMEOUT_SECONDS) -> list[str]:
     """Every Variable key that starts with ``prefix``."""
+    get_keys = getattr(comms, "GetVariableKeys", None)
+    if get_keys is None:
+        raise SupervisorUnavailable("this Airflow cannot list Variables (no GetVariableKeys)")
     keys: list[str] = []
     while True:
-        answer = await ask(GetVariableKeys(prefix=prefix, limit=1000, offset=len(keys)), timeout)
+        answer = await ask(get_keys(prefix=prefix, limit=1000, offset=len(keys)), timeout)
         page = list(getattr(answer, "keys", None) or [])
         keys.extend(str(key) for key in page)
         if not page or len(keys) >= int(getattr(answer, "total_entries", 0) or 0):

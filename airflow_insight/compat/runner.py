@@ -1,0 +1,50 @@
+"""The trigger runner's private parts the triggers rely on, each behind a feature check.
+
+* :func:`is_stop_handler`: whether a signal handler is Airflow's ``TriggerRunner._handle_signal``
+  (3.1.6 on; feature ``clean-stop guard``), which the clean-stop guard chains in front of.
+* :func:`log_stream_fd`: the local stream socket a trigger's structlog records travel over to
+  the triggerer's supervisor (feature ``log-delivery wait``). Airflow's own logger factory keeps
+  the stream as ``io`` (3.1 on); structlog's factories, which 3.0 uses, as ``_file``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import structlog
+
+from airflow_insight.compat.features import clean_stop_guard, log_delivery_wait
+
+
+def is_stop_handler(handler: Any) -> bool:
+    """Whether ``handler`` is Airflow's ``TriggerRunner._handle_signal`` (bound)."""
+    if not clean_stop_guard().on:
+        return False
+    owner = getattr(handler, "__self__", None)
+    return (
+        getattr(handler, "__name__", None) == "_handle_signal"
+        and type(owner).__name__ == "TriggerRunner"
+    )
+
+
+def log_stream_fd() -> int | None:
+    """The local stream socket this process's structlog output goes to, or None."""
+    if not log_delivery_wait().on:
+        return None
+    factory: Any = structlog.get_config().get("logger_factory")
+    stream = getattr(factory, "io", None) or getattr(factory, "_file", None)
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        fd = int(fileno())
+        probe = socket.socket(fileno=fd)
+    except (OSError, ValueError):  # closed, or not a socket
+        return None
+    try:
+        # On a TCP socket the same number counts bytes the peer's kernel has not acknowledged.
+        local_stream = probe.family == socket.AF_UNIX and probe.type == socket.SOCK_STREAM
+    finally:
+        probe.detach()  # the fd stays open: it is the logging stream's
+    return fd if local_stream else None
