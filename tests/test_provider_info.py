@@ -102,5 +102,7 @@ def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     )
-    providers = {item["package_name"]: item for item in json.loads(result.stdout)}
+    # Airflow 3.0 prints its plugin set-up lines on stdout before the JSON document.
+    document = next(line for line in result.stdout.splitlines() if line.startswith("["))
+    providers = {item["package_name"]: item for item in json.loads(document)}
     assert providers[DISTRIBUTION]["version"] == importlib.metadata.version(DISTRIBUTION)

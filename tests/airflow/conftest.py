@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dag_support import CONSOLE_WITHOUT_LOGGER_NAMES
 
 from airflow_insight.emulator import (
     NAMED_SCRIPTS,
@@ -26,10 +28,35 @@ QUICK = NAMED_SCRIPTS["quick"]
 LONG = JobScript(
     name="long", queued_seconds=0.01, log_lines=2000, lines_per_second=20.0, batch_size=1
 )
-#: Runs a little while, so a second attempt finds it still running.
+#: Runs about 20 s, so a second attempt finds it still running on a loaded machine (Airflow
+#: 3.0's dag.test() took up to 16 s to start the retry here).
 SLOWISH = dataclasses.replace(
-    QUICK, name="slowish", log_lines=30, lines_per_second=20.0, batch_size=2
+    QUICK, name="slowish", log_lines=200, lines_per_second=10.0, batch_size=2
 )
+
+
+if CONSOLE_WITHOUT_LOGGER_NAMES:
+    import sys
+
+    import structlog
+
+    # Airflow 3.0's dag.test() leaves structlog at its defaults, whose printer holds the stdout
+    # of its first use (pytest's session capture): print to the process's stdout instead, so
+    # capfd sees what a user of dag.test() sees (the task's failure among it), with tracebacks
+    # as plain text rather than rich's wrapped boxes.
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.__stdout__),
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,3 +100,32 @@ def collected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], d
         return data
 
     return read
+
+
+class _ConsoleCapture:
+    """``capfd`` whose ``out`` also holds the stdlib log records pytest's ``caplog`` caught.
+
+    From 3.1 on ``dag.test()`` routes stdlib logging (the operators' ``self.log``) through
+    structlog to the console, so ``capfd`` sees every record. Airflow 3.0's ``dag.test()`` keeps
+    stdlib records off the captured console; its records are read from ``caplog`` instead.
+    """
+
+    def __init__(self, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture):
+        self._capfd = capfd
+        self._caplog = caplog
+        self._read = 0
+
+    def readouterr(self) -> Any:
+        captured = self._capfd.readouterr()
+        if not CONSOLE_WITHOUT_LOGGER_NAMES:
+            return captured
+        text = self._caplog.text
+        records, self._read = text[self._read :], len(text)
+        return type(captured)(captured.out + records, captured.err)
+
+
+@pytest.fixture
+def capfd(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> _ConsoleCapture:
+    """What a user of ``dag.test()`` sees on the console, on every Airflow line."""
+    caplog.set_level(logging.INFO)
+    return _ConsoleCapture(capfd, caplog)

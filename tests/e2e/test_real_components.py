@@ -166,7 +166,8 @@ def airflow(
             stderr=subprocess.STDOUT,
         )
         for command in (
-            ["api-server", "--port", str(port)],
+            # One worker: enough here, and Airflow 3.0's multi-worker start loses its child.
+            ["api-server", "--port", str(port), "--workers", "1"],
             ["scheduler"],
             ["dag-processor"],
             ["triggerer"],

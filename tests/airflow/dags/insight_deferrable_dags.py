@@ -34,6 +34,12 @@ def _dag(dag_id: str, **task_args: Any) -> DAG:
     return DAG(dag_id, schedule=None, start_date=START, catchup=False, default_args=task_args)
 
 
+def _stored(context: Any) -> Any:
+    """What the task state store holds (Airflow 3.3 on; None where there is no store)."""
+    store = context.get("task_state_store")
+    return None if store is None else store.get(STATE_KEY)
+
+
 class RecordingOperator(InsightJobOperator):
     """Records the task state store, its job-id XCom and the trigger kwargs when deferring."""
 
@@ -41,7 +47,7 @@ class RecordingOperator(InsightJobOperator):
         ti = context["ti"]
         seen: dict[str, Any] = {
             "job_id": job_id,
-            "state": context["task_state_store"].get(STATE_KEY),
+            "state": _stored(context),
             "xcom": ti.xcom_pull(task_ids=ti.task_id, key=JOB_ID_XCOM_KEY),
         }
         DEFERRED.append(seen)
