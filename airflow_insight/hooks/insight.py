@@ -304,12 +304,16 @@ class InsightHook(BaseHook):
         return split_run_log(text)[last_forwarded_line + 1 :]
 
     def test_connection(self) -> tuple[bool, str]:
-        """Mint a token and read it back; Airflow's "Test" button shows the message."""
+        """Mint a token and read it back; the REST API (and a UI that can test) shows the
+        message. ``airflow connections test`` prints only "Connection success!" on success, so
+        the message is also logged, which that command shows with ``--verbose``."""
         try:
             settings = self.get_settings()
         except ConfigurationError as exc:
             return False, str(exc)
         result = probe_server(settings)
+        if result.ok:
+            self.log.info("%s", result.message)
         return result.ok, result.message
 
     # ===================================================================== trigger side
