@@ -368,7 +368,7 @@ class ServerUnanswered:
         if self.first:
             head = f"The Insight server {self.server} stopped answering"
             why = f" ({self.error})" if self.error else ""
-            head += f"{why}; the job is followed on, retrying quietly"
+            head += f"{why}; retrying quietly"
         else:
             head = (
                 f"The Insight server {self.server} still does not answer"
