@@ -146,6 +146,14 @@ def test_the_operator_fails_without_retry_and_without_a_network_call(
     assert _nobody_connected(listener)
 
 
+def _airflow_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run this venv's ``airflow`` with ``args`` in ``env``; its output as text."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    return subprocess.run(
+        [airflow, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_airflow_connections_test_cli_says_add_a_scheme(
     tmp_path: Path, listener: socket.socket
 ) -> None:
@@ -163,14 +171,7 @@ def test_airflow_connections_test_cli_says_add_a_scheme(
         "AIRFLOW_CONN_INSIGHT_NOSCHEME": json.dumps(document),
         "COLUMNS": "400",  # so the console does not wrap the message
     }
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    done = subprocess.run(
-        [airflow, "connections", "test", "insight_noscheme"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _airflow_cli(env, "connections", "test", "insight_noscheme")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Connection failed!" in done.stdout
     assert ADD_SCHEME in done.stdout
@@ -323,14 +324,7 @@ def test_airflow_connections_test_verbose_prints_who_and_until_when(tmp_path: Pa
             "AIRFLOW_CONN_INSIGHT_CLI": f"insight://{client_id}:{secret}@{netloc}/?scheme=http",
             "COLUMNS": "400",
         }
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        done = subprocess.run(
-            [airflow, "connections", "test", "insight_cli", "--verbose"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = _airflow_cli(env, "connections", "test", "insight_cli", "--verbose")
     text = done.stdout + done.stderr
     assert done.returncode == 0, text
     assert "Connection success!" in done.stdout
