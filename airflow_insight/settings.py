@@ -8,10 +8,14 @@ got from ``await BaseHook.aget_connection(conn_id)``; it does no I/O.
 Connection fields:
 
 * ``host``: the full base URL, ``https://insight.example.com:8443/insight`` (scheme, port and a
-  reverse proxy's path prefix). A host without a scheme is refused unless the connection's
-  ``schema`` field names one (``http`` or ``https``): see :func:`base_url` for why. (Airflow's
-  URI form puts the URI path into ``schema``, so a URI such as
-  ``insight://id:secret@insight.example.com:8443/https`` selects the scheme that way.)
+  reverse proxy's path prefix). A host without a scheme is refused unless the ``scheme`` extra
+  or the connection's ``schema`` field names one (``http`` or ``https``): see :func:`base_url`
+  for why. That is how the URI form (``AIRFLOW_CONN_<ID>``) gives the scheme, since Airflow
+  keeps only the host of ``insight://id:secret@host:port``:
+  ``insight://id:secret@insight.example.com:8443/?scheme=https`` (the extra), or
+  ``insight://id:secret@insight.example.com:8443/https`` (Airflow puts the URI path into
+  ``schema``), or Airflow's own ``insight://https://id:secret@insight.example.com:8443``
+  (the host keeps its scheme).
 * ``login``: the REST API client id; ``password``: its secret.
 * extras (JSON values, or strings as the URI form gives them): ``max_age_seconds`` (the token
   lifetime asked for; not named ``token_...`` because Airflow masks every extra whose name holds
@@ -44,11 +48,16 @@ DEFAULT_UNREACHABLE_LIMIT_SECONDS = 600.0
 _SCHEMES = ("http", "https")
 
 
+#: The extra that gives the scheme of a host written without one (the URI form's ``?scheme=``).
+SCHEME_EXTRA = "scheme"
+
+
 def _scheme_missing(url: str) -> ConfigurationError:
     return ConfigurationError(
         f"the Insight server URL {url!r} has no scheme: add http:// or https:// in front of it"
         f" (e.g. https://{url} for a TLS server, http://{url} for a plain one such as the"
-        " emulator)"
+        " emulator); in a connection URI add ?scheme=https (or http), e.g."
+        f" insight://client-id:secret@{url}/?scheme=https"
     )
 
 
@@ -74,6 +83,8 @@ class ConnectionSettings:
     ui_base_url: str | None = None
     #: Overrides the job link's shape; see :func:`airflow_insight.links.job_ui_url`.
     ui_job_url_template: str | None = None
+    #: The Airflow connection these settings were read from, for messages (None: made by hand).
+    connection_id: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if "://" not in self.base_url:
@@ -103,6 +114,14 @@ class ConnectionSettings:
         # A trailing slash makes urljoin keep the path prefix of a reverse proxy (§A1).
         if not self.base_url.endswith("/"):
             object.__setattr__(self, "base_url", self.base_url + "/")
+
+    @property
+    def server_name(self) -> str:
+        """The server as messages name it: its URL, and the Airflow connection when known."""
+        url = self.base_url.rstrip("/")
+        if self.connection_id is None:
+            return url
+        return f"{url} (Airflow connection {self.connection_id!r})"
 
     def url(self, path_or_url: str) -> str:
         """Resolve an API path or a server-relative URL from a message against the base URL.
@@ -160,19 +179,29 @@ def _settings(conn: ConnectionLike, extras: Mapping[str, Any]) -> ConnectionSett
         value = extras.get(name)
         if value is not None and not (isinstance(value, str) and not value.strip()):
             options[field] = parse(name, value)
+    scheme = extras.get(SCHEME_EXTRA)
+    if scheme is not None and not isinstance(scheme, str):
+        raise ConfigurationError(f"extra {SCHEME_EXTRA!r} must be http or https, not {scheme!r}")
     return ConnectionSettings(
-        base_url=base_url(conn.host, conn.schema, conn.port),
+        base_url=base_url(conn.host, conn.schema, conn.port, scheme),
         client_id=(conn.login or "").strip(),
         client_secret=conn.password or "",
+        connection_id=conn.conn_id,
         **options,
     )
 
 
-def base_url(host: str | None, schema: str | None, port: int | None) -> str:
-    """The server base URL from the connection's ``host``, ``schema`` and ``port`` fields.
+def base_url(
+    host: str | None, schema: str | None, port: int | None, scheme: str | None = None
+) -> str:
+    """The server base URL from the connection's ``host``, ``schema`` and ``port`` fields and
+    its ``scheme`` extra.
 
-    A host without a scheme (``127.0.0.1:8765``, ``insight.example.com``) is refused unless
-    ``schema`` names one. We refuse rather than guess: guessing ``https`` (as 0.1.0 did) sends a
+    A host without a scheme (``127.0.0.1:8765``, ``insight.example.com``) takes it from the
+    ``scheme`` extra (``?scheme=https`` in the URI form) or from ``schema`` (the URI form's
+    path: ``.../https``); the two must agree when both are given. A host with a scheme ignores
+    neither silently: a different ``scheme`` extra is refused. Without any of them the host is
+    refused. We refuse rather than guess: guessing ``https`` (as 0.1.0 did) sends a
     TLS handshake to a plain-HTTP server such as the emulator, and the user then gets advice
     about certificates and ``verify_tls`` for what is a typo; guessing ``http`` would send the
     client secret unencrypted to a server that expects TLS. Either guess is wrong for someone,
@@ -183,7 +212,16 @@ def base_url(host: str | None, schema: str | None, port: int | None) -> str:
         raise ConfigurationError(
             "host is empty; set it to the Insight server URL, e.g. https://insight.example.com"
         )
+    extra_scheme = (scheme or "").strip().lower()
+    if extra_scheme not in ("", *_SCHEMES):
+        raise ConfigurationError(f"extra {SCHEME_EXTRA!r} must be http or https, not {scheme!r}")
     if "://" in host:
+        given = urlsplit(host).scheme.lower()
+        if extra_scheme and extra_scheme != given:
+            raise ConfigurationError(
+                f"host {host!r} says {given} but the extra {SCHEME_EXTRA!r} says {extra_scheme}"
+            )
+        _refuse_path_in_schema(schema)
         return _with_port(host, port)
     scheme_field = (schema or "").strip().lower()
     if scheme_field not in ("", *_SCHEMES):
@@ -191,12 +229,29 @@ def base_url(host: str | None, schema: str | None, port: int | None) -> str:
             f"schema {schema!r} must be http, https or empty; put a path prefix into host as a"
             " full URL, e.g. https://server/insight"
         )
+    if scheme_field and extra_scheme and scheme_field != extra_scheme:
+        raise ConfigurationError(
+            f"schema {scheme_field!r} and the extra {SCHEME_EXTRA!r} {extra_scheme!r} disagree"
+        )
     netloc, slash, path = host.partition("/")
     if port:
         netloc = f"{netloc}:{port}"
-    if not scheme_field:
+    chosen = scheme_field or extra_scheme
+    if not chosen:
         raise _scheme_missing(f"{netloc}{slash}{path}".rstrip("/"))
-    return f"{scheme_field}://{netloc}{slash}{path}".rstrip("/")
+    return f"{chosen}://{netloc}{slash}{path}".rstrip("/")
+
+
+def _refuse_path_in_schema(schema: str | None) -> None:
+    """A ``schema`` beside a full URL in host is the URI form's path
+    (``insight://https://id:secret@host/insight``): refused rather than dropped, since it
+    reads like a path prefix that would silently be lost."""
+    text = (schema or "").strip()
+    if text and text.lower() not in _SCHEMES:
+        raise ConfigurationError(
+            f"schema {schema!r} (the path of a connection URI) cannot be a path prefix; write the"
+            " connection in JSON with the prefix in host, e.g. https://server/insight"
+        )
 
 
 def _with_port(url: str, port: int | None) -> str:
@@ -286,4 +341,4 @@ _EXTRAS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "ui_job_url_template": ("ui_job_url_template", _text),
 }
 #: The extra names the connection understands; any other is reported as a likely typo.
-KNOWN_EXTRAS = frozenset(_EXTRAS)
+KNOWN_EXTRAS = frozenset({*_EXTRAS, SCHEME_EXTRA})

@@ -146,6 +146,14 @@ def test_the_operator_fails_without_retry_and_without_a_network_call(
     assert _nobody_connected(listener)
 
 
+def _airflow_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run this venv's ``airflow`` with ``args`` in ``env``; its output as text."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    return subprocess.run(
+        [airflow, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_airflow_connections_test_cli_says_add_a_scheme(
     tmp_path: Path, listener: socket.socket
 ) -> None:
@@ -163,14 +171,7 @@ def test_airflow_connections_test_cli_says_add_a_scheme(
         "AIRFLOW_CONN_INSIGHT_NOSCHEME": json.dumps(document),
         "COLUMNS": "400",  # so the console does not wrap the message
     }
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    done = subprocess.run(
-        [airflow, "connections", "test", "insight_noscheme"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _airflow_cli(env, "connections", "test", "insight_noscheme")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Connection failed!" in done.stdout
     assert ADD_SCHEME in done.stdout
@@ -221,3 +222,111 @@ def test_reading_a_connection_imports_no_airflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- the URI form
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected", "verify_tls"),
+    [
+        # The scheme as an extra (docs/connection.md's first URI form).
+        (
+            f"insight://client-1:{SECRET}@insight.example.com/?scheme=https&verify_tls=true",
+            "https://insight.example.com/",
+            True,
+        ),
+        (
+            f"insight://demo-client:{SECRET}@127.0.0.1:8765/?scheme=http&verify_tls=false",
+            "http://127.0.0.1:8765/",
+            False,
+        ),
+        # The scheme as the URI path, which Airflow keeps in the schema field.
+        (
+            f"insight://client-1:{SECRET}@insight.example.com:8443/https?verify_tls=true",
+            "https://insight.example.com:8443/",
+            True,
+        ),
+        # Airflow's own host-with-protocol URI form.
+        (
+            f"insight://https://client-1:{SECRET}@insight.example.com:8443",
+            "https://insight.example.com:8443/",
+            True,
+        ),
+    ],
+)
+def test_each_documented_uri_form_reads_through_airflow(
+    monkeypatch: pytest.MonkeyPatch, uri: str, expected: str, verify_tls: bool
+) -> None:
+    """Through ``AIRFLOW_CONN_<ID>`` and Airflow's own URI parsing, as a user sets it."""
+    monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_URI_FORM", uri)
+    settings = InsightHook("insight_uri_form").get_settings()
+    assert settings.base_url == expected
+    assert settings.verify_tls is verify_tls
+    assert settings.client_secret == SECRET
+    assert settings.connection_id == "insight_uri_form"
+    assert settings.server_name == f"{expected.rstrip('/')} (Airflow connection 'insight_uri_form')"
+
+
+def test_a_uri_without_a_scheme_is_refused_with_the_uri_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INSIGHT_URI_FORM",
+        f"insight://demo-client:{SECRET}@127.0.0.1:8765/?verify_tls=true",
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        InsightHook("insight_uri_form").get_settings()
+    message = str(caught.value)
+    assert ADD_SCHEME in message
+    assert "?scheme=https" in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        (f"insight://c:{SECRET}@host/https?scheme=http", "disagree"),
+        (f"insight://https://c:{SECRET}@host?scheme=http", "says https"),
+        (f"insight://c:{SECRET}@host/?scheme=ftp", "must be http or https"),
+        # A path next to a full URL would be a lost path prefix: refused, not dropped.
+        (f"insight://https://c:{SECRET}@host:8443/insight", "cannot be a path prefix"),
+    ],
+)
+def test_a_contradictory_uri_is_refused(
+    monkeypatch: pytest.MonkeyPatch, uri: str, fragment: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_URI_FORM", uri)
+    with pytest.raises(ConfigurationError, match=fragment):
+        InsightHook("insight_uri_form").get_settings()
+
+
+def test_the_scheme_extra_is_known_not_a_typo(caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_from_connection(
+        _PlainConnection(host="insight.example.com", extra={"scheme": "https"})
+    )
+    assert settings.base_url == "https://insight.example.com/"
+    assert "unknown Insight connection extras" not in caplog.text
+
+
+def test_airflow_connections_test_verbose_prints_who_and_until_when(tmp_path: Path) -> None:
+    """Airflow's CLI drops the message of a successful test and silences logging unless
+    ``--verbose``; with it, the hook's logged message names the user and the token's end."""
+    from airflow_insight.emulator import Emulator, EmulatorConfig
+
+    with Emulator(EmulatorConfig(port=0)) as emulator:
+        client_id, secret = next(iter(emulator.config.credentials.items()))
+        netloc = emulator.base_url.split("://", 1)[1].rstrip("/")
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(tmp_path),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW_CONN_INSIGHT_CLI": f"insight://{client_id}:{secret}@{netloc}/?scheme=http",
+            "COLUMNS": "400",
+        }
+        done = _airflow_cli(env, "connections", "test", "insight_cli", "--verbose")
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text
+    assert "Connection success!" in done.stdout
+    assert f"as {client_id}; token valid until" in text, text
+    assert secret not in text

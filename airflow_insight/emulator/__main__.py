@@ -16,7 +16,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from airflow_insight.emulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig
+from airflow_insight.emulator.config import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    WEB_CLIENT_PATH,
+    EmulatorConfig,
+)
 from airflow_insight.emulator.faults import __doc__ as FAULTS_DOC
 from airflow_insight.emulator.faults import parse_fault
 from airflow_insight.emulator.scripts import NAMED_SCRIPTS, JobScript
@@ -190,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"Insight emulator listening on {emulator.base_url}", flush=True)
     print(f"WebSocket: {emulator.websocket_url}", flush=True)
+    # The job pages answer the provider's "Insight job" link (see emulator/web.py).
+    print(f"Job pages: {emulator.base_url}{WEB_CLIENT_PATH}/", flush=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:

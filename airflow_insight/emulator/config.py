@@ -11,6 +11,9 @@ from airflow_insight.protocol.messages import CURRENT_SPELLING, Spelling
 
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-secret"
+#: Where the stand-in web client's job pages live under the server URL (emulator/web.py): the
+#: path the provider's "Insight job" link opens (``links.DEFAULT_JOB_URL_TEMPLATE``).
+WEB_CLIENT_PATH = "/insight"
 
 
 def _demo_credentials() -> Mapping[str, str]:

@@ -12,6 +12,9 @@ from airflow_insight.emulator.scripts import JobScript
 from airflow_insight.protocol.messages import JobStatusReport
 from airflow_insight.protocol.statuses import is_terminal
 
+#: The id of the Compute Interface app every compute job's scenario belongs to (§B3.4).
+COMPUTE_INTERFACE_APP_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "compute-interface-app"))
+
 
 @dataclasses.dataclass
 class Job:
@@ -100,7 +103,7 @@ class Job:
     def document(self) -> dict[str, Any]:
         """The job document GET /api/compute-jobs/{id} answers with (§B3.4)."""
         request = self.request
-        app_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "compute-interface-app"))
+        app_id = COMPUTE_INTERFACE_APP_ID
         return {
             "id": self.id,
             "objectType": "COMPUTE_JOB",

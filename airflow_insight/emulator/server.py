@@ -18,6 +18,7 @@ from aiohttp import hdrs, web
 
 from airflow_insight.emulator import faults as f
 from airflow_insight.emulator import rest
+from airflow_insight.emulator import web as web_client
 from airflow_insight.emulator.airflow_connection import airflow_connection_json
 from airflow_insight.emulator.callbacks import STOPPED_BY_DELETE
 from airflow_insight.emulator.config import EmulatorConfig
@@ -134,6 +135,7 @@ def build_app(hub: Hub) -> web.Application:
     app.router.add_get(scenario + "/job-metrics", rest.get_job_metrics)
     app.router.add_get(scenario + "/attachments/{attachment_id}/file", rest.get_attachment)
     app.router.add_get(f"{prefix}{SOCKET_PATH}", handle_socket)
+    web_client.add_routes(app, hub, prefix)
     return app
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -97,20 +97,31 @@ class EventLog:
     """Log each core event once, at its level: on its own logger when it names one
     (``logger_name``, e.g. the progress records on ``insight.progress``), else on ``fallback``.
 
-    Run-log lines are not events to log here: they go to :class:`RunLogSink`.
+    Run-log lines are not events to log here: they go to :class:`RunLogSink`. ``stale`` says
+    which events are old news by now (an operator's kill already reported them), logged at
+    DEBUG so the task log keeps its order.
     """
 
-    def __init__(self, fallback: logging.Logger | Any) -> None:
+    def __init__(
+        self, fallback: logging.Logger | Any, stale: Callable[[Any], bool] | None = None
+    ) -> None:
         self._fallback = fallback
         self._named: dict[str, Any] = {}
+        self._stale = stale
 
     def __call__(self, event: Any) -> None:
         """The follower's event sink."""
         if isinstance(event, RunLogLines):
             return
+        if self._stale is not None and self._stale(event):
+            self._fallback.debug("Already reported by the kill: %s", event.describe())
+            return
         name = getattr(event, "logger_name", None)
         logger = self._fallback if not isinstance(name, str) else self._logger(name)
-        logger.log(event.log_level, event.describe())
+        # The core reads no clock: an event that names a wall-clock time gets it here.
+        describe_at = getattr(event, "describe_at", None)
+        text = describe_at(time.time()) if callable(describe_at) else event.describe()
+        logger.log(event.log_level, text)
 
     def _logger(self, name: str) -> Any:
         if name not in self._named:
@@ -251,19 +262,23 @@ class InsightHook(BaseHook):
         )
 
     def job_follower(
-        self, config: FollowerConfig, on_lines: RunLogSink, log: logging.Logger | Any = None
+        self,
+        config: FollowerConfig,
+        on_lines: RunLogSink,
+        log: logging.Logger | Any = None,
+        stale: Callable[[Any], bool] | None = None,
     ) -> SyncJobFollower:
         """A blocking follower on this connection (a context manager): ``open``, then ``submit``
         or ``follow`` (each may take ``app_messages=``, the job's solver-callback handler), then
         ``wait`` for the outcome. Run-log lines go to ``on_lines``; every other event of the
-        core is logged once (see :class:`EventLog`), on ``log`` (default: the hook's) unless it
-        names its own logger (the driver logs none)."""
+        core is logged once (see :class:`EventLog`, and its ``stale``), on ``log`` (default:
+        the hook's) unless it names its own logger (the driver logs none)."""
         return SyncJobFollower(
             self.get_settings(),
             self.get_rest_client(),
             on_lines=on_lines,
             config=config,
-            on_event=EventLog(log or self.log),
+            on_event=EventLog(log or self.log, stale),
         )
 
     # ----------------------------------------------------------------------------- the end
@@ -319,12 +334,16 @@ class InsightHook(BaseHook):
         return split_run_log(text)[last_forwarded_line + 1 :]
 
     def test_connection(self) -> tuple[bool, str]:
-        """Mint a token and read it back; Airflow's "Test" button shows the message."""
+        """Mint a token and read it back; the REST API (and a UI that can test) shows the
+        message. ``airflow connections test`` prints only "Connection success!" on success, so
+        the message is also logged, which that command shows with ``--verbose``."""
         try:
             settings = self.get_settings()
         except ConfigurationError as exc:
             return False, str(exc)
         result = probe_server(settings)
+        if result.ok:
+            self.log.info("%s", result.message)
         return result.ok, result.message
 
     # ===================================================================== trigger side

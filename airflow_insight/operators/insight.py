@@ -102,6 +102,7 @@ from airflow_insight.hooks.task_state import (
 )
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.payloads import payload_bytes as payload_bytes
+from airflow_insight.protocol.events import StatusChanged
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.progress import (
     ProgressOptions,
@@ -313,6 +314,8 @@ class InsightJobOperator(BaseOperator):
         self._hook: InsightHook | None = None
         #: The job this process follows now: what on_kill cancels.
         self._active_job_id: str | None = None
+        #: The job a kill cancelled and saw end: its later statuses are old news to the log.
+        self._cancel_seen_ending: str | None = None
         #: The running task instance (set by execute): on_kill asks Airflow about its state.
         self._ti: TaskInstanceLike | None = None
 
@@ -373,7 +376,8 @@ class InsightJobOperator(BaseOperator):
         )
         job_id = decision.job_id
         handler = self._handler = None if self._progress is None else self._progress.handler()
-        with self.hook.job_follower(config, RunLogSink(), self.log) as driver:
+        follower = self.hook.job_follower(config, RunLogSink(), self.log, self._reported_by_kill)
+        with follower as driver:
             driver.open()
             self._active_job_id = job_id
             if isinstance(decision, Reattach):
@@ -554,8 +558,15 @@ class InsightJobOperator(BaseOperator):
         if status is None:
             self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
         else:
+            # A kill runs in a signal handler while the follower holds statuses it has not
+            # logged yet (CANCELLING): logged after this line they would read backwards.
+            self._cancel_seen_ending = job_id
             self.log.warning("Insight compute job %s is now %s", job_id, status)
         return status
+
+    def _reported_by_kill(self, event: object) -> bool:
+        """A status of the job the kill saw end: older than the kill's line, so not logged."""
+        return isinstance(event, StatusChanged) and event.job_id == self._cancel_seen_ending
 
     # ----------------------------------------------------------------------------- helpers
 

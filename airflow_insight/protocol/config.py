@@ -31,6 +31,8 @@ class FollowerConfig:
     #: Fail a followed job with :class:`~airflow_insight.exceptions.ServerUnreachable` when
     #: neither the socket nor any REST call has answered for this long (None: never).
     unreachable_limit_seconds: float | None = 600.0
+    #: While the server does not answer, say so in the task log this often (retries are DEBUG).
+    outage_report_interval_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         positive = {
@@ -38,6 +40,7 @@ class FollowerConfig:
             "reconnect_initial_delay_seconds": self.reconnect_initial_delay_seconds,
             "reconnect_max_delay_seconds": self.reconnect_max_delay_seconds,
             "stable_connection_seconds": self.stable_connection_seconds,
+            "outage_report_interval_seconds": self.outage_report_interval_seconds,
         }
         if self.unreachable_limit_seconds is not None:
             positive["unreachable_limit_seconds"] = self.unreachable_limit_seconds

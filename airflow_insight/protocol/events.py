@@ -18,6 +18,7 @@ an event: nothing logs it, and ``UPDATE_TOKEN`` carries the token); the events g
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from typing import ClassVar
 
@@ -170,15 +171,24 @@ class TokenRefreshDue:
 class ReconnectDue:
     """An I/O call: open a new WebSocket with ``token`` (the ``connection-id`` is the answer)."""
 
-    log_level: ClassVar[int] = logging.INFO
-
     #: 1 for the first attempt after the socket went away, growing with each failure.
     attempt: int
     call_id: int = dataclasses.field(default=0, compare=False)
     token: Token | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: False for the session's first socket: nothing was connected before, so nothing "re"-.
+    reconnect: bool = dataclasses.field(default=True, compare=False)
+    #: True while the server is known not to answer: the outage lines say it, not each attempt.
+    quiet: bool = dataclasses.field(default=False, compare=False)
+
+    @property
+    def log_level(self) -> int:
+        """INFO, or DEBUG during an outage (see :class:`ServerUnanswered`)."""
+        return logging.DEBUG if self.quiet else logging.INFO
 
     def describe(self) -> str:
         """One log line."""
+        if not self.reconnect:
+            return "Connecting to the Insight progress WebSocket"
         return f"Reconnecting the Insight progress WebSocket (attempt {self.attempt})"
 
 
@@ -287,12 +297,12 @@ class MessageIgnored:
 class CallFailed:
     """A call the core asked for failed in a way it survives; it is asked again later."""
 
-    log_level: ClassVar[int] = logging.WARNING
-
     #: What was tried, as a sentence start ("Checking compute job x over REST").
     what: str
     error: str
     job_id: str | None = None
+    #: WARNING; DEBUG for a failure without an answer, which the outage lines report instead.
+    log_level: int = dataclasses.field(default=logging.WARNING, compare=False)
 
     def describe(self) -> str:
         """One log line."""
@@ -308,10 +318,87 @@ class FollowFailed:
 
     job_id: str | None
     error: InsightError
+    #: The server as the follower names it (URL and Airflow connection); for a failure of all.
+    server: str = dataclasses.field(default="the Insight server", compare=False)
 
     def describe(self) -> str:
         """One log line (exception messages never carry secrets)."""
-        return f"Following Insight compute job {self.job_id or '(all)'} failed: {self.error}"
+        if self.job_id is None:
+            return f"Following Insight compute jobs on {self.server} failed: {self.error}"
+        return f"Following Insight compute job {self.job_id} failed: {self.error}"
+
+
+def _clock_time(epoch_seconds: float) -> str:
+    """``epoch_seconds`` as a UTC time of day with its date, for a reader of the task log."""
+    moment = datetime.datetime.fromtimestamp(epoch_seconds, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerUnanswered:
+    """The server has not answered anything (socket or REST) for ``silent_seconds`` while jobs
+    are followed: said once when a call first fails without an answer, then about every
+    ``FollowerConfig.outage_report_interval_seconds`` while it lasts. The retries in between
+    are logged at DEBUG only.
+
+    ``gives_up_in_seconds`` is None when there is no unreachable limit. ``describe_at`` adds the
+    wall-clock time of the end (the core reads no clock; the adapter that logs passes it).
+    """
+
+    log_level: ClassVar[int] = logging.WARNING
+
+    server: str
+    silent_seconds: float
+    gives_up_in_seconds: float | None
+    limit_seconds: float | None
+    #: True for the first report of this outage.
+    first: bool
+    #: What the last failed attempt said (never a secret).
+    error: str = ""
+
+    def describe(self) -> str:
+        """One log line without wall-clock time."""
+        return self._text(None)
+
+    def describe_at(self, epoch_seconds: float) -> str:
+        """One log line that names the wall-clock time of the give-up (``epoch_seconds``: now)."""
+        return self._text(epoch_seconds)
+
+    def _text(self, now_epoch: float | None) -> str:
+        if self.first:
+            head = f"The Insight server {self.server} stopped answering"
+            why = f" ({self.error})" if self.error else ""
+            head += f"{why}; retrying quietly"
+        else:
+            head = (
+                f"The Insight server {self.server} still does not answer"
+                f" (silent for {self.silent_seconds:.0f} s)"
+            )
+        if self.gives_up_in_seconds is None or self.limit_seconds is None:
+            return f"{head}; no unreachable limit is set, so the task waits for it"
+        remaining = max(0.0, self.gives_up_in_seconds)
+        when = "" if now_epoch is None else f" at {_clock_time(now_epoch + remaining)}"
+        return (
+            f"{head}. The task gives up{when}, in {remaining:.0f} s, unless the server answers"
+            f" before (unreachable_limit_seconds={self.limit_seconds:g})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerAnswersAgain:
+    """The server answered again after a :class:`ServerUnanswered` outage."""
+
+    log_level: ClassVar[int] = logging.INFO
+
+    server: str
+    silent_seconds: float
+
+    def describe(self) -> str:
+        """One log line."""
+        return (
+            f"The Insight server {self.server} answers again after {self.silent_seconds:.0f} s"
+            " without an answer"
+        )
 
 
 Event = (
@@ -331,6 +418,8 @@ Event = (
     | MessageIgnored
     | CallFailed
     | FollowFailed
+    | ServerUnanswered
+    | ServerAnswersAgain
     # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
     | ProgressEvent
 )

@@ -84,11 +84,19 @@ complete-log shortcut and REST checks, are in :mod:`.tracker`; the automatic rep
   ``unreachable_limit_seconds`` while jobs are followed, each job fails with
   :class:`~airflow_insight.exceptions.ServerUnreachable` (retryable; the next try re-attaches).
   A REST error *with* an HTTP answer (5xx, 404) counts as an answer; a network failure does not.
+* An outage reads like one: the first call that fails without an answer while jobs are
+  followed emits :class:`~.events.ServerUnanswered` (a warning that says when the limit ends
+  the task), then one about every ``outage_report_interval_seconds`` while nothing answers,
+  and :class:`~.events.ServerAnswersAgain` at the first answer. Meanwhile the failed calls
+  and the reconnect attempts are DEBUG events: a dead server is a handful of lines, not one
+  warning per retry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec
 
@@ -109,6 +117,8 @@ from airflow_insight.protocol.events import (
     ReconnectDue,
     RunLogFetchDue,
     SendText,
+    ServerAnswersAgain,
+    ServerUnanswered,
     TokenRefreshDue,
 )
 from airflow_insight.protocol.replies import answer_app_message
@@ -157,6 +167,10 @@ class Follower:
         self._outgoing: list[str] = []
         # When the server last answered anything (socket or REST); None: no job followed.
         self._heard_at: float | None = None
+        # When the outage under way was last reported (None: the server answers).
+        self._outage_said_at: float | None = None
+        # Whether a socket was ever open in this session: the next one is a reconnect.
+        self._opened_once = False
 
     def __repr__(self) -> str:
         # Never the token or any secret: the session's repr says only whether it has a token.
@@ -214,7 +228,10 @@ class Follower:
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do; None when nothing is scheduled."""
         deadlines = self.session.deadlines()
-        for deadline in (self._jobs.earliest_check(), self._unreachable_at()):
+        outage_report = None
+        if self._outage_said_at is not None:
+            outage_report = self._outage_said_at + self.config.outage_report_interval_seconds
+        for deadline in (self._jobs.earliest_check(), self._unreachable_at(), outage_report):
             if deadline is not None:
                 deadlines.append(deadline)
         return min(deadlines, default=None)
@@ -245,6 +262,7 @@ class Follower:
             return []
         if not self._jobs.running:
             self._heard_at = now  # The unreachable limit counts from the first followed job.
+            self._outage_said_at = None
         job = self._jobs.add(
             job_id,
             execution_attempts=execution_attempts,
@@ -272,11 +290,12 @@ class Follower:
     def connection_opened(self, connection_id: str | None, now: float) -> Sequence[Output]:
         """A socket is open: queue ``SUBSCRIBE`` for every job still running (§A5)."""
         self.session.opened(connection_id, now)
-        self._heard_at = now
+        self._opened_once = True
+        back = self._heard(now)
         running = self._jobs.socket_opened(now)
         if running:
             self._queue(m.Subscribe(tuple(job.subscription() for job in running)))
-        return []
+        return back
 
     @_input
     def connection_lost(self, now: float, reason: str | None = None) -> Sequence[Output]:
@@ -311,7 +330,12 @@ class Follower:
     def call_succeeded(self, call_id: int, result: Any, now: float) -> Sequence[Output]:
         """The driver performed call ``call_id``; ``result`` is its answer (see the docstring)."""
         call, purpose, refusals = self._calls.take(call_id)
-        self._heard_at = now
+        back = self._heard(now)
+        return [*back, *self._call_answered(call, purpose, refusals, result, now)]
+
+    def _call_answered(
+        self, call: Any, purpose: Purpose, refusals: int, result: Any, now: float
+    ) -> list[Output]:
         match call:
             case TokenRefreshDue():
                 events = self.token_refreshed(result, now)
@@ -337,7 +361,23 @@ class Follower:
         call, purpose, refusals = self._calls.take(call_id)
         kind = meaning(error)
         if kind is not ErrorMeaning.NO_ANSWER:
-            self._heard_at = now  # An HTTP error is an answer from the server.
+            # An HTTP error is an answer from the server.
+            back = self._heard(now)
+            return [*back, *self._call_refused(call, purpose, refusals, kind, error, now)]
+        outage = self._no_answer(now, str(error))
+        events = self._call_refused(call, purpose, refusals, kind, error, now)
+        # The outage lines report a failure without an answer; each retry is DEBUG.
+        return [*outage, *(_quietly(event) for event in events)]
+
+    def _call_refused(
+        self,
+        call: Any,
+        purpose: Purpose,
+        refusals: int,
+        kind: ErrorMeaning,
+        error: InsightError,
+        now: float,
+    ) -> Sequence[Output]:
         match call:
             case TokenRefreshDue():
                 return self._token_failed(purpose, refusals, error, now)
@@ -386,13 +426,45 @@ class Follower:
         """Every job fails with ``error``; the last event (job None) says the session did."""
         running = list(self._jobs.running)
         failed = [event for job_id in running for event in self._jobs.fail(job_id, error)]
-        return [*failed, FollowFailed(None, error)]
+        return [*failed, FollowFailed(None, error, self.server)]
 
     def _open_socket(self, refusals: int) -> ReconnectDue:
         token = self.session.token
         attempt = self.session.failures + 1
+        again, quiet = self._opened_once, self._outage_said_at is not None
         return self._calls.issue(
-            lambda c: ReconnectDue(attempt, c, token), Purpose.SOCKET, refusals
+            lambda c: ReconnectDue(attempt, c, token, reconnect=again, quiet=quiet),
+            Purpose.SOCKET,
+            refusals,
+        )
+
+    # ----------------------------------------------------------------------------- outages
+
+    def _heard(self, now: float) -> list[Output]:
+        """The server answered at ``now``; ends an outage under way (said once)."""
+        since, self._heard_at = self._heard_at, now
+        if self._outage_said_at is None:
+            return []
+        self._outage_said_at = None
+        return [ServerAnswersAgain(self.server, now - (since if since is not None else now))]
+
+    def _no_answer(self, now: float, error: str) -> list[Output]:
+        """A call failed without an answer: the first one of an outage is said, once."""
+        if self._outage_said_at is not None or self._heard_at is None or not self._jobs.running:
+            return []
+        self._outage_said_at = now
+        return [self._outage_report(now, first=True, error=error)]
+
+    def _outage_report(self, now: float, *, first: bool, error: str = "") -> ServerUnanswered:
+        heard_at = self._heard_at if self._heard_at is not None else now
+        limit = self.config.unreachable_limit_seconds
+        return ServerUnanswered(
+            self.server,
+            silent_seconds=now - heard_at,
+            gives_up_in_seconds=None if limit is None else heard_at + limit - now,
+            limit_seconds=limit,
+            first=first,
+            error=error,
         )
 
     # ----------------------------------------------------------------------------- time
@@ -404,6 +476,11 @@ class Follower:
         unreachable_at = self._unreachable_at()
         if unreachable_at is not None and now >= unreachable_at:
             return self._unreachable(now)
+        said = self._outage_said_at
+        interval = self.config.outage_report_interval_seconds
+        if said is not None and self._jobs.running and now >= said + interval:
+            self._outage_said_at = now
+            events.append(self._outage_report(now, first=False))
         if self.session.token_refresh_due(now) and not self._calls.pending(Purpose.REFRESH):
             events.append(self._calls.issue(lambda c: TokenRefreshDue(c), Purpose.REFRESH))
         if self.session.due(now):
@@ -428,6 +505,7 @@ class Follower:
     def _unreachable(self, now: float) -> Sequence[Output]:
         """Nothing from the server for the limit: every followed job fails, retryably."""
         waited = now - (self._heard_at or now)
+        self._outage_said_at = None  # Every job fails: nothing is left to report on.
         events: list[Output] = []
         for job_id in list(self._jobs.running):
             error = ServerUnreachable(
@@ -444,7 +522,10 @@ class Follower:
     @_input
     def receive_text(self, text: str | bytes, now: float) -> Sequence[Output]:
         """Handle one text frame from the server; bad input becomes an event, never an error."""
-        self._heard_at = now
+        back = self._heard(now)
+        return [*back, *self._message(text, now)]
+
+    def _message(self, text: str | bytes, now: float) -> Sequence[Output]:
         try:
             message = m.decode_server_message(text)
         except (RemoteProtocolError, ValueError, RecursionError) as exc:
@@ -512,3 +593,10 @@ class Follower:
 
     def _queue(self, message: m.ClientMessage) -> None:
         self._outgoing.append(m.encode_client_message(message))
+
+
+def _quietly(event: Output) -> Output:
+    """``event`` at DEBUG when it is a failed call (an outage line says it instead)."""
+    if isinstance(event, CallFailed):
+        return dataclasses.replace(event, log_level=logging.DEBUG)
+    return event

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_insight.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreachable
 from airflow_insight.hooks.insight import InsightHook, airflow_error
+from airflow_insight.protocol.events import ServerAnswersAgain, ServerUnanswered
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.triggers.insight import (
@@ -124,16 +125,15 @@ class InsightJobSensor(BaseSensorOperator):
         try:
             document = self.hook.get_job(self.compute_job_id)
         except JobNotFound:
-            self._unreachable_since = None  # an answer
+            self._answered()
             self.log.info("Insight compute job %s not found (yet)", self.compute_job_id)
             return False
         except InsightError as exc:
             if exc.permanent:
                 raise airflow_error(exc) from exc
             self._check_reachable(exc)
-            self.log.warning("Checking Insight compute job %s failed: %s", self.compute_job_id, exc)
             return False
-        self._unreachable_since = None
+        self._answered()
         outcome = JobOutcome.from_job_document(self.compute_job_id, document)
         if not is_terminal(outcome.status):
             self.log.info("Insight compute job %s: status %s", self.compute_job_id, outcome.status)
@@ -155,8 +155,10 @@ class InsightJobSensor(BaseSensorOperator):
     # ----------------------------------------------------------------------------- internals
 
     def _check_reachable(self, exc: InsightError) -> None:
-        """Raise :class:`ServerUnreachable` once pokes failed for the limit (retryable)."""
+        """Say the outage (as the follower does: when the task gives up) or raise
+        :class:`ServerUnreachable` once pokes failed for the limit (retryable)."""
         now = time.monotonic()
+        first = self._unreachable_since is None
         if self._unreachable_since is None:
             self._unreachable_since = now
         settings = self.hook.get_settings()
@@ -164,11 +166,28 @@ class InsightJobSensor(BaseSensorOperator):
         waited = now - self._unreachable_since
         if waited >= limit:
             raise ServerUnreachable(
-                f"no answer from {settings.base_url} for {waited:.0f} s while waiting for Insight"
-                f" compute job {self.compute_job_id} (last error: {exc}); the job may still be"
-                " running there: a retry of the task waits for it again"
+                f"no answer from {settings.server_name} for {waited:.0f} s while waiting for"
+                f" Insight compute job {self.compute_job_id} (last error: {exc}); the job may still"
+                " be running there: a retry of the task waits for it again"
                 " (limit: unreachable_limit_seconds)"
             ) from exc
+        # One line per failed poke: pokes are poke_interval apart (a minute by default).
+        outage = ServerUnanswered(
+            settings.server_name,
+            silent_seconds=waited,
+            gives_up_in_seconds=limit - waited,
+            limit_seconds=limit,
+            first=first,
+            error=str(exc),
+        )
+        self.log.warning(outage.describe_at(time.time()))
+
+    def _answered(self) -> None:
+        """The server answered a poke: an outage under way ends, said once."""
+        since, self._unreachable_since = self._unreachable_since, None
+        if since is not None:
+            server = self.hook.get_settings().server_name
+            self.log.info(ServerAnswersAgain(server, time.monotonic() - since).describe())
 
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
         """The outcome as the operator's result dict, or the job's failure raised (the hook's one

@@ -60,7 +60,6 @@ from airflow_insight.transport.driving import (
     receive_timeout,
     split_outputs,
 )
-from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
 
 # Re-exported for the adapters (interface 1): both now live in the core.
@@ -107,8 +106,9 @@ class AsyncJobFollower:
         self._on_event = on_event
         self._clock = clock
         self._opener = opener
-        server = display_url(settings.base_url)
-        self.follower = Follower(config, jitter_source=random.Random().random, server=server)
+        self.follower = Follower(
+            config, jitter_source=random.Random().random, server=settings.server_name
+        )
         self._ws: ClientConnection | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._events: collections.deque[ev.Event] = collections.deque()
@@ -229,7 +229,7 @@ class AsyncJobFollower:
             # A bug here must not leave every waiter hanging: they all get it, as data.
             log.exception("The Insight progress driver stopped")
             error = LocalProtocolError(f"internal error in the Insight progress driver: {exc!r}")
-            self._emit(FollowFailed(None, error))
+            self._emit(FollowFailed(None, error, self.follower.server))
             self._settle(None, error)
 
     async def _step(self) -> None:

@@ -108,18 +108,21 @@ def error_for_status(
     operation: Operation,
     *,
     retry_after_seconds: float | None = None,
+    server: str = "",
 ) -> InsightError:
     """Map an HTTP error status to the exception the caller gets.
 
     ``detail`` is the server's message (already free of secrets). Every message says what the
-    reader can do about it.
+    reader can do about it. ``server`` names the server and its Airflow connection where
+    the fix is in the connection (a refused secret).
     """
     said = f"HTTP {status}" + (f": {detail}" if detail else "")
     what = operation.description
     if status == 401:
+        where = f" {server}" if server else ""
         return AuthenticationError(
-            f"{what} failed: the Insight server refused the credentials ({said}); check the client"
-            " id (login) and secret (password) of the Airflow connection"
+            f"{what} failed: the Insight server{where} refused the credentials ({said}); check"
+            " the client id (login) and secret (password) of the Airflow connection"
         )
     if status == 403:
         return PermissionDenied(

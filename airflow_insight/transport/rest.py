@@ -452,6 +452,7 @@ class InsightRestClient:
             self._redact(detail) if detail else None,
             operation,
             retry_after_seconds=retry_after,
+            server=self._settings.server_name,
         )
 
     def _redact(self, text: str) -> str:
@@ -465,7 +466,8 @@ class InsightRestClient:
         return text
 
     def _pause(self, delay: float, attempt: int, what: str, why: str) -> None:
-        log.warning(
+        # DEBUG: a follower's outage lines, or the error after the last attempt, say it once.
+        log.debug(
             "Insight %s failed (%s); retrying in %.2f s (attempt %d of %d)",
             what,
             why,

@@ -131,7 +131,7 @@ class _SharedSocket:
         try:
             await self.driver.open()
         except InsightError as exc:
-            self._on_event(FollowFailed(None, exc))
+            self._on_event(FollowFailed(None, exc, self.driver.follower.server))
 
     def add(
         self,

@@ -53,7 +53,6 @@ from airflow_insight.transport.driving import (
     rest_call,
     split_outputs,
 )
-from airflow_insight.transport.network import display_url
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.sync_handshake import (
     SocketOpener,
@@ -141,8 +140,9 @@ class SyncJobFollower:
         self._on_event = on_event
         self._clock = clock
         self._opener = opener
-        server = display_url(settings.base_url)
-        self.follower = Follower(config, jitter_source=random.Random().random, server=server)
+        self.follower = Follower(
+            config, jitter_source=random.Random().random, server=settings.server_name
+        )
         self._ws: websocket.WebSocket | None = None
         self._reader: threading.Thread | None = None
         self._inbox = _Inbox(INBOX_LIMIT_CHARS)

@@ -80,3 +80,44 @@ def test_solver_progress_merges_the_callbacks_into_the_request() -> None:
     assert request["solver"]["callbacks"] == ["CUTLOG", "INTSOL", "GLOBALLOG", "GAPNOTIFY"]
     assert request["solver"]["controls"] == {"XPRS_MIPRELGAPNOTIFY": 0.02}
     assert operator.stop_rules == [{"rule": "relative_gap", "relative_gap": 0.02}]
+
+
+def test_a_wrong_secret_names_the_connection_and_the_server(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INSIGHT_WRONG",
+        emulator.airflow_connection_json(client_secret="not-the-secret"),
+    )
+    operator = InsightJobOperator(task_id="solve", insight_conn_id="insight_wrong", job_id="w-1")
+    server = emulator.base_url.rstrip("/")
+    with pytest.raises(AirflowFailException) as caught:
+        operator.execute(context={})  # type: ignore[arg-type]
+    assert (
+        f"the Insight server {server} (Airflow connection 'insight_wrong') refused the credentials"
+        in str(caught.value)
+    )
+    # A derived job id (no stored one to look up first): the follower's open is what fails.
+    operator = InsightJobOperator(task_id="solve", insight_conn_id="insight_wrong")
+    with pytest.raises(AirflowFailException, match="'insight_wrong'"):
+        operator.execute(context=_context())  # type: ignore[arg-type]
+    text = capfd.readouterr().out
+    assert (
+        f"Following Insight compute jobs on {server} (Airflow connection 'insight_wrong')"
+        " failed: " in text
+    ), text
+    assert "(all)" not in text
+    assert "not-the-secret" not in text
+
+
+class _TaskInstance:
+    """What execute reads of a task instance when it derives the job id."""
+
+    dag_id, run_id, task_id, map_index, try_number = "d", "r", "solve", -1, 1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        """Not reached: the token is refused first."""
+
+
+def _context() -> dict[str, Any]:
+    return {"ti": _TaskInstance()}

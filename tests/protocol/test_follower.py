@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import json
 import logging
@@ -1061,3 +1062,108 @@ def test_a_handler_answers_until_the_job_finishes() -> None:
     )
     assert events[0].log_level == logging.DEBUG
     assert len(handler.seen) == 1
+
+
+# ----------------------------------------------------------------------------- outages
+
+
+def _drive_outage(follower: TwoChannels, start: float, end: float) -> list[ev.Event]:
+    """Every due call fails without an answer (a dead server) from ``start`` to ``end``."""
+    from airflow_insight.exceptions import TransportError
+
+    events: list[ev.Event] = []
+    now = start
+    while now < end:
+        for event in follower.tick(now):
+            events.append(event)
+            if isinstance(event, ev.TokenRefreshDue | ev.ReconnectDue | ev.ReconcileDue):
+                refused = TransportError("connection refused")
+                events.extend(follower.call_failed(event.call_id, refused, now))
+        now += 0.25
+    return events
+
+
+def test_an_outage_is_said_once_with_its_deadline_then_each_minute_then_its_end() -> None:
+    config = dataclasses.replace(CONFIG, unreachable_limit_seconds=600.0)
+    follower = opened("job-1", config=config)
+    follower.server = "http://insight:8765 (Airflow connection 'insight_default')"
+    assert follower.connection_lost(10.0, "closed") == []
+    events = _drive_outage(follower, 10.0, 200.0)
+    loud = [event for event in events if event.log_level >= logging.INFO]
+    # One warning at the first failed attempt, then about one a minute: nothing per retry.
+    assert [type(event) for event in loud] == [ev.ServerUnanswered] * 4, loud
+    first, *later = loud
+    assert isinstance(first, ev.ServerUnanswered) and first.first
+    assert first.error == "connection refused"
+    # Silent since the socket opened at 0 (the last answer); the limit counts from there.
+    assert first.gives_up_in_seconds == pytest.approx(600.0 - first.silent_seconds)
+    text = first.describe_at(1_800_000_000.0)
+    assert "http://insight:8765 (Airflow connection 'insight_default') stopped answering" in text
+    assert "(connection refused)" in text
+    moment = 1_800_000_000.0 + (first.gives_up_in_seconds or 0.0)
+    stamp = datetime.datetime.fromtimestamp(moment, tz=datetime.UTC)
+    assert f"gives up at {stamp:%Y-%m-%d %H:%M:%S} UTC, in" in text, text
+    assert "unreachable_limit_seconds=600" in text
+    silences = [event.silent_seconds for event in loud if isinstance(event, ev.ServerUnanswered)]
+    gaps = [later_one - earlier for earlier, later_one in itertools.pairwise(silences)]
+    assert all(59.0 <= gap <= 61.0 for gap in gaps), gaps
+    assert not any(event.first for event in later if isinstance(event, ev.ServerUnanswered))
+    assert "still does not answer (silent for" in later[0].describe()
+    # The retries themselves are there, at DEBUG.
+    quiet = [e for e in events if isinstance(e, ev.CallFailed | ev.ReconnectDue)]
+    assert len(quiet) > 10 and all(e.log_level == logging.DEBUG for e in quiet)
+    # The next answer ends it, said once.
+    reconnect = next(
+        event
+        for now in range(200, 260)
+        for event in follower.tick(float(now))
+        if isinstance(event, ev.ReconnectDue)
+    )
+    back = follower.call_succeeded(reconnect.call_id, "conn-2", 260.0)
+    assert [type(event) for event in back] == [ev.ServerAnswersAgain]
+    assert back[0].log_level == logging.INFO
+    assert "answers again after 260 s without an answer" in back[0].describe()
+    assert not [e for e in follower.tick(400.0) if isinstance(e, ev.ServerUnanswered)]
+
+
+def test_an_outage_ends_with_the_unreachable_limit_and_nothing_after() -> None:
+    config = dataclasses.replace(CONFIG, unreachable_limit_seconds=90.0)
+    follower = opened("job-1", config=config)
+    follower.connection_lost(0.0, "closed")
+    events = _drive_outage(follower, 0.0, 120.0)
+    assert not follower.active
+    # Up to the job's failure (a driver stops there: nothing is followed any more).
+    end = next(n for n, e in enumerate(events) if isinstance(e, ev.FollowFailed))
+    loud = [type(e) for e in events[: end + 1] if e.log_level >= logging.INFO]
+    assert loud == [ev.ServerUnanswered, ev.ServerUnanswered, ev.FollowFailed], loud
+    assert "no answer from" in events[end].describe()
+
+
+def test_first_connection_says_connecting_and_later_ones_reconnecting() -> None:
+    follower = TwoChannels(CONFIG)
+    (token_call,) = follower.start(0.0)
+    (first,) = follower.call_succeeded(token_call.call_id, LASTING_TOKEN, 0.0)
+    assert isinstance(first, ev.ReconnectDue) and not first.reconnect
+    assert first.describe() == "Connecting to the Insight progress WebSocket"
+    assert first.log_level == logging.INFO
+    follower.call_succeeded(first.call_id, "conn-1", 0.1)
+    follower.follow("job-1", now=0.1)
+    follower.connection_lost(1.0, "closed")
+    again = [e for e in follower.tick(5.0) if isinstance(e, ev.ReconnectDue)]
+    assert len(again) == 1 and again[0].reconnect
+    assert again[0].describe().startswith("Reconnecting the Insight progress WebSocket (attempt")
+
+
+def test_a_failure_of_every_job_names_the_server_not_a_job() -> None:
+    from airflow_insight.exceptions import AuthenticationError
+
+    follower = TwoChannels(CONFIG, server="http://insight:8765 (Airflow connection 'x')")
+    (token_call,) = follower.start(0.0)
+    refused = AuthenticationError("the Insight server refused the credentials (HTTP 401)")
+    (failed,) = follower.call_failed(token_call.call_id, refused, 0.0)
+    assert isinstance(failed, ev.FollowFailed) and failed.job_id is None
+    text = failed.describe()
+    assert "(all)" not in text
+    assert text.startswith(
+        "Following Insight compute jobs on http://insight:8765 (Airflow connection 'x') failed:"
+    )

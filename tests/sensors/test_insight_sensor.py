@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from sensor_support import SENSOR_SCRIPT
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator
+from airflow_insight.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    Emulator,
+    airflow_connection_json,
+)
 from airflow_insight.exceptions import AuthenticationError, JobFailed, ServerUnreachable
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.sensors.insight import InsightJobSensor
@@ -176,3 +183,41 @@ def test_poke_mode_fails_retryably_when_the_server_stays_unreachable(
         sensor.execute(context={})  # type: ignore[arg-type]
     assert base_url in str(info.value)
     assert not info.value.permanent
+
+
+def _tcp_relay() -> Any:
+    """The dead-server relay of the Airflow tests (tests/airflow/relay.py)."""
+    path = Path(__file__).parents[1] / "airflow" / "relay.py"
+    spec = importlib.util.spec_from_file_location("dead_server_relay", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TcpRelay
+
+
+def test_poke_mode_says_an_outage_with_its_deadline_and_its_end(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A poke that gets no answer says when the sensor gives up (the REST retries in between are
+    DEBUG); the next answered poke says the server is back."""
+    with _tcp_relay()(emulator.config.host, emulator.port) as relay:
+        base_url = emulator.base_url.replace(f":{emulator.port}", f":{relay.port}", 1)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_INSIGHT_FLAKY",
+            airflow_connection_json(
+                base_url, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET
+            ),
+        )
+        sensor = _sensor("flaky-1", insight_conn_id="insight_flaky", unreachable_limit_seconds=600)
+        assert sensor.poke({}) is False  # type: ignore[arg-type]  # not found yet: an answer
+        relay.kill()
+        assert sensor.poke({}) is False  # type: ignore[arg-type]
+        relay.revive()
+        assert sensor.poke({}) is False  # type: ignore[arg-type]
+    text = "".join(capsys.readouterr())
+    server = f"{base_url.rstrip('/')} (Airflow connection 'insight_flaky')"
+    assert f"The Insight server {server} stopped answering (" in text, text
+    assert "unreachable_limit_seconds=600" in text and " UTC, in 600 s" in text
+    assert f"The Insight server {server} answers again after" in text
+    assert "retrying in" not in text
+    assert text.count("[warning") == 1, text
