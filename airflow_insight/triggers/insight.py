@@ -70,7 +70,7 @@ import structlog
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_insight.exceptions import InsightError, JobCancelled
-from airflow_insight.hooks.insight import EventLog, InsightHook
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX, EventLog, InsightHook
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
@@ -461,7 +461,7 @@ class InsightJobTrigger(BaseTrigger):
             return True
         info = self.run_log.info  # Once per batch: the lazy proxy binds on each access.
         for count, line in enumerate(event.lines, start=1):
-            info(line)
+            info(RUN_LOG_PREFIX + line)
             if count % LINES_PER_YIELD == 0 and count < len(event.lines):
                 # The mark is exact at every point where the stop signal can be handled.
                 self._forwarded(event.execution_attempts, event.first_line + count - 1)

@@ -19,7 +19,7 @@ import pytest
 from dag_support import assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, faults
-from airflow_insight.hooks.insight import RUN_LOG_LOGGER
+from airflow_insight.hooks.insight import RUN_LOG_LOGGER, RUN_LOG_PREFIX
 from airflow_insight.operators.insight import RESUMED_MESSAGE
 
 #: The run-log loggers: the shared short name, and the per-class names the trigger and the
@@ -87,7 +87,7 @@ def _assert_forwarded_once_in_order(records: list[str], log: list[str]) -> None:
     assert log
     assert len(records) == len(log), (len(records), len(log))
     for record, line in zip(records, log, strict=True):
-        assert line.strip() in record
+        assert f"{RUN_LOG_PREFIX}{line.strip()}" in record
 
 
 def _xcoms(dag_id: str) -> dict[str, Any]:

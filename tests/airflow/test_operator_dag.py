@@ -15,7 +15,7 @@ import pytest
 from dag_support import assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import Emulator
-from airflow_insight.hooks.insight import RUN_LOG_LOGGER
+from airflow_insight.hooks.insight import RUN_LOG_LOGGER, RUN_LOG_PREFIX
 
 DAGS = load_dags("insight_test_dags")
 #: How a run-log record ends in the console: the short logger name, then Airflow's ``loc``.
@@ -45,7 +45,7 @@ def test_success_returns_the_result_and_forwards_the_run_log(
     log = emulator.run_log(job_id)
     assert len(records) == len(log)
     for record, line in zip(records, log, strict=True):
-        assert line.strip() in record
+        assert f"{RUN_LOG_PREFIX}{line.strip()}" in record  # set apart from our own messages
     (post,) = emulator.record.requests("POST", "/api/compute-jobs")[-1:]
     assert post.data["headers"].get("connection-id")
     assert_no_secrets(output.out + output.err + repr(seen), emulator)
