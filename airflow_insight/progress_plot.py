@@ -157,7 +157,7 @@ def picture_layout(
         target_gap_percent=target,
         stop_at=line.stop,
         stop_label=None if stopped_by is None else f"stopped: {_rule_text(stopped_by)}",
-        subtitle=_subtitle(points, line),
+        subtitle=_subtitle(points, line, clipped, limits),
     )
 
 
@@ -247,21 +247,35 @@ def _rule_text(stopped_by: Mapping[str, Any]) -> str:
     return str(kind or "a stop rule")
 
 
-def _subtitle(points: Sequence[ProgressPoint], line: _Timeline) -> str:
+def _subtitle(
+    points: Sequence[ProgressPoint],
+    line: _Timeline,
+    clipped: Sequence[tuple[str, float, float]],
+    limits: tuple[float, float] | None,
+) -> str:
+    """The last figures, and what the triangles at the axis edges stand for (a note there would
+    cover the curves)."""
     if not points:
         return ""
     last = points[-1]
-    return (
+    text = (
         f"best {objective_text(last.best_solution)} · bound {objective_text(last.best_bound)}"
         f" · gap {gap_text(last.relative_gap)} · at {line.xs[-1]:.3g} {line.unit}"
     )
+    notes = []
+    for name in ("best solution", "best bound"):
+        first = next((value for each, _, value in clipped if each == name), None)
+        if first is not None and limits is not None:
+            marker = "▼" if first < limits[0] else "▲"
+            notes.append(f"{marker} {name} {objective_text(first)}")
+    return text + (f"   (off the scale: {', '.join(notes)})" if notes else "")
 
 
 # --------------------------------------------------------------------------- drawing
 
 
 def _mark_clipped(axes: Axes, layout: PictureLayout) -> None:
-    """Triangles at the axis edge where a curve leaves the scale, and a note saying so."""
+    """Triangles at the axis edge where a curve leaves the scale (the subtitle says which)."""
     if layout.objective_limits is None:
         return
     low, _ = layout.objective_limits
@@ -282,15 +296,6 @@ def _mark_clipped(axes: Axes, layout: PictureLayout) -> None:
                 color=color,
                 transform=edge,
                 clip_on=False,
-            )
-            axes.text(
-                xs[0],
-                0.04 if y_edge == 0.0 else 0.96,
-                f"  {name} {objective_text(clipped[0][1])}: off the scale",
-                transform=edge,
-                color=color,
-                fontsize=8,
-                va="bottom" if y_edge == 0.0 else "top",
             )
 
 
@@ -354,7 +359,7 @@ def _draw(figure: Figure, layout: PictureLayout, title: str | None, empty: bool)
     _draw_objective(values, layout)
     _draw_gap(gaps, layout)
     _draw_stop((values, gaps), layout)
-    values.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9), fontsize=9)
+    values.legend(loc="best", fontsize=9)
     if layout.target_gap_percent is not None:
         gaps.legend(loc="upper right", fontsize=9)
     if empty:

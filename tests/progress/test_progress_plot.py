@@ -146,6 +146,7 @@ def test_a_trivial_first_bound_is_clipped_with_a_mark_not_scaled_to() -> None:
     assert 5400.0 < low < 5503.2 and 5906.0 < high < 6000.0  # from the first real gap on
     # Marked at the axis edges where they were.
     assert layout.clipped == [("best solution", 0.2, 18000.0), ("best bound", 0.2, 0.0)]
+    assert "(off the scale: ▲ best solution 18000, ▼ best bound 0)" in layout.subtitle
     floor, top = layout.gap_limits
     assert floor < 1.0 and top >= 100.0  # log scale: 100 % and 1 % both in view
 
