@@ -7,7 +7,7 @@ against 42-44 s on a 2-core machine at load 2), so the gap rule ends the solve e
 
 ``solver_progress=True`` adds the progress callbacks to ``solver.callbacks`` (INTSOL and the MIP
 log for a MIP, and GAPNOTIFY at the gap rule's target); the task log (logger ``insight.progress``)
-names the job once, then gets one line per new solution or moved bound or gap, e.g.
+names the job once, then gets one line per new solution or moved gap, e.g.
 ``GLOBALLOG  best 5680  bound 5623.12  gap 1.00%  nodes 1,831  sols 16  t 19.9s`` (``t`` is the
 solver's own time), and the first stop rule that fires answers ``interruptSolve: true``. The
 task's result carries the progress under ``progress``: whether, why and when the solve was

@@ -66,7 +66,7 @@ Live solver progress (issue 12): ``solver_progress`` adds the progress callbacks
 :class:`~airflow_insight.protocol.progress.SolverProgress` per followed job to the core, which
 answers every ``APP_MESSAGE`` the moment it is decoded. On the logger ``insight.progress``
 (:data:`~airflow_insight.protocol.progress.PROGRESS_LOGGER`) a first line names the job, then one
-compact record per change worth seeing (a new incumbent, a moved bound or gap, else a heartbeat;
+compact record per change worth seeing (a new incumbent, a moved gap, else a heartbeat;
 repeats go to DEBUG), a stop rule that fires is logged there as a warning, and the task's result
 carries ``handler.summary()`` under ``"progress"``. In deferrable mode the trigger holds the handler
 (the options travel in its kwargs). Decisions: a re-attached job (a retry, or a job of a fixed id)

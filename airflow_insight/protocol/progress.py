@@ -40,9 +40,10 @@ Decisions where the reference is silent:
 * **Log lines.** The first record of a job is preceded by :class:`ProgressStarted`, which names
   the job once; each record then reads ``GLOBALLOG  best 5680  bound 5623.12  gap 1.00%  nodes
   1,831  sols 16  t 29.1s`` in fixed-width columns (the solver's own time, ``TIME``). A record
-  whose best solution, bound and gap read as on the last line shown (an INTSOL is followed at
-  once by a GLOBALLOG with the same figures) is logged at DEBUG unless ``heartbeat_seconds``
-  passed since that line: the task log gets one line per change worth seeing.
+  whose best solution and gap read as on the last line shown (an INTSOL is followed at once by a
+  GLOBALLOG with the same figures; a bound that creeps by less than the printed gap shows) is
+  logged at DEBUG unless ``heartbeat_seconds`` passed since that line: the task log gets one line
+  per change worth seeing. Before the first incumbent the bound stands in for the gap.
 * **Re-sent messages** (the server re-sends unanswered ones after a reconnect, §B4.6) get the same
   kind of answer and are recorded once (by ``appMessageId``).
 * **A stop is final.** Once a rule fired, every later message of the job is answered
@@ -209,14 +210,14 @@ class ProgressRecord:
             columns.append(f"LP objective {objective_text(self.lp_objective)}")
         return "  ".join(columns)
 
-    def shown_figures(self) -> tuple[str, str, str]:
-        """Best solution, best bound and gap as :meth:`describe` prints them: a record is worth
-        a log line when one of these reads differently from the last line's."""
-        return (
-            objective_text(self.best_solution),
-            objective_text(self.best_bound),
-            gap_text(self.relative_gap),
-        )
+    def shown_figures(self) -> tuple[str, str]:
+        """What makes a record worth a log line when it reads differently from the last line's:
+        the best solution, and the gap as :meth:`describe` prints it (0.01 % steps), or the bound
+        while there is no gap yet. A bound that creeps without moving the printed gap is not
+        news: on a long solve it would give a line per MIP log line."""
+        if self.relative_gap is None:
+            return objective_text(self.best_solution), objective_text(self.best_bound)
+        return objective_text(self.best_solution), gap_text(self.relative_gap)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe copy."""
@@ -615,7 +616,7 @@ class ProgressStarted:
         problem = f" (problem {self.problem_name})" if self.problem_name else ""
         return (
             f"Solver progress of Insight compute job {self.job_id}{problem}: a line per new "
-            f"solution or moved bound or gap, else one every {self.heartbeat_seconds:g} s; "
+            f"solution or moved gap, else one every {self.heartbeat_seconds:g} s; "
             f"best = best solution, bound = best bound, t = the solver's own time"
         )
 
@@ -741,8 +742,9 @@ class SolverProgress:
 
     Answers every message at once, records its progress, and interrupts the solve when one of
     ``stop_rules`` fires (rules are tried in order; the first that fires is reported). Records
-    are shown (logged at INFO) when their best solution, bound or gap reads differently from the
-    last shown one, or ``heartbeat_seconds`` (driver's clock) after it; the rest at DEBUG.
+    are shown (logged at INFO) when their best solution or gap (the bound before there is a gap)
+    reads differently from the last shown one, or ``heartbeat_seconds`` (driver's clock) after
+    it; the rest at DEBUG.
     """
 
     def __init__(
@@ -759,7 +761,7 @@ class SolverProgress:
                 f"heartbeat_seconds must be a number of at least 0, not {heartbeat_seconds!r}"
             )
         self.heartbeat_seconds = float(heartbeat_seconds)
-        self._shown: tuple[float, tuple[str, str, str]] | None = None
+        self._shown: tuple[float, tuple[str, str]] | None = None
         self.last_record: ProgressRecord | None = None
         self.stopped_by: StopDecision | None = None
         self.messages_answered = 0
@@ -803,19 +805,22 @@ class SolverProgress:
                 )
             ]
         self._remember(record, now)
+        decision = self._decide(record, now) if self.stopped_by is None else None
         events: list[ProgressEvent] = []
         if self._shown is None:
             started = ProgressStarted(record.job_id, record.problem_name, self.heartbeat_seconds)
             events.append(started)
-        events.append(ProgressRecorded(record, shown=self._worth_a_line(record, now)))
-        if self.stopped_by is None and (decision := self._decide(record, now)) is not None:
+        # The record a rule fired on is always shown: the stop warning that follows refers to it.
+        shown = self._worth_a_line(record, now, stopping=decision is not None)
+        events.append(ProgressRecorded(record, shown=shown))
+        if decision is not None:
             self.stopped_by = decision
             events.append(SolveStopRequested(record.job_id, decision))
         return events
 
-    def _worth_a_line(self, record: ProgressRecord, now: float) -> bool:
+    def _worth_a_line(self, record: ProgressRecord, now: float, *, stopping: bool) -> bool:
         figures = record.shown_figures()
-        if self._shown is not None:
+        if self._shown is not None and not stopping:
             shown_at, shown = self._shown
             if figures == shown and now - shown_at < self.heartbeat_seconds:
                 return False

@@ -620,6 +620,30 @@ def test_an_intsol_repeated_by_the_next_globallog_is_logged_once() -> None:
     assert handler.series.records_seen == 3  # the picture still gets every point
 
 
+def test_a_bound_that_creeps_below_the_printed_gap_is_not_news() -> None:
+    handler = p.SolverProgress(heartbeat_seconds=30.0)
+    figures = [
+        (None, 5000.0),  # no incumbent: the bound is all there is, and it moved
+        (None, 5100.0),
+        (5682.0, 5615.5),  # gap 1.17%
+        (5682.0, 5616.25),  # gap 1.16%: shown
+        (5682.0, 5616.3),  # gap still 1.16%: the bound crept, nothing to read
+    ]
+    lines = [
+        shown(
+            handler.answer(
+                app_message(
+                    f"m{n}",
+                    timed(1e40 if best is None else best, bound, n, sols=0 if best is None else 1),
+                ),
+                now=float(n),
+            )[1]
+        )
+        for n, (best, bound) in enumerate(figures)
+    ]
+    assert [len(line) for line in lines] == [1, 1, 1, 1, 0]
+
+
 def test_a_record_that_changes_nothing_is_shown_again_after_the_heartbeat() -> None:
     handler = p.SolverProgress(heartbeat_seconds=10.0)
     lines = [
@@ -679,3 +703,15 @@ def test_the_stop_carries_the_solver_time_it_fired_at() -> None:
     assert summary["stopped_by"]["solver_time"] == 7.25
     assert [row[4] for row in summary["series"]["points"]] == [3.0, 7.25]
     assert [pt.solver_time for pt in p.series_points(summary["series"])] == [3.0, 7.25]
+
+
+def test_the_record_a_rule_fires_on_is_shown_even_when_it_repeats_the_last_one() -> None:
+    handler = p.SolverProgress([p.StopAtGap(0.01)], heartbeat_seconds=30.0)
+    handler.answer(app_message("a", timed(5680, 5622.64, 19.6), kind="INTSOL"), now=1.0)
+    handler.answer(app_message("b", timed(5680, 5623.12, 19.9)), now=1.3)
+    # GAPNOTIFY: the printed gap reads 1.00% as on the last line, but the rule fires here.
+    events = handler.answer(app_message("c", timed(5680, 5623.44, 20.3), kind="GAPNOTIFY"), 1.7)[1]
+
+    assert [type(event) for event in events] == [p.ProgressRecorded, p.SolveStopRequested]
+    assert shown(events) == [events[0].describe()]
+    assert "(solver time 20.3s)" in events[1].describe()
