@@ -6,9 +6,10 @@ returns a result dict (the XCom ``return_value``); any other end fails the task 
 naming the job, its status, its model status and the last run-log lines.
 
 Run-log lines are logged one record per line by the logger ``insight.run_log``
-(:data:`~airflow_insight.hooks.insight.RUN_LOG_LOGGER`, shared with the sensor and the trigger), so
-they stay apart from the operator's own messages. The operator reaches the server only through
-:class:`~airflow_insight.hooks.insight.InsightHook`.
+(:data:`~airflow_insight.hooks.insight.RUN_LOG_LOGGER`, shared with the sensor and the trigger),
+each after the ``│ `` mark (:data:`~airflow_insight.hooks.insight.RUN_LOG_PREFIX`), so they stay
+apart from the operator's own messages, also in the UI's log page, which shows no logger names. The
+operator reaches the server only through :class:`~airflow_insight.hooks.insight.InsightHook`.
 
 Order of work in ``execute``: the local checks first (the payload is read and zipped, the request
 built; each mistake is a ``ConfigurationError``), so no token is minted for a task that cannot run;

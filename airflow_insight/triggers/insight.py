@@ -2,8 +2,9 @@
 
 :class:`InsightJobTrigger` follows its job through :meth:`InsightHook.watch_job`, so every
 deferred job on one Insight connection shares one progress socket. It forwards each run-log line
-into the task's log as its own record on the logger ``insight.run_log`` (apart from the trigger's
-own messages), logs every other event once, and yields exactly one event, a
+into the task's log as its own record on the logger ``insight.run_log``, after the ``│ `` mark
+(:data:`~airflow_insight.hooks.insight.RUN_LOG_PREFIX`: apart from the trigger's own messages
+even where no logger name shows), logs every other event once, and yields exactly one event, a
 :class:`~airflow_insight.triggers.payload.TriggerPayload` (see :func:`outcome_from_event`). In a
 triggerer it fires only once the triggerer has read what it logged (up to 15 s): Airflow ends the
 task's trigger log stream on the event, and lines read later would go to the triggerer's own log
