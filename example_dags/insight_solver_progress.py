@@ -7,12 +7,14 @@ columns) reaches a 1 % gap after about a quarter of the nodes it needs to prove 
 25.4 s at load 4), so the gap rule ends the solve early.
 
 ``solver_progress=True`` adds the progress callbacks to ``solver.callbacks`` (INTSOL and the MIP
-log for a MIP, and GAPNOTIFY at the gap rule's target); each callback becomes one progress line in
-the task log (logger ``insight.progress``: best solution, best bound, gap, nodes, solutions,
-elapsed time), and the first stop rule that fires answers ``interruptSolve: true``. The task's
-result carries the progress under ``progress``: whether and why the solve was stopped, the last
-record, and the series (time, best solution, best bound, gap) downsampled for XCom; the picture
-of the series and the latest incumbent are written next to the results zip.
+log for a MIP, and GAPNOTIFY at the gap rule's target); the task log (logger ``insight.progress``)
+names the job once, then gets one line per new solution or moved gap, e.g.
+``GLOBALLOG  best 5680  bound 5623.12  gap 1.00%  nodes 1,831  sols 16  t 19.9s`` (``t`` is the
+solver's own time), and the first stop rule that fires answers ``interruptSolve: true``. The
+task's result carries the progress under ``progress``: whether, why and when the solve was
+stopped, the last record, and the series (time, best solution, best bound, gap, solver time)
+downsampled for XCom; the picture of the series (solver time across, the gap on a log scale, the
+stop marked) and the latest incumbent are written next to the results zip.
 """
 
 from __future__ import annotations

@@ -12,6 +12,14 @@ prints the logger name after each line. (The ``loc=file.py:NN`` after it comes f
 ``[logging] callsite_parameters``, default ``filename,lineno``, which applies to every logger;
 set it empty to drop it. The task log view of the UI hides both unless asked to show sources.)
 
+Each forwarded line starts with :data:`RUN_LOG_PREFIX` (``"│ "``), because the UI's log page
+shows no logger name: without a mark the server's ``Error: ...`` line reads like the provider's
+own. Why a bar rather than a word such as ``[run log]``: it reads as quoted output, the way a
+terminal or a review tool sets apart text from elsewhere, and a block of run-log lines forms one
+vertical rule down the page; it costs two columns, so the solver's own column layout stays on a
+narrow page; it looks like neither a log level nor the ``[logger]`` names a console prints; and
+the line's own text follows intact, so searching for a solver message still finds it.
+
 The connection's fields and extras, and how they are read into settings, are described in
 :mod:`airflow_insight.settings`; ``settings_from_connection`` and ``base_url`` are re-exported
 here (the ``X as X`` imports) for the code that imported them from this module.
@@ -57,12 +65,15 @@ from airflow_insight.transport.sync_driver import SyncJobFollower
 
 #: The logger of forwarded run-log lines (operator, sensor and trigger alike).
 RUN_LOG_LOGGER = "insight.run_log"
+#: What every forwarded run-log line starts with in the task log (see the module docstring).
+RUN_LOG_PREFIX = "│ "
 #: How often a cancel checks whether the job reached CANCELLED.
 CANCEL_POLL_SECONDS = 0.2
 
 
 class RunLogSink:
-    """Forward run-log lines into the task log: one record per line, on :data:`RUN_LOG_LOGGER`."""
+    """Forward run-log lines into the task log: one record per line, on :data:`RUN_LOG_LOGGER`,
+    each after :data:`RUN_LOG_PREFIX`."""
 
     def __init__(self) -> None:
         self._log = structlog.get_logger(RUN_LOG_LOGGER)
@@ -75,7 +86,7 @@ class RunLogSink:
         """Log each of ``lines`` as its own record."""
         info = self._log.info  # Once per batch: the lazy proxy binds on each attribute access.
         for line in lines:
-            info(line)
+            info(RUN_LOG_PREFIX + line)
 
 
 def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, Any]:

@@ -6,9 +6,10 @@ returns a result dict (the XCom ``return_value``); any other end fails the task 
 naming the job, its status, its model status and the last run-log lines.
 
 Run-log lines are logged one record per line by the logger ``insight.run_log``
-(:data:`~airflow_insight.hooks.insight.RUN_LOG_LOGGER`, shared with the sensor and the trigger), so
-they stay apart from the operator's own messages. The operator reaches the server only through
-:class:`~airflow_insight.hooks.insight.InsightHook`.
+(:data:`~airflow_insight.hooks.insight.RUN_LOG_LOGGER`, shared with the sensor and the trigger),
+each after the ``│ `` mark (:data:`~airflow_insight.hooks.insight.RUN_LOG_PREFIX`), so they stay
+apart from the operator's own messages, also in the UI's log page, which shows no logger names. The
+operator reaches the server only through :class:`~airflow_insight.hooks.insight.InsightHook`.
 
 Order of work in ``execute``: the local checks first (the payload is read and zipped, the request
 built; each mistake is a ``ConfigurationError``), so no token is minted for a task that cannot run;
@@ -64,16 +65,17 @@ Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
   the job is left for the next try: only an interactive run cancels on Ctrl-C.
 
 Live solver progress (issue 12): ``solver_progress`` adds the progress callbacks to the request's
-``solver.callbacks`` (see :class:`~airflow_insight.protocol.progress.ProgressOptions`) and hands
-one :class:`~airflow_insight.protocol.progress.SolverProgress` per followed job to the core, which
-answers every ``APP_MESSAGE`` the moment it is decoded. Each answered message becomes one record
-on the logger ``insight.progress`` (:data:`~airflow_insight.protocol.progress.PROGRESS_LOGGER`),
-a stop rule that fires is logged there as a warning, and the task's result carries
-``handler.summary()`` under ``"progress"``. In deferrable mode the trigger holds the handler (the
-options travel in its kwargs). Decisions: a re-attached job (a retry, or a job of a fixed id)
-gets a fresh handler, so its series starts at the re-attach (the server re-sends the message it
-is paused at on ``SUBSCRIBE``), while the stop rules apply as before; a job reused from an earlier
-try (already ``COMPLETED``) has ``"progress": None``, since this try saw none of its solve.
+``solver.callbacks`` (see :class:`~airflow_insight.protocol.progress.ProgressOptions`) and hands one
+:class:`~airflow_insight.protocol.progress.SolverProgress` per followed job to the core, which
+answers every ``APP_MESSAGE`` the moment it is decoded. On the logger ``insight.progress``
+(:data:`~airflow_insight.protocol.progress.PROGRESS_LOGGER`) a first line names the job, then one
+compact record per change worth seeing (a new incumbent, a moved gap, else a heartbeat;
+repeats go to DEBUG), a stop rule that fires is logged there as a warning, and the task's result
+carries ``handler.summary()`` under ``"progress"``. In deferrable mode the trigger holds the handler
+(the options travel in its kwargs). Decisions: a re-attached job (a retry, or a job of a fixed id)
+gets a fresh handler, so its series starts at the re-attach (the server re-sends the message it is
+paused at on ``SUBSCRIBE``), while the stop rules apply as before; a job reused from an earlier try
+(already ``COMPLETED``) has ``"progress": None``, since this try saw none of its solve.
 ``wait_for_termination=False`` with progress is refused: nobody would answer the callbacks, and
 the server fails a job whose callback goes unanswered for 60 s.
 """
@@ -469,6 +471,7 @@ class InsightJobOperator(BaseOperator):
                     self.progress_plot_path,
                     title=f"Insight compute job {job_id}",
                     target_gap=_target_gap(self._progress),
+                    stopped_by=progress.get("stopped_by"),
                 )
             except (ConfigurationError, OSError) as exc:
                 self.log.warning("No solver-progress picture for %s: %s", job_id, exc)

@@ -11,12 +11,13 @@ No I/O, no clock of its own (the core passes ``now`` in the driver's clock, e.g.
 
 Public API::
 
-    SolverProgress(stop_rules=(), *, series_limit=200)      # the AppMessageHandler for one job
-        .answer(message, now) -> (AppMessageResponse, events)
+    SolverProgress(stop_rules=(), *, series_limit=200, heartbeat_seconds=30.0)
+        .answer(message, now) -> (AppMessageResponse, events)   # the AppMessageHandler of a job
         .series -> ProgressSeries; .last_record; .stopped_by -> StopDecision | None;
         .latest_solution_file (the last INTSOL's appMessageFile)
         .summary() -> JSON-safe dict for the XCom result
     read_progress(message, now) -> ProgressRecord | None
+    objective_text(value) -> str;  gap_text(relative_gap) -> str     # as the records show them
     StopAtGap(relative_gap) | StopAfterNoImprovement(seconds) | StopAtObjective(value, sense)
     stop_rules_from_json(items) -> tuple[StopRule, ...];  stop_rules_to_json(rules) -> list[dict]
     progress_callbacks(problem_type) -> tuple[str, ...]
@@ -36,6 +37,13 @@ Decisions where the reference is silent:
 * **Bad input is survived.** A message without usable attributes or with an unknown
   ``appMessageType`` still gets its answer; it yields a partial record or none, and an event
   saying why. Nothing here raises on server input.
+* **Log lines.** The first record of a job is preceded by :class:`ProgressStarted`, which names
+  the job once; each record then reads ``GLOBALLOG  best 5680  bound 5623.12  gap 1.00%  nodes
+  1,831  sols 16  t 29.1s`` in fixed-width columns (the solver's own time, ``TIME``). A record
+  whose best solution and gap read as on the last line shown (an INTSOL is followed at once by a
+  GLOBALLOG with the same figures; a bound that creeps by less than the printed gap shows) is
+  logged at DEBUG unless ``heartbeat_seconds`` passed since that line: the task log gets one line
+  per change worth seeing. Before the first incumbent the bound stands in for the gap.
 * **Re-sent messages** (the server re-sends unanswered ones after a reconnect, §B4.6) get the same
   kind of answer and are recorded once (by ``appMessageId``).
 * **A stop is final.** Once a rule fired, every later message of the job is answered
@@ -86,6 +94,9 @@ _GAP_NOTIFY_CONTROL = "XPRS_MIPRELGAPNOTIFY"
 
 # Xpress reports a missing objective or bound as +-XPRS_PLUSINFINITY.
 _INFINITY = 1e40
+
+#: A record that changes nothing still gets a log line this long after the last one shown.
+HEARTBEAT_SECONDS = 30.0
 
 # How many appMessageIds are remembered to spot re-sent messages: the server re-sends only the
 # ones still unanswered, which is one per paused solve.
@@ -183,31 +194,67 @@ class ProgressRecord:
         return any(value is not None for value in (*figures, self.elapsed_seconds))
 
     def describe(self) -> str:
-        """One readable log line."""
-        parts = [f"best solution {_fmt(self.best_solution)}", f"best bound {_fmt(self.best_bound)}"]
-        gap = "n/a" if self.relative_gap is None else f"{self.relative_gap:.3%}"
-        parts.append(f"gap {gap}")
-        if self.nodes is not None:
-            parts.append(f"nodes {self.nodes}")
-        if self.solutions_found is not None:
-            parts.append(f"solutions {self.solutions_found}")
-        if self.elapsed_seconds is not None:
-            parts.append(f"elapsed {self.elapsed_seconds:.1f}s")
+        """One compact log line with fixed columns; the job id is said once, by
+        :class:`ProgressStarted`, so the figures stay in view on a narrow log page."""
+        columns = [
+            f"{self.callback or '?':<9}",
+            f"best {objective_text(self.best_solution):>10}",
+            f"bound {objective_text(self.best_bound):>10}",
+            f"gap {gap_text(self.relative_gap):>7}",
+            f"nodes {_thousands(self.nodes):>9}",
+            f"sols {_thousands(self.solutions_found):>3}",
+            f"t {_seconds(self.elapsed_seconds):>7}",
+        ]
         if self.lp_objective is not None and self.best_solution is None and self.best_bound is None:
             # An LP's progress (LPLOG, BARLOG); in a MIP it is only the current node's LP.
-            parts.append(f"LP objective {_fmt(self.lp_objective)}")
-        callback = self.callback or "unknown callback"
-        return f"Insight compute job {self.job_id} solver progress ({callback}): " + ", ".join(
-            parts
-        )
+            columns.append(f"LP objective {objective_text(self.lp_objective)}")
+        return "  ".join(columns)
+
+    def shown_figures(self) -> tuple[str, str]:
+        """What makes a record worth a log line when it reads differently from the last line's:
+        the best solution, and the gap as :meth:`describe` prints it (0.01 % steps), or the bound
+        while there is no gap yet. A bound that creeps without moving the printed gap is not
+        news: on a long solve it would give a line per MIP log line."""
+        if self.relative_gap is None:
+            return objective_text(self.best_solution), objective_text(self.best_bound)
+        return objective_text(self.best_solution), gap_text(self.relative_gap)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe copy."""
         return dataclasses.asdict(self)
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.10g}"
+#: What a column shows for a figure the solver did not report (yet).
+MISSING = "-"
+
+
+def objective_text(value: float | None) -> str:
+    """An objective value as records show it: to two decimals at most (trailing zeros
+    dropped); small ones to six significant digits, so a 0.0042 objective does not read as 0."""
+    if value is None:
+        return MISSING
+    if value != 0.0 and abs(value) < 1.0:
+        return f"{value:.6g}"
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def gap_text(gap: float | None) -> str:
+    """A relative gap as records show it: a percentage to two decimals (1.00%)."""
+    if gap is None:
+        return MISSING
+    text = f"{gap:.2%}"
+    if gap > 0.0 and text == "0.00%":
+        return f"{100 * gap:.0e}%"  # below 0.005 %: "4e-03%" rather than a false 0.00 %
+    return text
+
+
+def _thousands(count: int | None) -> str:
+    return MISSING if count is None else f"{count:,}"
+
+
+def _seconds(seconds: float | None) -> str:
+    return MISSING if seconds is None else f"{seconds:.1f}s"
 
 
 def _bounded(value: Any) -> float | None:
@@ -426,15 +473,17 @@ def stop_rules_to_json(rules: Iterable[StopRule]) -> list[dict[str, Any]]:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProgressPoint:
-    """One point of the series: seconds since the first record, and the figures then."""
+    """One point of the series: seconds since the first record, the figures then, and the
+    solver's own elapsed time (its ``TIME`` attribute), which the picture's time axis uses."""
 
     time: float
     best_solution: float | None
     best_bound: float | None
     relative_gap: float | None
+    solver_time: float | None = None
 
 
-SERIES_FIELDS = ("time", "best_solution", "best_bound", "relative_gap")
+SERIES_FIELDS = ("time", "best_solution", "best_bound", "relative_gap", "solver_time")
 
 
 def downsample(points: Sequence[ProgressPoint], limit: int) -> list[ProgressPoint]:
@@ -499,6 +548,7 @@ class ProgressSeries:
             best_solution=record.best_solution,
             best_bound=record.best_bound,
             relative_gap=record.relative_gap,
+            solver_time=record.elapsed_seconds,
         )
         self._points.append(point)
         if len(self._points) > 4 * self.limit:
@@ -510,14 +560,18 @@ class ProgressSeries:
         return tuple(self._points)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"fields": [...], "points": [[time, best solution, best bound, gap], ...]}``.
+        """``{"fields": [...], "points": [[time, best solution, best bound, gap, solver
+        time], ...]}``.
 
-        Times are seconds since the first point; missing figures are null.
+        ``time`` is seconds since the first point as received, ``solver_time`` the solver's own
+        elapsed seconds; missing figures are null.
         """
         kept = downsample(self._points, self.limit)
         return {
             "fields": list(SERIES_FIELDS),
-            "points": [[p.time, p.best_solution, p.best_bound, p.relative_gap] for p in kept],
+            "points": [
+                [p.time, p.best_solution, p.best_bound, p.relative_gap, p.solver_time] for p in kept
+            ],
         }
 
 
@@ -537,6 +591,7 @@ def series_points(document: Mapping[str, Any]) -> list[ProgressPoint]:
                 best_solution=_number(values.get("best_solution")),
                 best_bound=_number(values.get("best_bound")),
                 relative_gap=_number(values.get("relative_gap")),
+                solver_time=_number(values.get("solver_time")),
             )
         )
     return points
@@ -546,14 +601,44 @@ def series_points(document: Mapping[str, Any]) -> list[ProgressPoint]:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ProgressRecorded:
-    """A solver callback was answered and read into a progress record."""
+class ProgressStarted:
+    """The first progress record of a job follows: says once what the record lines belong to."""
 
     log_level: ClassVar[int] = logging.INFO
+    logger_name: ClassVar[str] = PROGRESS_LOGGER
+
+    job_id: str
+    problem_name: str | None
+    heartbeat_seconds: float
+
+    def describe(self) -> str:
+        """One log line naming the job and how to read the records that follow."""
+        problem = f" (problem {self.problem_name})" if self.problem_name else ""
+        return (
+            f"Solver progress of Insight compute job {self.job_id}{problem}: a line per new "
+            f"solution or moved gap, else one every {self.heartbeat_seconds:g} s; "
+            f"best = best solution, bound = best bound, t = the solver's own time"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProgressRecorded:
+    """A solver callback was answered and read into a progress record.
+
+    ``shown`` is False when the record repeats what the last shown one said (an INTSOL's
+    figures arrive again with the next GLOBALLOG): it is then logged at DEBUG only.
+    """
+
     #: Adapters log this event on the progress logger, not the run log.
     logger_name: ClassVar[str] = PROGRESS_LOGGER
 
     record: ProgressRecord
+    shown: bool = True
+
+    @property
+    def log_level(self) -> int:
+        """INFO for a record worth a line in the task log, DEBUG for a repeat."""
+        return logging.INFO if self.shown else logging.DEBUG
 
     @property
     def job_id(self) -> str:
@@ -573,6 +658,8 @@ class StopDecision:
     reason: str
     app_message_id: str
     time: float
+    #: The solver's own elapsed time on that message (where the picture marks the stop).
+    solver_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe copy."""
@@ -580,6 +667,7 @@ class StopDecision:
             "rule": dict(self.rule),
             "reason": self.reason,
             "app_message_id": self.app_message_id,
+            "solver_time": self.solver_time,
         }
 
 
@@ -597,7 +685,7 @@ class SolveStopRequested:
         """One log line."""
         return (
             f"Insight compute job {self.job_id}: stopping the solve (interruptSolve=true), "
-            f"stop rule {self.decision.rule['rule']}: {self.decision.reason}"
+            f"stop rule {self.decision.rule['rule']}: {self.decision.reason}{_at(self.decision)}"
         )
 
 
@@ -622,7 +710,11 @@ class ProgressUnreadable:
         )
 
 
-ProgressEvent = ProgressRecorded | SolveStopRequested | ProgressUnreadable
+def _at(decision: StopDecision) -> str:
+    return "" if decision.solver_time is None else f" (solver time {decision.solver_time:.1f}s)"
+
+
+ProgressEvent = ProgressStarted | ProgressRecorded | SolveStopRequested | ProgressUnreadable
 
 
 # --------------------------------------------------------------------------- handler
@@ -649,7 +741,10 @@ class SolverProgress:
     """The ``APP_MESSAGE`` handler for one followed job (``AppMessageHandler``, PLAN item 6).
 
     Answers every message at once, records its progress, and interrupts the solve when one of
-    ``stop_rules`` fires (rules are tried in order; the first that fires is reported).
+    ``stop_rules`` fires (rules are tried in order; the first that fires is reported). Records
+    are shown (logged at INFO) when their best solution or gap (the bound before there is a gap)
+    reads differently from the last shown one, or ``heartbeat_seconds`` (driver's clock) after
+    it; the rest at DEBUG.
     """
 
     def __init__(
@@ -657,9 +752,16 @@ class SolverProgress:
         stop_rules: Iterable[StopRule | Mapping[str, Any]] | None = (),
         *,
         series_limit: int = 200,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.stop_rules = stop_rules_from_json(stop_rules)
         self.series = ProgressSeries(series_limit)
+        if not (isinstance(heartbeat_seconds, int | float) and heartbeat_seconds >= 0):
+            raise ConfigurationError(
+                f"heartbeat_seconds must be a number of at least 0, not {heartbeat_seconds!r}"
+            )
+        self.heartbeat_seconds = float(heartbeat_seconds)
+        self._shown: tuple[float, tuple[str, str]] | None = None
         self.last_record: ProgressRecord | None = None
         self.stopped_by: StopDecision | None = None
         self.messages_answered = 0
@@ -703,11 +805,27 @@ class SolverProgress:
                 )
             ]
         self._remember(record, now)
-        events: list[ProgressEvent] = [ProgressRecorded(record)]
-        if self.stopped_by is None and (decision := self._decide(record, now)) is not None:
+        decision = self._decide(record, now) if self.stopped_by is None else None
+        events: list[ProgressEvent] = []
+        if self._shown is None:
+            started = ProgressStarted(record.job_id, record.problem_name, self.heartbeat_seconds)
+            events.append(started)
+        # The record a rule fired on is always shown: the stop warning that follows refers to it.
+        shown = self._worth_a_line(record, now, stopping=decision is not None)
+        events.append(ProgressRecorded(record, shown=shown))
+        if decision is not None:
             self.stopped_by = decision
             events.append(SolveStopRequested(record.job_id, decision))
         return events
+
+    def _worth_a_line(self, record: ProgressRecord, now: float, *, stopping: bool) -> bool:
+        figures = record.shown_figures()
+        if self._shown is not None and not stopping:
+            shown_at, shown = self._shown
+            if figures == shown and now - shown_at < self.heartbeat_seconds:
+                return False
+        self._shown = (now, figures)
+        return True
 
     def _remember(self, record: ProgressRecord, now: float) -> None:
         self.last_record = record
@@ -725,7 +843,9 @@ class SolverProgress:
         for rule in self.stop_rules:
             reason = rule.check(state)
             if reason is not None:
-                return StopDecision(rule.to_dict(), reason, record.app_message_id, now)
+                return StopDecision(
+                    rule.to_dict(), reason, record.app_message_id, now, record.elapsed_seconds
+                )
         return None
 
     def summary(self) -> dict[str, Any]:

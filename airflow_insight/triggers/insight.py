@@ -2,8 +2,9 @@
 
 :class:`InsightJobTrigger` follows its job through :meth:`InsightHook.watch_job`, so every
 deferred job on one Insight connection shares one progress socket. It forwards each run-log line
-into the task's log as its own record on the logger ``insight.run_log`` (apart from the trigger's
-own messages), logs every other event once, and yields exactly one event, a
+into the task's log as its own record on the logger ``insight.run_log``, after the ``│ `` mark
+(:data:`~airflow_insight.hooks.insight.RUN_LOG_PREFIX`: apart from the trigger's own messages
+even where no logger name shows), logs every other event once, and yields exactly one event, a
 :class:`~airflow_insight.triggers.payload.TriggerPayload` (see :func:`outcome_from_event`). In a
 triggerer it fires only once the triggerer has read what it logged (up to 15 s): Airflow ends the
 task's trigger log stream on the event, and lines read later would go to the triggerer's own log
@@ -72,7 +73,7 @@ from airflow_insight.compat import features, supervisor
 from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
-from airflow_insight.hooks.insight import EventLog, InsightHook
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX, EventLog, InsightHook
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
@@ -486,7 +487,7 @@ class InsightJobTrigger(BaseTrigger):
             return True
         info = self.run_log.info  # Once per batch: the lazy proxy binds on each access.
         for count, line in enumerate(event.lines, start=1):
-            info(line)
+            info(RUN_LOG_PREFIX + line)
             if count % LINES_PER_YIELD == 0 and count < len(event.lines):
                 # The mark is exact at every point where the stop signal can be handled.
                 self._forwarded(event.execution_attempts, event.first_line + count - 1)

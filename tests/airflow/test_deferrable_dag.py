@@ -20,10 +20,9 @@ from dag_support import assert_no_secrets, jobs_of, load_dags, run_log_records
 
 from airflow_insight.compat import features
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, faults
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX
 from airflow_insight.operators.insight import RESUMED_MESSAGE
 
-#: The run-log loggers: the shared short name, and the per-class names the trigger and the
-#: sensor used before they moved to it (either is accepted while they move).
 #: Lines come live while the trigger follows (a few batches, not all at once). Queued long
 #: enough for the trigger to subscribe first even on a loaded machine: a job that ended before
 #: the subscription is (rightly) read over REST, which this script's test says never happens.
@@ -86,7 +85,7 @@ def _assert_forwarded_once_in_order(records: list[str], log: list[str]) -> None:
     assert log
     assert len(records) == len(log), (len(records), len(log))
     for record, line in zip(records, log, strict=True):
-        assert line.strip() in record
+        assert f"{RUN_LOG_PREFIX}{line.strip()}" in record
 
 
 def _xcoms(dag_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dag_support import (
 )
 
 from airflow_insight.emulator import Emulator
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX
 
 DAGS = load_dags("insight_test_dags")
 
@@ -48,7 +49,7 @@ def test_success_returns_the_result_and_forwards_the_run_log(
     records = run_log_records(output.out, log)
     assert len(records) == len(log)
     for record, line in zip(records, log, strict=True):
-        assert line.strip() in record
+        assert f"{RUN_LOG_PREFIX}{line.strip()}" in record  # set apart from our own messages
     (post,) = emulator.record.requests("POST", "/api/compute-jobs")[-1:]
     assert post.data["headers"].get("connection-id")
     assert_no_secrets(output.out + output.err + repr(seen), emulator)

@@ -37,6 +37,7 @@ import psutil
 import requests
 
 from airflow_insight.emulator import Emulator, JobScript
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAGS_FOLDER = Path(__file__).with_name("dags")
@@ -485,7 +486,7 @@ def run_log_lines(messages: list[str], job_id: str) -> list[int]:
     one forwarded line; records that merely quote a line, like an error message, do not count)."""
     numbers = []
     for message in messages:
-        match = _RUN_LOG_LINE.fullmatch(message.strip())
+        match = _RUN_LOG_LINE.fullmatch(message.strip().removeprefix(RUN_LOG_PREFIX))
         if match and match["job"] == job_id:
             numbers.append(int(match["n"]))
     return numbers

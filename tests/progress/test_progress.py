@@ -7,6 +7,8 @@ so a mistake shared by the encoder and the reader cannot hide here.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 
 import pytest
 
@@ -98,10 +100,12 @@ def test_reference_shaped_message_becomes_a_full_record() -> None:
     assert record.sense == "minimize"
     assert record.problem_name == "fctp"
     line = record.describe()
-    assert "best solution 5906" in line and "best bound 5503.2" in line
-    assert "gap 6.820%" in line and "nodes 120" in line and "solutions 3" in line
-    assert "elapsed 2.5s" in line
-    assert "LP objective" not in line
+    assert line.split() == [
+        "GLOBALLOG",
+        *("best", "5906", "bound", "5503.2", "gap", "6.82%"),
+        *("nodes", "120", "sols", "3", "t", "2.5s"),
+    ]
+    assert "job-1" not in line  # said once, by ProgressStarted
     json.dumps(record.to_dict())  # JSON-safe
 
 
@@ -129,7 +133,7 @@ def test_xpress_infinity_and_no_incumbent_read_as_missing() -> None:
     record = p.read_progress(app_message("a", mip(1e40, -1e40, sols=0)), now=0.0)
     assert record is not None
     assert (record.best_solution, record.best_bound, record.relative_gap) == (None, None, None)
-    assert "gap n/a" in record.describe()
+    assert "best          -  bound          -  gap       -" in record.describe()
 
 
 def test_gap_of_zero_objective_and_bound_is_zero() -> None:
@@ -172,11 +176,15 @@ def test_every_message_is_answered_and_recorded() -> None:
             "appMessage": {"interruptSolve": False},
         },
     }
-    assert [type(event) for event in events] == [p.ProgressRecorded]
-    (event,) = events
-    assert isinstance(event, p.ProgressRecorded)
-    assert event.logger_name == p.PROGRESS_LOGGER == "insight.progress"
-    assert event.describe().startswith("Insight compute job job-1 solver progress (GLOBALLOG)")
+    assert [type(event) for event in events] == [p.ProgressStarted, p.ProgressRecorded]
+    started, event = events
+    assert isinstance(started, p.ProgressStarted) and isinstance(event, p.ProgressRecorded)
+    assert started.logger_name == event.logger_name == p.PROGRESS_LOGGER == "insight.progress"
+    assert started.describe().startswith(
+        "Solver progress of Insight compute job job-1 (problem fctp)"
+    )
+    assert event.describe().startswith("GLOBALLOG  best       5906  bound     5503.2  gap   6.82%")
+    assert event.log_level == logging.INFO
     assert handler.last_record == event.record
 
 
@@ -224,7 +232,11 @@ def test_unknown_type_with_attributes_gives_a_record() -> None:
     response, events = handler.answer(message, now=0.0)
 
     assert response.interrupt_solve is True
-    assert [type(event) for event in events] == [p.ProgressRecorded, p.SolveStopRequested]
+    assert [type(event) for event in events] == [
+        p.ProgressStarted,
+        p.ProgressRecorded,
+        p.SolveStopRequested,
+    ]
 
 
 def test_partial_record_keeps_what_is_there() -> None:
@@ -234,7 +246,7 @@ def test_partial_record_keeps_what_is_there() -> None:
     response, events = handler.answer(message, now=0.0)
 
     assert response.interrupt_solve is False
-    (event,) = events
+    event = events[-1]
     assert isinstance(event, p.ProgressRecorded)
     assert event.record.nodes == 42
     assert event.record.best_solution is None
@@ -251,7 +263,7 @@ def test_gap_rule_interrupts_and_says_why() -> None:
     second, second_events = handler.answer(app_message("m2", mip(101, 100.2)), now=2.0)
 
     assert first.interrupt_solve is False
-    assert [type(event) for event in first_events] == [p.ProgressRecorded]
+    assert [type(event) for event in first_events] == [p.ProgressStarted, p.ProgressRecorded]
     assert wire(second)["messagePayload"] == {
         "appMessageId": "m2",
         "appMessage": {"interruptSolve": True},
@@ -356,7 +368,7 @@ def test_resent_message_is_answered_the_same_and_recorded_once() -> None:
 
     assert first == again
     assert again.interrupt_solve is True
-    assert len(first_events) == 2 and list(again_events) == []
+    assert len(first_events) == 3 and list(again_events) == []
     assert handler.series.records_seen == 1
     assert handler.messages_answered == 2
 
@@ -410,7 +422,13 @@ def test_series_is_bounded_and_keeps_the_incumbent_steps() -> None:
 
     document = handler.series.to_json()
 
-    assert document["fields"] == ["time", "best_solution", "best_bound", "relative_gap"]
+    assert document["fields"] == [
+        "time",
+        "best_solution",
+        "best_bound",
+        "relative_gap",
+        "solver_time",
+    ]
     points = document["points"]
     assert len(points) <= 50
     assert points[0][0] == 0.0  # seconds since the first record
@@ -481,12 +499,11 @@ def test_lp_callback_reports_the_lp_objective() -> None:
     )
     response, events = p.SolverProgress([p.StopAtGap(0.01)]).answer(message, now=0.0)
     assert response.interrupt_solve is False
-    (event,) = events
+    event = events[-1]
     assert isinstance(event, p.ProgressRecorded)
     assert event.record.lp_objective == 12.5
-    assert "(LPLOG): best solution n/a, best bound n/a, gap n/a, LP objective 12.5" in (
-        event.describe()
-    )
+    assert event.describe().startswith("LPLOG      best          -  bound          -  gap       -")
+    assert event.describe().endswith("LP objective 12.5")
 
 
 def test_a_gap_rule_asks_the_solver_to_call_back_when_the_gap_crosses_it() -> None:
@@ -571,3 +588,130 @@ def test_bad_progress_arguments_fail_at_once(
 def test_no_progress_asked_for_gives_no_options() -> None:
     assert p.ProgressOptions.from_arguments(False) is None
     assert p.ProgressOptions.from_arguments(False, []) is None
+
+
+# ----------------------------------------------------------------------------- log lines
+
+
+def timed(best: float, bound: float, seconds: float, sols: int = 1) -> str:
+    """A MIP attributes object that also carries the solver's TIME."""
+    return mip(best, bound, sols=sols)[:-1] + f', "TIME": {{"key": 1122, "value": {seconds}}}}}'
+
+
+def shown(events: Sequence[object]) -> list[str]:
+    """The progress records of ``events`` that reach the task log at INFO, as logged."""
+    return [
+        event.describe()
+        for event in events
+        if isinstance(event, p.ProgressRecorded) and event.log_level == logging.INFO
+    ]
+
+
+def test_an_intsol_repeated_by_the_next_globallog_is_logged_once() -> None:
+    handler = p.SolverProgress(heartbeat_seconds=30.0)
+    first = handler.answer(app_message("a", timed(5680, 5600, 29.0), kind="INTSOL"), now=1.0)[1]
+    # 3 ms later the MIP log line carries the same figures (more nodes, nothing new).
+    again = handler.answer(app_message("b", timed(5680, 5600, 29.0)), now=1.003)[1]
+    moved = handler.answer(app_message("c", timed(5680, 5623.12, 29.1)), now=2.0)[1]
+
+    assert len(shown(first)) == 1 and shown(again) == [] and len(shown(moved)) == 1
+    (repeat,) = again
+    assert isinstance(repeat, p.ProgressRecorded) and repeat.log_level == logging.DEBUG
+    assert handler.series.records_seen == 3  # the picture still gets every point
+
+
+def test_a_bound_that_creeps_below_the_printed_gap_is_not_news() -> None:
+    handler = p.SolverProgress(heartbeat_seconds=30.0)
+    figures = [
+        (None, 5000.0),  # no incumbent: the bound is all there is, and it moved
+        (None, 5100.0),
+        (5682.0, 5615.5),  # gap 1.17%
+        (5682.0, 5616.25),  # gap 1.16%: shown
+        (5682.0, 5616.3),  # gap still 1.16%: the bound crept, nothing to read
+    ]
+    lines = [
+        shown(
+            handler.answer(
+                app_message(
+                    f"m{n}",
+                    timed(1e40 if best is None else best, bound, n, sols=0 if best is None else 1),
+                ),
+                now=float(n),
+            )[1]
+        )
+        for n, (best, bound) in enumerate(figures)
+    ]
+    assert [len(line) for line in lines] == [1, 1, 1, 1, 0]
+
+
+def test_a_record_that_changes_nothing_is_shown_again_after_the_heartbeat() -> None:
+    handler = p.SolverProgress(heartbeat_seconds=10.0)
+    lines = [
+        shown(handler.answer(app_message(f"m{n}", timed(100, 90, n)), now=float(n))[1])
+        for n in (0, 4, 9, 10, 15, 20)
+    ]
+    assert [len(line) for line in lines] == [1, 0, 0, 1, 0, 1]
+
+
+def test_only_the_first_record_of_a_job_names_the_job() -> None:
+    handler = p.SolverProgress()
+    events = [
+        event
+        for n in range(3)
+        for event in handler.answer(app_message(f"m{n}", timed(100 - n, 90, n)), float(n))[1]
+    ]
+    started = [event for event in events if isinstance(event, p.ProgressStarted)]
+    assert len(started) == 1 and "job-1" in started[0].describe()
+    assert all("job-1" not in line for line in shown(events))
+
+
+def test_record_lines_keep_their_columns() -> None:
+    handler = p.SolverProgress(heartbeat_seconds=0.0)
+    figures = [(18000.0, 0.0, 0.1, 1), (5906.0, 5503.2, 2.5, 3), (5680.0, 5623.12, 29.1, 16)]
+    lines = [
+        line
+        for n, (best, bound, seconds, sols) in enumerate(figures)
+        for line in shown(
+            handler.answer(
+                app_message(f"m{n}", timed(best, bound, seconds, sols=sols)), now=float(n)
+            )[1]
+        )
+    ]
+    expected = "GLOBALLOG best 5680 bound 5623.12 gap 1.00% nodes 10 sols 16 t 29.1s"
+    assert lines[-1].split() == expected.split(" ")
+    for label in (" bound ", " gap ", " nodes ", " sols ", " t "):
+        assert len({line.index(label) for line in lines}) == 1, label
+    assert len({len(line) for line in lines}) == 1
+
+
+@pytest.mark.parametrize(
+    ("gap", "text"),
+    [(None, "-"), (0.0, "0.00%"), (0.01, "1.00%"), (1.0, "100.00%"), (0.00004, "4e-03%")],
+)
+def test_gap_column_reads_as_a_percentage(gap: float | None, text: str) -> None:
+    record = p.ProgressRecord("j", "m", "GLOBALLOG", 0.0, relative_gap=gap)
+    assert f"gap {text:>7}" in record.describe()
+
+
+def test_the_stop_carries_the_solver_time_it_fired_at() -> None:
+    handler = p.SolverProgress([p.StopAtGap(0.01)])
+    handler.answer(app_message("m1", timed(110, 100, 3.0)), now=50.0)
+    handler.answer(app_message("m2", timed(101, 100.2, 7.25)), now=51.0)
+
+    summary = handler.summary()
+
+    assert summary["stopped_by"]["solver_time"] == 7.25
+    assert [row[4] for row in summary["series"]["points"]] == [3.0, 7.25]
+    assert [pt.solver_time for pt in p.series_points(summary["series"])] == [3.0, 7.25]
+
+
+def test_the_record_a_rule_fires_on_is_shown_even_when_it_repeats_the_last_one() -> None:
+    handler = p.SolverProgress([p.StopAtGap(0.01)], heartbeat_seconds=30.0)
+    handler.answer(app_message("a", timed(5680, 5622.64, 19.6), kind="INTSOL"), now=1.0)
+    handler.answer(app_message("b", timed(5680, 5623.12, 19.9)), now=1.3)
+    # GAPNOTIFY: the printed gap reads 1.00% as on the last line, but the rule fires here.
+    events = handler.answer(app_message("c", timed(5680, 5623.44, 20.3), kind="GAPNOTIFY"), 1.7)[1]
+
+    assert [type(event) for event in events] == [p.ProgressRecorded, p.SolveStopRequested]
+    assert shown(events) == [events[0].describe()]
+    assert "(solver time 20.3s)" in events[1].describe()

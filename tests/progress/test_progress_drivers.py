@@ -173,10 +173,11 @@ def test_handler_answers_and_stops_at_the_gap_in_both_drivers(
     assert request["solver"]["controls"] == {"XPRS_MIPRELGAPNOTIFY": 0.01}
     # Each event reaches the adapter once: the progress lines and the stop, on the progress logger.
     progress = [r for r in caplog.records if r.name == p.PROGRESS_LOGGER]
-    progress_lines = [r.getMessage() for r in progress if "solver progress" in r.getMessage()]
+    assert progress[0].getMessage().startswith(f"Solver progress of Insight compute job {job_id}")
+    progress_lines = [" ".join(r.getMessage().split()) for r in progress[1:-1]]
     assert len(progress_lines) == 3
-    assert "best solution 5680, best bound 5634.8, gap 0.796%" in progress_lines[-1]
+    assert "best 5680 bound 5634.8 gap 0.80%" in progress_lines[-1]
     assert "stopping the solve (interruptSolve=true), stop rule relative_gap" in (
         progress[-1].getMessage()
     )
-    assert len(progress) == 4
+    assert len(progress) == 5

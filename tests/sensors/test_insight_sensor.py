@@ -18,6 +18,7 @@ from airflow_insight.emulator import (
     airflow_connection_json,
 )
 from airflow_insight.exceptions import AuthenticationError, JobFailed, ServerUnreachable
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.sensors.insight import InsightJobSensor
 from airflow_insight.settings import ConnectionSettings
@@ -62,7 +63,7 @@ def test_poke_mode_returns_the_result_and_forwards_the_run_log(
         for record in (captured.out + captured.err).splitlines()
         if RUN_LOG_MARK in record
     ]
-    assert forwarded == [line.strip() for line in emulator.run_log("poke-ok")]
+    assert forwarded == [RUN_LOG_PREFIX + line.strip() for line in emulator.run_log("poke-ok")]
     assert DEMO_CLIENT_SECRET not in captured.out + captured.err
 
 
@@ -145,7 +146,7 @@ def test_execute_complete_reads_the_run_log_only_when_the_trigger_missed_some(
         for record in (captured.out + captured.err).splitlines()
         if RUN_LOG_MARK in record
     ]
-    assert forwarded == log[-3:]
+    assert forwarded == [RUN_LOG_PREFIX + line for line in log[-3:]]
 
 
 def test_execute_complete_says_when_the_triggerer_had_not_read_the_last_lines(

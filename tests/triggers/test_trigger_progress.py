@@ -73,10 +73,11 @@ def test_progress_is_answered_logged_once_and_in_the_finished_event(
     captured = capsys.readouterr()
     text = captured.out + captured.err
     records = [line for line in text.splitlines() if f"[{PROGRESS_LOGGER}]" in line]
-    assert len(records) == 4, records
-    assert sum("solver progress (" in record for record in records) == 3
-    assert "best solution 1981, best bound 1978.25, gap 0.139%" in records[2]
-    assert "stopping the solve (interruptSolve=true), stop rule relative_gap" in records[3]
+    assert len(records) == 5, records
+    assert "Solver progress of Insight compute job prog-1" in records[0]
+    assert all(" best " in record and "prog-1" not in record for record in records[1:4])
+    assert "best 1981 bound 1978.25 gap 0.14%" in " ".join(records[3].split())
+    assert "stopping the solve (interruptSolve=true), stop rule relative_gap" in records[4]
 
 
 def test_without_progress_the_event_has_none(emulator: Emulator) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, JobScript
+from airflow_insight.hooks.insight import RUN_LOG_PREFIX
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
 
@@ -36,6 +37,14 @@ def connection_json(emulator: Emulator) -> str:
 RUN_LOG_MARK = "[insight.run_log]"
 
 
+def line_text(record: str) -> str:
+    """The forwarded line of a console run-log record: after the level, without the prefix that
+    sets run-log lines apart (every forwarded line must carry it)."""
+    message = record.split("]", 1)[1].split("[", 1)[0].strip()
+    assert message.startswith(RUN_LOG_PREFIX), record
+    return message.removeprefix(RUN_LOG_PREFIX)
+
+
 def submit(emulator: Emulator, job_id: str, **script_changes: Any) -> None:
     """Submit a job over REST with no connection-id (the trigger must SUBSCRIBE to it)."""
     if script_changes:
@@ -50,7 +59,7 @@ def forwarded(text: str, job_id: str) -> list[str]:
     lines = []
     for record in text.splitlines():
         if RUN_LOG_MARK in record and f"{job_id}: run-log line" in record:
-            lines.append(record.split("]", 1)[1].split("[", 1)[0].strip())
+            lines.append(line_text(record))
     return lines
 
 
