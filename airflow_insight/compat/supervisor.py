@@ -29,6 +29,10 @@ from airflow_insight.compat.features import concurrent_supervisor_requests
 
 #: A supervisor that has not answered in this long is taken as not answering.
 ASK_TIMEOUT_SECONDS = 5.0
+#: The kill decision's question may be a trigger's first, and a supervisor's first answer can
+#: take seconds (it builds its execution API client then: 6 s measured on Airflow 3.0.6 on a
+#: loaded 2-core machine); it leaves half of Airflow's 30 s ``on_kill`` limit for the cancel.
+TASK_STATE_TIMEOUT_SECONDS = 15.0
 
 
 class SupervisorUnavailable(Exception):
@@ -115,15 +119,18 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-async def task_state(ref: TaskInstanceRef) -> str | None:
-    """The state of the task instance now (None: no state, e.g. just cleared)."""
+async def task_state(ref: TaskInstanceRef, timeout: float | None = None) -> str | None:
+    """The state of the task instance now (None: no state, e.g. just cleared).
+
+    ``timeout`` defaults to :data:`TASK_STATE_TIMEOUT_SECONDS`."""
     answer = await ask(
         GetTaskStates(
             dag_id=ref.dag_id,
             run_ids=[ref.run_id],
             task_ids=[ref.task_id],
             map_index=ref.map_index,
-        )
+        ),
+        TASK_STATE_TIMEOUT_SECONDS if timeout is None else timeout,
     )
     states = getattr(answer, "task_states", None)
     run_states = states.get(ref.run_id) if isinstance(states, dict) else None

@@ -164,6 +164,7 @@ def test_on_kill_with_a_silent_supervisor_leaves_the_job_and_says_how_to_cancel(
     caplog.set_level("INFO")
     ti = new_task_instance("failed")  # even so: without an answer nothing is cancelled
     monkeypatch.setattr(supervisor, "ASK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(supervisor, "TASK_STATE_TIMEOUT_SECONDS", 0.3)
     monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SilentSupervisorComms(), raising=False)
     submit(emulator, "silent-1", **LONG)
     asyncio.run(_run_then_cancel(emulator, _trigger("silent-1", ti), "silent-1", USER_ACTION))
