@@ -80,11 +80,13 @@ with _dag("td_model_error") as td_model_error:
     InsightJobOperator(task_id="solve", job_request=REQUEST, deferrable=True)
 
 with _dag("td_timeout") as td_timeout:
+    # Long enough that the trigger follows a while first: Airflow 3.1 and 3.2's dag.test() takes
+    # 5-6 s from the task's start date to its execute here.
     InsightJobOperator(
         task_id="solve",
         job_request=REQUEST,
         deferrable=True,
-        execution_timeout=datetime.timedelta(seconds=1.5),
+        execution_timeout=datetime.timedelta(seconds=10),
     )
 
 with _dag("td_sensor") as td_sensor:
