@@ -103,6 +103,6 @@ def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
         check=True,
     )
     # Airflow 3.0 prints its plugin set-up lines on stdout before the JSON document.
-    document = next(line for line in result.stdout.splitlines() if line.startswith("["))
+    document = next(line for line in result.stdout.splitlines() if line.startswith("[{"))
     providers = {item["package_name"]: item for item in json.loads(document)}
     assert providers[DISTRIBUTION]["version"] == importlib.metadata.version(DISTRIBUTION)

@@ -1,53 +1,30 @@
 """Airflow's public authoring names, one import for every Airflow 3 line.
 
-At run time the names come from ``airflow.providers.common.compat.sdk`` (and its
-``connection`` module), which tries each name's Airflow 3 home first and falls back to where
-older lines keep it (``BaseHook`` is in ``airflow.sdk`` only since 3.1, ``conf`` since 3.2).
-Type checkers read the newest line's ``airflow.sdk`` directly.
+The names come from ``airflow.providers.common.compat.sdk`` (and its ``connection`` module),
+which tries each name's Airflow 3 home first and falls back to where older lines keep it
+(``BaseHook`` is in ``airflow.sdk`` only since 3.1, ``conf`` since 3.2); type checkers see the
+newest line's ``airflow.sdk`` through it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowTaskTimeout,
+    BaseHook,
+    BaseOperator,
+    BaseOperatorLink,
+    BaseSensorOperator,
+    Connection,
+    Context,
+    PokeReturnValue,
+    TaskDeferred,
+    TaskInstanceKey,
+    XCom,
+    conf,
+)
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-if TYPE_CHECKING:
-    from airflow.sdk import (
-        BaseHook,
-        BaseOperator,
-        BaseOperatorLink,
-        BaseSensorOperator,
-        Connection,
-        Context,
-        PokeReturnValue,
-        conf,
-    )
-    from airflow.sdk.exceptions import (
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowTaskTimeout,
-        TaskDeferred,
-    )
-    from airflow.sdk.execution_time.xcom import XCom
-    from airflow.sdk.types import TaskInstanceKey
-else:
-    from airflow.providers.common.compat.sdk import (
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowTaskTimeout,
-        BaseHook,
-        BaseOperator,
-        BaseOperatorLink,
-        BaseSensorOperator,
-        Connection,
-        Context,
-        PokeReturnValue,
-        TaskDeferred,
-        TaskInstanceKey,
-        XCom,
-        conf,
-    )
 
 
 async def get_async_connection(conn_id: str) -> Connection:

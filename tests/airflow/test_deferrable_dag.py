@@ -53,6 +53,7 @@ def scripts(emulator: Emulator) -> None:
     emulator.add_script("td_model_error.*", NAMED_SCRIPTS["model-error"])
     emulator.add_script("td_timeout.*", LONG)
     emulator.add_script("td_sensor.*", STREAMED)
+    emulator.add_script("td_sensor_*.*", STREAMED)
 
 
 @pytest.fixture
@@ -237,19 +238,22 @@ def test_execution_timeout_makes_the_trigger_cancel_the_job(
     assert deferred
 
 
-def test_deferrable_sensor_waits_for_a_fire_and_forget_job(
+@pytest.mark.parametrize("dag_id", ["td_sensor", "td_sensor_poke", "td_sensor_reschedule"])
+def test_the_sensor_waits_for_a_fire_and_forget_job_in_each_mode(
     emulator: Emulator,
     collected: Callable[[], dict[str, Any]],
     capfd: pytest.CaptureFixture[str],
+    dag_id: str,
 ) -> None:
-    run = DAGS.td_sensor.test()
+    """Deferrable (``td_sensor``), poke and reschedule: the same result, the same run log."""
+    run = getattr(DAGS, dag_id).test()
     output = capfd.readouterr()
     assert run.state == "success", output.out[-3000:]
     result = collected()["result"]
-    (job_id,) = jobs_of(emulator, "td_sensor")
+    (job_id,) = jobs_of(emulator, dag_id)
     assert result["compute_job_id"] == job_id
     assert (result["status"], result["model_status"]) == ("COMPLETED", "OK")
-    xcoms = _xcoms("td_sensor")
+    xcoms = _xcoms(dag_id)
     # The operator returned at once (fire and forget): the job was not finished yet.
     assert xcoms["submit/return_value"]["compute_job_id"] == job_id
     assert xcoms["submit/return_value"]["status"] != "COMPLETED"

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_insight.compat.sdk import airflow_version
 from airflow_insight.emulator import (
     DEMO_CLIENT_SECRET,
     Emulator,
@@ -325,6 +326,7 @@ def test_deferred_operator_streams_succeeds_and_is_cancelled_when_marked_failed(
     slow_job = deletes[0].compute_job_id
     assert slow_job is not None
     emulator.wait_for_status(slow_job, {"CANCELLED", "DELETED"}, timeout_seconds=10)
+    _print_record(emulator, "e2e_slow")
 
 
 def _trigger_log(home: Path, dag_id: str, task_id: str) -> str:
@@ -470,8 +472,9 @@ def _end_state(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> s
     return state
 
 
-def _one_job_never_cancelled(emulator: Emulator, dag_id: str) -> str:
-    """The emulator's record: exactly one job of ``dag_id``, never DELETEd, COMPLETED."""
+def _print_record(emulator: Emulator, dag_id: str) -> tuple[list[str], list[Any], list[str]]:
+    """Print the emulator's record of ``dag_id``'s jobs (run with ``-s``); (jobs, DELETEs,
+    statuses pushed)."""
     jobs = [job for job in list(emulator.hub.jobs) if job.startswith(f"{dag_id}.")]
     deletes = [e for e in emulator.record.of_kind("delete") if e.compute_job_id in jobs]
     kinds = [e.kind for e in emulator.record.entries() if e.compute_job_id in jobs]
@@ -480,9 +483,15 @@ def _one_job_never_cancelled(emulator: Emulator, dag_id: str) -> str:
         e.data["status"] for e in emulator.record.of_kind("job_status") if e.compute_job_id in jobs
     ]
     print(
-        f"\n--- emulator record for {dag_id}: jobs {jobs}, DELETEs {len(deletes)},"
-        f" SUBSCRIBEs {subscribes}, statuses {statuses} ---"
+        f"\n--- emulator record for {dag_id} (Airflow {airflow_version()}): jobs {jobs},"
+        f" DELETEs {len(deletes)}, SUBSCRIBEs {subscribes}, statuses {statuses} ---"
     )
+    return jobs, deletes, statuses
+
+
+def _one_job_never_cancelled(emulator: Emulator, dag_id: str) -> str:
+    """The emulator's record: exactly one job of ``dag_id``, never DELETEd, COMPLETED."""
+    jobs, deletes, statuses = _print_record(emulator, dag_id)
     assert len(jobs) == 1, jobs
     assert deletes == []
     (job_id,) = jobs
@@ -565,6 +574,7 @@ def test_marking_a_running_blocking_task_failed_cancels_its_job(
     )
     assert len(deletes) == 1
     emulator.wait_for_status(job_id, {"CANCELLED"}, timeout_seconds=10)
+    _print_record(emulator, dag_id)
     assert "a user stopped it" in _wait(
         "the kill in the task log",
         lambda: "a user stopped it" in _task_log(home, dag_id) and _task_log(home, dag_id),

@@ -99,3 +99,20 @@ with _dag("td_sensor") as td_sensor:
     )
     submit >> wait
     collect(wait.output)
+
+# The same wait in the sensor's other modes: a worker slot throughout, or one per poke.
+for _mode in ("poke", "reschedule"):
+    with _dag(f"td_sensor_{_mode}") as _sensor_dag:
+        _submit = InsightJobOperator(
+            task_id="submit", job_request=REQUEST, wait_for_termination=False
+        )
+        _wait = InsightJobSensor(
+            task_id="wait",
+            compute_job_id="{{ ti.xcom_pull(task_ids='submit')['compute_job_id'] }}",
+            mode=_mode,
+            poke_interval=1,
+            timeout=120,
+        )
+        _submit >> _wait
+        collect(_wait.output)
+    globals()[f"td_sensor_{_mode}"] = _sensor_dag
