@@ -70,6 +70,7 @@ from typing import Any
 import structlog
 
 from airflow_insight.compat import features, supervisor
+from airflow_insight.compat.runner import finish_despite_cancels
 from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
@@ -93,6 +94,9 @@ LINES_PER_YIELD = 200
 CANCEL_TIMEOUT_SECONDS = 20.0
 #: After an interrupt's DELETE, wait this long at most for the job to reach ``CANCELLED``.
 CANCEL_WAIT_SECONDS = 10.0
+#: Bound on the kill decision and cancel made in ``cleanup`` where Airflow calls no ``on_kill``
+#: (the same as Airflow 3.3's ``[triggerer] on_kill_timeout`` default).
+KILL_IN_CLEANUP_SECONDS = 30.0
 #: Bound on the final watermark persist in ``cleanup`` (the triggerer may be shutting down).
 FINAL_PERSIST_TIMEOUT_SECONDS = 2.0
 _INTERRUPT = "insight-trigger-interrupt"
@@ -308,7 +312,7 @@ class InsightJobTrigger(BaseTrigger):
         if self.ti_ref is None or self._ended:
             return
         if self._cancelled and not features.trigger_on_kill().on:
-            await self.on_kill()
+            await finish_despite_cancels(self.on_kill(), KILL_IN_CLEANUP_SECONDS)
             if self._ended:
                 return
         ref, writer = self.ti_ref, self._writer

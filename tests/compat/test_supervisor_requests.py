@@ -16,6 +16,7 @@ import pytest
 from airflow.sdk.execution_time import task_runner
 
 from airflow_insight.compat import features, supervisor
+from airflow_insight.compat.runner import finish_despite_cancels
 
 
 class OneAtATimeComms:
@@ -82,3 +83,34 @@ def test_cutting_a_request_off_would_hand_its_answer_to_the_next_caller(
     _concurrent_requests(monkeypatch, on=True)
     with pytest.raises(supervisor.SupervisorUnavailable, match="out of order"):
         asyncio.run(_late_then_next())
+
+
+def test_work_in_cleanup_finishes_however_often_the_runner_cancels() -> None:
+    """Airflow before 3.3 cancels a trigger again on every turn of its runner's loop."""
+    finished: list[str] = []
+
+    async def work() -> None:
+        await asyncio.sleep(0.5)
+        finished.append("done")
+
+    async def main() -> None:
+        task = asyncio.create_task(finish_despite_cancels(work(), budget_seconds=10))
+        await asyncio.sleep(0)  # cleanup() has begun when the runner cancels it again
+        while not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=0.05)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert finished == ["done"]
+
+
+def test_work_in_cleanup_stops_at_its_budget() -> None:
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        await finish_despite_cancels(forever(), budget_seconds=0.2)
+
+    asyncio.run(main())  # returns (the work cancelled) instead of hanging

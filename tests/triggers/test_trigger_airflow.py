@@ -202,6 +202,27 @@ def without_trigger_on_kill(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(features, name, lambda off=off: off)
 
 
+async def _as_an_older_runner(trigger: InsightJobTrigger, before_cancel: Any) -> None:
+    """Run and clean up in one task as Airflow's ``run_trigger`` does, then cancel that task as
+    a runner before 3.3 does a trigger it no longer owns: with no message, on every turn of its
+    loop (about a second; far more often here) until the task ends."""
+
+    async def run_trigger() -> None:
+        try:
+            async for _ in trigger.run():
+                pass
+        finally:
+            with contextlib.suppress(Exception):
+                await trigger.cleanup()
+
+    task = asyncio.create_task(run_trigger())
+    await until(lambda: trigger._mark.last_run_log_line >= 5, timeout=60)
+    await before_cancel()
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.02)
+
+
 @pytest.mark.parametrize(
     ("state", "cancelled"),
     [("failed", True), (None, True), ("deferred", False), ("up_for_retry", False)],
@@ -220,7 +241,7 @@ def test_without_trigger_on_kill_cleanup_makes_the_kill_decision(
         set_state(ti, state)
 
     trigger = _trigger(job_id, ti)
-    asyncio.run(_run_then_cancel(emulator, trigger, job_id, None, before_cancel=airflow_acts))
+    asyncio.run(_as_an_older_runner(trigger, before_cancel=airflow_acts))
     assert _deletes(emulator) == ([job_id] if cancelled else [])
     if cancelled:
         emulator.wait_for_status(job_id, {"CANCELLED"})
