@@ -19,17 +19,20 @@ RUN_LOG_NAMES = (f"[{RUN_LOG_LOGGER}]", "InsightJobTrigger.run_log]", "InsightJo
 _EMULATOR_LINE = re.compile(r": run-log line \d+\s*$")
 
 
-def _console_without_logger_names() -> bool:
+def _airflow_line() -> tuple[int, int]:
     from packaging.version import Version
 
     from airflow_insight.compat.sdk import airflow_version
 
-    return Version(airflow_version()).release[:2] == (3, 0)
+    major, minor = Version(airflow_version()).release[:2]
+    return major, minor
 
 
+#: The installed Airflow's line, for what its ``dag.test()`` shows or does differently.
+AIRFLOW_LINE = _airflow_line()
 #: Airflow 3.0's ``dag.test()``: structlog unconfigured (no logger names; stdlib records are off
 #: the captured console, see ``conftest.capfd``).
-CONSOLE_WITHOUT_LOGGER_NAMES = _console_without_logger_names()
+CONSOLE_WITHOUT_LOGGER_NAMES = AIRFLOW_LINE == (3, 0)
 
 
 def load_dags(name: str) -> ModuleType:

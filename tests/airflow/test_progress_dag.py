@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dag_support import assert_no_secrets, jobs_of, load_dags
+from dag_support import CONSOLE_WITHOUT_LOGGER_NAMES, assert_no_secrets, jobs_of, load_dags
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
@@ -100,6 +100,9 @@ def assert_stopped_by_the_gap_rule(
     assert stopped_by["solver_time"] == points[-1][4]
     assert points[-1][3] is not None and points[-1][3] <= 0.01
     assert progress["last"]["relative_gap"] == points[-1][3]
+    assert_no_secrets(log_text, emulator)
+    if CONSOLE_WITHOUT_LOGGER_NAMES:
+        return  # Airflow 3.0's dag.test() console names no logger to pick the records by
     # The job named once on the progress logger, then one compact record per change worth
     # seeing (never more than the messages recorded), then the stop warning.
     records = _progress_records(log_text)
@@ -153,7 +156,9 @@ def test_deferred_progress_is_logged_by_the_trigger_and_copied_into_the_result(
     assert_stopped_by_the_gap_rule(emulator, "td_progress", result, text)
     # Every progress record came from the trigger, before the task resumed.
     before, resumed, after = text.partition(RESUMED_MESSAGE)
-    assert resumed and _progress_records(before) and not _progress_records(after)
+    assert resumed
+    if not CONSOLE_WITHOUT_LOGGER_NAMES:
+        assert _progress_records(before) and not _progress_records(after)
     assert Path(result["progress_plot_path"]).read_bytes()[:4] == b"\x89PNG"
     assert Path(result["solution_path"]).read_text().startswith("NAME ")
 
