@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 #: The token lifetime asked for by default: the server's default cap (§B2.3).
 DEFAULT_TOKEN_MAX_AGE_SECONDS = 900
 #: How long a followed job may go without any answer from the server (socket or REST) before it
-#: fails with a retryable error (issue 11): long enough for a server restart, short enough that a
+#: fails with a retryable error: long enough for a server restart, short enough that a
 #: dead server does not hold a worker slot for hours.
 DEFAULT_UNREACHABLE_LIMIT_SECONDS = 600.0
 

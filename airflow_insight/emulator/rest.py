@@ -281,7 +281,7 @@ async def post_compute_job(request: web.Request) -> web.Response:
         raise ApiError(409, f"a compute job with id {job_id!r} already exists")
     cannot_solve = refusal(hub.script_for(job_id), normalised, payload)
     if cannot_solve is not None and not hub.config.simulate_solves:
-        # The emulator never pretends (issue 11): no solver, no "Optimal" for a model.
+        # The emulator never pretends: no solver, no "Optimal" for a model.
         raise ApiError(
             422,
             f"this emulator cannot run job {job_id!r}: {cannot_solve}",

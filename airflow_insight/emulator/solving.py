@@ -4,7 +4,7 @@ A SOLVER job whose script has ``solve`` and whose payload holds an LP/MPS model 
 xpress in a worker thread (:mod:`.solver`); its log lines are flushed to the socket as they come,
 and its callbacks pause it for APP_MESSAGE round trips (:mod:`.callbacks`).
 
-The emulator never pretends (issue 11): without xpress such a submission is refused with 422
+The emulator never pretends: without xpress such a submission is refused with 422
 naming the extra to install, unless :attr:`EmulatorConfig.simulate_solves` is set; then the job
 runs its script with a "SIMULATED" line at the start and end of its run log and a
 ``SIMULATED.txt`` plus solution status ``Simulated`` in its results. The same labels mark every

@@ -32,7 +32,7 @@ off) the operator looks up the job ids the earlier tries derived, newest first, 
 the first one still running (after a SIGKILL, one job on the server); a finished one is not reused
 (see :mod:`airflow_insight.protocol.reattach`).
 
-Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
+Kill, interrupt and timeout (decision: a deploy never costs a run):
 
 * ``on_kill`` cancels the remote job only when a **user** stopped the task. Airflow 3.3 calls it
   from the task process's ``SIGTERM`` handler (``_on_term`` in
@@ -64,7 +64,7 @@ Kill, interrupt and timeout (decision, issue 10: a deploy never costs a run):
   ``supervisor.py``), so there an interrupt kills the process without running Python code and
   the job is left for the next try: only an interactive run cancels on Ctrl-C.
 
-Live solver progress (issue 12): ``solver_progress`` adds the progress callbacks to the request's
+Live solver progress: ``solver_progress`` adds the progress callbacks to the request's
 ``solver.callbacks`` (see :class:`~airflow_insight.protocol.progress.ProgressOptions`) and hands one
 :class:`~airflow_insight.protocol.progress.SolverProgress` per followed job to the core, which
 answers every ``APP_MESSAGE`` the moment it is decoded. On the logger ``insight.progress``

@@ -79,7 +79,7 @@ complete-log shortcut and REST checks, are in :mod:`.tracker`; the automatic rep
 * :meth:`Follower.start` asks for the first token; if it cannot be had (refused credentials, or
   no answer within the REST client's retries) the session fails at once (:class:`FollowFailed`
   for every job, and the driver's ``open`` raises): without a token nothing can go on, and
-  trying again in the submit would only double the wait (issue 11 #10).
+  trying again in the submit would only double the wait.
 * Unreachable server: when neither the socket nor any REST call has answered for
   ``unreachable_limit_seconds`` while jobs are followed, each job fails with
   :class:`~airflow_insight.exceptions.ServerUnreachable` (retryable; the next try re-attaches).

@@ -738,7 +738,7 @@ def _inferred_sense(record: ProgressRecord) -> Sense | None:
 
 
 class SolverProgress:
-    """The ``APP_MESSAGE`` handler for one followed job (``AppMessageHandler``, PLAN item 6).
+    """The ``APP_MESSAGE`` handler for one followed job (``AppMessageHandler``).
 
     Answers every message at once, records its progress, and interrupts the solve when one of
     ``stop_rules`` fires (rules are tried in order; the first that fires is reported). Records
@@ -864,7 +864,7 @@ class SolverProgress:
 
 
 if TYPE_CHECKING:
-    # mypy proves here that the handler fits the core's interface (PLAN item 6).
+    # mypy proves here that the handler fits the core's interface.
     _conforms: AppMessageHandler = SolverProgress()
 
 

@@ -14,7 +14,7 @@ Where it differs from the blocking twin, and why:
   (one per deferred task) can wait on one socket at once.
 * A reader task moves every received frame into an inbox queue, so ``websockets`` keeps reading
   (and answering ping frames) while the loop waits; the loop gives the event loop a turn after
-  every frame, or a backlog in the inbox would hold the pongs back (issue 11 #7). A frame the
+  every frame, or a backlog in the inbox would hold the pongs back. A frame the
   core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
   needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the
   reader task itself, which sends the reply at once; its events take the frame's place in the
@@ -261,7 +261,7 @@ class AsyncJobFollower:
             await self._handle(event)
         # Give the loop a turn after every frame. With a backlog in the inbox, get() returns
         # at once and nothing above suspends, so without this the loop would forward the whole
-        # backlog before ``websockets`` could read the next ping and answer it (issue 11 #7).
+        # backlog before ``websockets`` could read the next ping and answer it.
         await asyncio.sleep(0)
 
     async def _feed(self, outputs: list[ev.Output]) -> None:

@@ -41,7 +41,7 @@ Kill and timeout, per Airflow 3.3's trigger life cycle:
   ends the task at once, leaves the job running and logs how to cancel it. A triggerer never
   runs a trigger without its task instance, so neither rule can fire on a triggerer's shutdown.
 
-Solver progress (issue 12): with ``progress`` in its kwargs (``ProgressOptions.to_json()``: the
+Solver progress: with ``progress`` in its kwargs (``ProgressOptions.to_json()``: the
 callbacks and the stop rules, JSON-safe) the trigger builds one ``SolverProgress`` handler and
 hands it to the watch, so the core answers each ``APP_MESSAGE`` the moment it is decoded; each
 record (and a stop rule that fires) is logged once on ``insight.progress``, and the ``finished``
