@@ -12,16 +12,20 @@ Where it differs from the blocking twin, and why:
 * :meth:`AsyncJobFollower.open` starts one loop task that drives the socket for every followed
   job; :meth:`AsyncJobFollower.wait` only awaits that job's future, so any number of coroutines
   (one per deferred task) can wait on one socket at once.
-* A reader task moves every received frame into an inbox queue, so ``websockets`` keeps reading
-  (and answering ping frames) while the loop waits; the loop gives the event loop a turn after
-  every frame, or a backlog in the inbox would hold the pongs back. A frame the
+* A reader task moves every received frame into an inbox (:mod:`.async_inbox`), so ``websockets``
+  keeps reading (and answering ping frames) while the loop waits; the loop gives the event loop a
+  turn after every frame, or a backlog in the inbox would hold the pongs back. The inbox is bounded
+  as :mod:`airflow_insight.protocol.inbox` decides: under a flood the sink cannot keep up with, the
+  reader waits for room (``websockets`` then stops reading, and TCP slows the server); it resumes
+  as soon as the loop takes a frame. A frame the
   core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
   needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the
   reader task itself, which sends the reply at once; its events take the frame's place in the
   inbox (one thread: no lock).
 * The REST calls the core asks for each run off the loop, on their own (:mod:`.async_calls`):
   one slow call never holds up the other jobs on the socket; the finished call comes back
-  through the inbox and its answer goes to the core on the loop task (no locks).
+  through the inbox, ahead of any frames waiting there, and its answer goes to the core on the
+  loop task (no locks).
 * ``ReconnectDue`` (opening the socket) is performed in line: there is no socket to serve
   meanwhile.
 """
@@ -47,11 +51,13 @@ from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.events import FollowFailed
 from airflow_insight.protocol.follower import Follower, FollowerConfig
+from airflow_insight.protocol.inbox import INBOX_LIMIT_CHARS
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.async_calls import Answer, RestCalls
 from airflow_insight.transport.async_handshake import SocketOpener, open_socket
+from airflow_insight.transport.async_inbox import AsyncInbox
 from airflow_insight.transport.driving import (
     DriverEvent,
     EventSink,
@@ -110,7 +116,7 @@ class AsyncJobFollower:
             config, jitter_source=random.Random().random, server=settings.server_name
         )
         self._ws: ClientConnection | None = None
-        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._inbox: AsyncInbox[_Item] = AsyncInbox(INBOX_LIMIT_CHARS)
         self._events: collections.deque[ev.Event] = collections.deque()
         # What follow() and unfollow() got from the core, for the loop task to feed.
         self._held: list[ev.Output] = []
@@ -120,7 +126,7 @@ class AsyncJobFollower:
         self._calls = RestCalls(
             rest,
             spawn=self._spawn,
-            on_answer=self._inbox.put_nowait,
+            on_answer=self._inbox.put_urgent,
             max_workers=MAX_CONCURRENT_REST_CALLS,
         )
 
@@ -174,7 +180,7 @@ class AsyncJobFollower:
             )
         )
         self._ends.setdefault(job_id, asyncio.get_running_loop().create_future())
-        self._inbox.put_nowait(None)
+        self._inbox.put_urgent(None)
 
     def unfollow(self, job_id: str) -> None:
         """Stop following a job (its waiter left); the job keeps running on the server."""
@@ -184,7 +190,7 @@ class AsyncJobFollower:
             future.exception()  # Retrieved: nobody waits for it any more.
         elif future is not None:
             future.cancel()
-        self._inbox.put_nowait(None)
+        self._inbox.put_urgent(None)
 
     async def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """Await the end of ``job_id``; its outcome, or None after the timeout."""
@@ -239,11 +245,7 @@ class AsyncJobFollower:
             await self._feed(held)
         if not self._events:
             wait = receive_timeout(self._clock(), self.follower.next_deadline())
-            try:
-                async with asyncio.timeout(wait):
-                    item = await self._inbox.get()
-            except TimeoutError:
-                item = None
+            item = await self._inbox.get(wait)
             if isinstance(item, Answer):
                 await self._feed(self._answered(item))
             elif item is not None and item[0] is self._ws:
@@ -282,18 +284,19 @@ class AsyncJobFollower:
         try:
             async for data in ws:
                 if not needs_immediate_reply(data):
-                    self._inbox.put_nowait((ws, data, ""))
+                    await self._inbox.room_for(len(data), lambda: ws is self._ws)
+                    self._inbox.put_frame((ws, data, ""), len(data))
                     continue
                 if ws is not self._ws:
                     break  # Replaced or closed meanwhile.
                 # Answered here, ahead of the lines waiting in the inbox.
                 texts, events = split_outputs(self.follower.receive_text(data, self._clock()))
-                self._inbox.put_nowait((ws, events, ""))
+                self._inbox.put_frame((ws, events, ""))
                 for text in texts:
                     await ws.send(text)
         except (ConnectionClosed, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
-        self._inbox.put_nowait((ws, None, reason))
+        self._inbox.put_frame((ws, None, reason))
 
     # ----------------------------------------------------------------------------- events
 

@@ -29,6 +29,11 @@ __all__ = ["MAX_MESSAGE_BYTES", "SocketOpener", "open_socket"]
 SocketOpener = Callable[[ConnectionSettings, str], Awaitable[tuple[ClientConnection, str | None]]]
 #: Largest message accepted from the server; a run-log batch can be long.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Frames ``websockets`` buffers before it stops reading the socket, and the count it resumes at.
+#: The driver's own inbox is the bound (:mod:`airflow_insight.protocol.inbox`); while its reader
+#: waits for room, a ping can be read only once the library resumes, so it resumes as soon as one
+#: frame is taken (the default resumes at a quarter of 16 frames: a dozen frames' forwarding).
+MAX_QUEUED_FRAMES = (4, 3)
 
 
 class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
@@ -61,6 +66,7 @@ async def open_socket(
             # A dead server must not hold the loop for the library's default 10 s.
             close_timeout=1.0,
             max_size=MAX_MESSAGE_BYTES,
+            max_queue=MAX_QUEUED_FRAMES,
             logger=_WEBSOCKETS_LOG,
         )
     except InvalidStatus as exc:

@@ -8,10 +8,10 @@ nothing: errors, retries and what to do next are the core's. Every event goes to
 
 A reader thread per socket reads every frame into an inbox; ``websocket-client`` answers ping
 frames inside that thread's ``recv``, so pongs go out on time while the loop forwards a flood of
-lines or waits on a REST call (each bounded by the connection's timeouts). The inbox holds at most
-:data:`INBOX_LIMIT_CHARS` of frame text: a server that writes faster than the task log takes lines
-makes the reader thread wait for room (TCP then slows the server), so memory stays bounded; the
-wait ends as soon as the loop takes one frame, so a ping waits at most one frame's forwarding.
+lines or waits on a REST call (each bounded by the connection's timeouts). The inbox is bounded as
+:mod:`airflow_insight.protocol.inbox` decides: a server that writes faster than the task log takes
+lines makes the reader thread wait for room (TCP then slows the server), so memory stays bounded;
+the wait ends as soon as the loop takes one frame, so a ping waits at most one frame's forwarding.
 A frame the core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
 needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the reader
 thread itself, which sends the reply at once; its events take the frame's place in the inbox. A
@@ -42,6 +42,7 @@ from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower, FollowerConfig
+from airflow_insight.protocol.inbox import INBOX_LIMIT_CHARS, InboxRoom
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.replies import needs_immediate_reply
 from airflow_insight.settings import ConnectionSettings
@@ -69,9 +70,6 @@ _Frame = tuple[websocket.WebSocket, str | bytes | list[ev.Event] | None, str]
 #: A core input, given the time.
 _Input = Callable[[float], list[ev.Output]]
 
-#: Frame text the inbox may hold before the reader thread waits for room (a 1,000-line batch is
-#: about 50,000 characters): bounds memory under a flood the task log cannot keep up with.
-INBOX_LIMIT_CHARS = 4 * 1024 * 1024
 #: How often a reader waiting for room checks that its socket is still the one in use.
 INBOX_RECHECK_SECONDS = 0.1
 #: Shortest wait for the inbox (a zero timeout would spin).
@@ -85,18 +83,17 @@ class _Inbox:
     docstring); the reader waits for room, the loop never waits for the reader."""
 
     def __init__(self, limit_chars: int) -> None:
-        self._limit = limit_chars
+        self.room = InboxRoom(limit_chars)
         self._frames: collections.deque[tuple[_Frame, int]] = collections.deque()
-        self._chars = 0
         self._changed = threading.Condition()
 
     def put(self, frame: _Frame, chars: int = 0, wanted: Callable[[], bool] = bool) -> None:
         """Queue ``frame`` (``chars`` long), first waiting for room while ``wanted()``."""
         with self._changed:
-            while chars and self._chars and self._chars + chars > self._limit and wanted():
+            while not self.room.fits(chars) and wanted():
                 self._changed.wait(INBOX_RECHECK_SECONDS)
             self._frames.append((frame, chars))
-            self._chars += chars
+            self.room.take(chars)
             self._changed.notify_all()
 
     def get(self, timeout: float) -> _Frame | None:
@@ -107,7 +104,7 @@ class _Inbox:
             if not self._frames:
                 return None
             frame, chars = self._frames.popleft()
-            self._chars -= chars
+            self.room.release(chars)
             self._changed.notify_all()
             return frame
 
