@@ -16,11 +16,16 @@ server's per-attempt numbering. Any gap left open in the earlier attempt is give
 
 A batch at line 0 after a requeue is ambiguous: the new attempt restarting its numbering, or a
 late or duplicate batch of the *earlier* attempt (a replay, a resend). ``RUNLOG_UPDATED`` names
-no attempt, so the text decides: the first ``HEAD_LINES`` lines forwarded in the current
-numbering are kept, and a batch at 0 whose lines equal them (as far as both reach) is taken as a
+no attempt, so the text decides: the first lines forwarded in the current numbering are kept
+(the *head*), and a batch at 0 whose lines equal them (as far as both reach) is taken as a
 repeat of the earlier attempt: its lines are dropped as duplicates and the switch still waits
-for the new attempt's first batch. The cost of guessing wrong the other way (a new attempt that
-prints exactly the same first lines, say a solver banner, and restarts at 0) is that its lines
+for the new attempt's first batch. The head is needed for the whole follow (a requeue can come
+at any time) but only as deep as it discriminates: it is bounded by :data:`HEAD_LINES` and
+:data:`HEAD_CHARS` (whole lines only), a few kB per job, because a triggerer holds one per
+followed job. A requeued job prints the same banner and problem statistics again, so more lines
+of that output would not tell a repeat from a restart any better; a batch shorter than the head
+is compared on its own length whatever the bound. The cost of guessing wrong the other way (a
+new attempt that prints exactly the same first lines and restarts at 0) is that its lines
 arrive late: they are not forwarded live but from the final REST log, which holds both attempts
 in one text. Forwarding the earlier attempt's lines a second time, shifted after the end, would
 be worse: wrong lines in the task log, and every later position off. Without a kept head (a job
@@ -47,8 +52,12 @@ from airflow_insight.protocol.events import RunLogEvent, RunLogGap, RunLogLines
 
 DEFAULT_TAIL_LINES = 10
 DEFAULT_MAX_BUFFERED_LINES = 10_000
-#: How many first lines of the current numbering are kept to recognise a repeated batch at 0.
-HEAD_LINES = 1000
+#: At most this many first lines of the current numbering are kept to recognise a repeated
+#: batch at 0 (see the module docstring)...
+HEAD_LINES = 100
+#: ...and at most this many characters of them in all: about 6 kB of memory per job with the
+#: strings' own overhead, 30 MB for 5,000 followed jobs.
+HEAD_CHARS = 4096
 
 
 def split_run_log(text: str) -> list[str]:
@@ -220,15 +229,23 @@ class RunLog:
     def _forward(
         self, first: int, lines: Sequence[str], attempts: int | None = None
     ) -> RunLogLines:
-        room = HEAD_LINES - len(self._head)
-        if room > 0 and first - self._offset == len(self._head):
-            self._head.extend(lines[:room])
+        if len(self._head) < HEAD_LINES and first - self._offset == len(self._head):
+            self._extend_head(lines)
         self._forwarded = first + len(lines) - 1
         if self._tail_lines:
             self._tail.extend(lines[-self._tail_lines :])
             del self._tail[: -self._tail_lines]
         attempts = self._attempts if attempts is None else attempts
         return RunLogLines(self.job_id, attempts, first, tuple(lines))
+
+    def _extend_head(self, lines: Sequence[str]) -> None:
+        """Keep the whole lines of ``lines`` that still fit in the head's bounds."""
+        chars = sum(map(len, self._head))
+        for line in lines[: HEAD_LINES - len(self._head)]:
+            chars += len(line)
+            if chars > HEAD_CHARS:
+                return
+            self._head.append(line)
 
     def _drain(self) -> list[RunLogEvent]:
         """Forward the buffered lines that now follow on without a gap, one event per attempt."""
@@ -241,6 +258,8 @@ class RunLog:
                 run.append(self._pending.pop(position)[1])
                 position += 1
             events.append(self._forward(self._forwarded + 1, run, attempts))
+        if events and not self._pending:
+            self._pending = {}  # An emptied dict keeps its table (kB per job): let it go.
         return events
 
     def _give_up_gaps(self) -> list[RunLogEvent]:

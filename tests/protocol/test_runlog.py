@@ -164,3 +164,44 @@ def test_split_run_log_numbers_lines_like_the_socket() -> None:
     assert split_run_log("a\n\nb") == ["a", "", "b"]
     # A form feed inside a solver line is not a line break.
     assert split_run_log("x\x0cy\nz") == ["x\x0cy", "z"]
+
+
+def _retained_bytes(feed: int, line_chars: int) -> int:
+    """Bytes one RunLog keeps after forwarding ``feed`` fresh lines of ``line_chars``
+    characters in batches of 50 (the forwarded events are dropped, as a sink does)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        log = RunLog("j")
+        for start in range(0, feed, 50):
+            batch = [f"{n:06d} " + "x" * (line_chars - 7) for n in range(start, start + 50)]
+            log.accept(start, batch)
+        del batch
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert log.last_forwarded_line == feed - 1
+    return kept
+
+
+def test_the_kept_head_is_bounded_whatever_the_log_length() -> None:
+    # A long follow keeps a few kB per job, not its first thousand lines.
+    assert _retained_bytes(5_000, 80) < 16 * 1024
+    assert _retained_bytes(5_000, 400) < 16 * 1024
+    assert _retained_bytes(200, 80) < 16 * 1024
+
+
+def test_a_long_first_batch_is_recognised_as_a_repeat_on_the_kept_head() -> None:
+    log = RunLog("j")
+    first = text(3_000)
+    log.accept(0, first)
+    log.new_attempt(2)
+    # A replay of attempt 1 from line 0: a repeat, dropped.
+    assert log.accept(0, first) == []
+    # A new attempt restarting at 0 whose first lines differ: numbered after what was forwarded.
+    assert log.accept(0, ["second 0"]) == [RunLogLines("j", 2, 3_000, ("second 0",))]
