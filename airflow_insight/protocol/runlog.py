@@ -52,6 +52,9 @@ from airflow_insight.protocol.events import RunLogEvent, RunLogGap, RunLogLines
 
 DEFAULT_TAIL_LINES = 10
 DEFAULT_MAX_BUFFERED_LINES = 10_000
+#: Lines a watcher's consumer may leave waiting before it stops taking more (see
+#: :class:`WatchCursor`): seconds of a task log's pace, about 3 MB with 100-character lines.
+WATCH_BACKLOG_LINES = 20_000
 #: At most this many first lines of the current numbering are kept to recognise a repeated
 #: batch at 0 (see the module docstring)...
 HEAD_LINES = 100
@@ -286,6 +289,11 @@ class WatchCursor:
     run log once more and forwards the rest exactly once, in order. Moving past a gap instead
     would lose its lines even when that later GET has them. The cost: after a gap the rest of
     that job's log appears at the resume, not live.
+
+    A watcher whose consumer falls far behind (more than :data:`WATCH_BACKLOG_LINES` lines
+    handed to it and not yet logged: a task log slower than the server's flood) stops the same
+    way (:meth:`overflows`), so that its backlog stays bounded without holding up the other jobs
+    on the socket; its lines are not lost but read at the resume.
     """
 
     __slots__ = ("behind", "last_run_log_line")  # One per watcher (per job in a triggerer).
@@ -311,6 +319,20 @@ class WatchCursor:
         return dataclasses.replace(
             batch, first_line=batch.first_line + skip, lines=batch.lines[skip:]
         )
+
+    def overflows(self, batch: RunLogLines, waiting_lines: int) -> RunLogGap | None:
+        """The gap to deliver (this watcher then stops) when taking ``batch`` on top of the
+        ``waiting_lines`` its consumer has not taken yet would exceed the backlog bound (a
+        batch larger than the bound is taken when none waits: it could never be taken else)."""
+        if self.behind or not waiting_lines:
+            return None
+        if waiting_lines + len(batch.lines) <= WATCH_BACKLOG_LINES:
+            return None
+        if batch.last_line <= self.last_run_log_line:
+            return None  # Nothing new in it: take() drops it anyway.
+        gap = RunLogGap(batch.job_id, self.last_run_log_line + 1, batch.last_line)
+        self.behind = True
+        return gap
 
     def stops_at(self, gap: RunLogGap) -> bool:
         """True when ``gap`` concerns this watcher: it stops here (deliver the gap once)."""

@@ -60,7 +60,7 @@ class JobWatch:
     """One watcher's view of one job: await :meth:`next_event` until the end arrives."""
 
     # One per followed job (5,000 in one triggerer): no per-instance __dict__.
-    __slots__ = ("_closed", "_cursor", "_pending", "_shared", "_waiter", "job_id")
+    __slots__ = ("_closed", "_cursor", "_pending", "_shared", "_waiter", "_waiting", "job_id")
 
     def __init__(self, shared: _SharedSocket, job_id: str, last_run_log_line: int) -> None:
         self.job_id = job_id
@@ -71,6 +71,8 @@ class JobWatch:
         # block. Events wait in a list until taken, so a cancelled ``next_event`` loses none;
         # the watcher drains it every turn, so taking from its front stays cheap.
         self._pending: list[DriverEvent] = []
+        # Run-log lines in ``_pending``: bounded by the cursor (WatchCursor.overflows).
+        self._waiting = 0
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
@@ -87,7 +89,10 @@ class JobWatch:
                 await waiter
             finally:
                 self._waiter = None
-        return self._pending.pop(0)
+        event = self._pending.pop(0)
+        if isinstance(event, ev.RunLogLines):
+            self._waiting -= len(event.lines)
+        return event
 
     def close(self) -> None:
         """Stop watching (idempotent); the job keeps running on the server."""
@@ -98,12 +103,20 @@ class JobWatch:
     def deliver(self, event: DriverEvent) -> None:
         """Queue one event; run-log batches and gaps as this watch's cursor says (runlog)."""
         if isinstance(event, ev.RunLogLines):
+            overflow = self._cursor.overflows(event, self._waiting)
+            if overflow is not None:
+                self._queue(overflow)  # Stopped: the resume reads the rest over REST.
+                return
             batch = self._cursor.take(event)
             if batch is None:
                 return
+            self._waiting += len(batch.lines)
             event = batch
         elif isinstance(event, ev.RunLogGap) and not self._cursor.stops_at(event):
             return
+        self._queue(event)
+
+    def _queue(self, event: DriverEvent) -> None:
         self._pending.append(event)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
