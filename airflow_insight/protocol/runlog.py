@@ -55,6 +55,9 @@ DEFAULT_MAX_BUFFERED_LINES = 10_000
 #: Lines a watcher's consumer may leave waiting before it stops taking more (see
 #: :class:`WatchCursor`): seconds of a task log's pace, about 3 MB with 100-character lines.
 WATCH_BACKLOG_LINES = 20_000
+#: ...and the watchers of one socket together (a triggerer follows thousands of jobs on one):
+#: about 15 MB with 100-character lines.
+SOCKET_BACKLOG_LINES = 100_000
 #: At most this many first lines of the current numbering are kept to recognise a repeated
 #: batch at 0 (see the module docstring)...
 HEAD_LINES = 100
@@ -291,9 +294,11 @@ class WatchCursor:
     that job's log appears at the resume, not live.
 
     A watcher whose consumer falls far behind (more than :data:`WATCH_BACKLOG_LINES` lines
-    handed to it and not yet logged: a task log slower than the server's flood) stops the same
-    way (:meth:`overflows`), so that its backlog stays bounded without holding up the other jobs
-    on the socket; its lines are not lost but read at the resume.
+    handed to it and not yet logged: a task log slower than the server's flood), or one with a
+    backlog when all the watchers of its socket together hold more than
+    :data:`SOCKET_BACKLOG_LINES`, stops the same way (:meth:`overflows`): the backlogs stay
+    bounded without holding up the other jobs on the socket (a watcher that keeps up, with
+    nothing waiting, is never stopped), and the lines are not lost but read at the resume.
     """
 
     __slots__ = ("behind", "last_run_log_line")  # One per watcher (per job in a triggerer).
@@ -320,13 +325,21 @@ class WatchCursor:
             batch, first_line=batch.first_line + skip, lines=batch.lines[skip:]
         )
 
-    def overflows(self, batch: RunLogLines, waiting_lines: int) -> RunLogGap | None:
+    def overflows(
+        self, batch: RunLogLines, waiting_lines: int, socket_waiting_lines: int = 0
+    ) -> RunLogGap | None:
         """The gap to deliver (this watcher then stops) when taking ``batch`` on top of the
-        ``waiting_lines`` its consumer has not taken yet would exceed the backlog bound (a
-        batch larger than the bound is taken when none waits: it could never be taken else)."""
+        ``waiting_lines`` its consumer has not taken yet (``socket_waiting_lines``: those of
+        every watcher of the socket) would exceed a backlog bound. A watcher with nothing
+        waiting takes any batch: it keeps up, and a batch larger than a bound could never be
+        taken else."""
         if self.behind or not waiting_lines:
             return None
-        if waiting_lines + len(batch.lines) <= WATCH_BACKLOG_LINES:
+        size = len(batch.lines)
+        if (
+            waiting_lines + size <= WATCH_BACKLOG_LINES
+            and socket_waiting_lines + size <= SOCKET_BACKLOG_LINES
+        ):
             return None
         if batch.last_line <= self.last_run_log_line:
             return None  # Nothing new in it: take() drops it anyway.

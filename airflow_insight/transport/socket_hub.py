@@ -91,30 +91,35 @@ class JobWatch:
                 self._waiter = None
         event = self._pending.pop(0)
         if isinstance(event, ev.RunLogLines):
-            self._waiting -= len(event.lines)
+            self._count_waiting(-len(event.lines))
         return event
 
     def close(self) -> None:
         """Stop watching (idempotent); the job keeps running on the server."""
         if not self._closed:
             self._closed = True
+            self._count_waiting(-self._waiting)  # Its backlog no longer counts for the socket.
             self._shared.remove(self)
 
     def deliver(self, event: DriverEvent) -> None:
         """Queue one event; run-log batches and gaps as this watch's cursor says (runlog)."""
         if isinstance(event, ev.RunLogLines):
-            overflow = self._cursor.overflows(event, self._waiting)
+            overflow = self._cursor.overflows(event, self._waiting, self._shared.waiting)
             if overflow is not None:
                 self._queue(overflow)  # Stopped: the resume reads the rest over REST.
                 return
             batch = self._cursor.take(event)
             if batch is None:
                 return
-            self._waiting += len(batch.lines)
+            self._count_waiting(len(batch.lines))
             event = batch
         elif isinstance(event, ev.RunLogGap) and not self._cursor.stops_at(event):
             return
         self._queue(event)
+
+    def _count_waiting(self, lines: int) -> None:
+        self._waiting += lines
+        self._shared.waiting += lines
 
     def _queue(self, event: DriverEvent) -> None:
         self._pending.append(event)
@@ -136,6 +141,8 @@ class _SharedSocket:
             settings, self.rest, on_lines=self._route, on_event=self._on_event, config=config
         )
         self.watches: dict[str, list[JobWatch]] = {}
+        #: Run-log lines handed to the watches and not taken yet (bounded: runlog).
+        self.waiting = 0
         #: The last event of each job that ended while watched, for watches that join late.
         self.ended: dict[str, DriverEvent] = {}
         self._opening = hub.spawn(self._open())
