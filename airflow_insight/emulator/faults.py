@@ -11,13 +11,17 @@ Specs for ``--fault`` (repeatable)::
 
     http:METHOD:PATH:STATUS[:times=N][:retry-after=S]   http:POST:/api/compute-jobs:503:times=2
     delay:METHOD:PATH:SECONDS[:times=N]                 delay:GET:/api/compute-jobs/*:2.5
+                                                        (on /ws too: a handshake never answered)
+    huge-body:METHOD:PATH:MEGABYTES[:times=N]           (a 200 answer streaming that much JSON)
+    trickle:METHOD:PATH:SECONDS[:times=N]               (a 200 answer, one byte every SECONDS)
     drop-socket:after=N | drop-socket:status=STATUS     [:times=N][:code=CLOSE_CODE][:job=GLOB]
     drop-socket:type=APP_MESSAGE                        (right after sending one; same options)
     refuse-handshake:STATUS[:times=N]                   refuse-handshake:503
     ignore-pongs[:times=N]                              (the socket is closed on missed pong)
     token-expiry:SECONDS[:times=N]                      (next sockets' tokens expire that soon)
     expire-tokens[:after=SECONDS]                       (tokens issued by then expire then)
-    malformed-json[:job=GLOB][:times=N]
+    malformed-json[:job=GLOB][:times=N][:burst=FRAMES]
+    huge-frame:MEGABYTES[:job=GLOB][:times=N]           (one text frame that large)
     unknown-message-type[:type=NAME][:job=GLOB][:times=N]
     unknown-job[:job=GLOB][:times=N]                    (a status message for a job that is not)
     missing-fields:FIELD,FIELD[:type=MESSAGE_TYPE][:job=GLOB][:times=N]
@@ -60,6 +64,28 @@ class Delay:
     method: str = "*"
     path: str = "*"
     seconds: float = 1.0
+    times: int | None = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class HugeBody:
+    """Answer a REST call with 200 and a JSON-looking body of ``megabytes``, streamed (the
+    emulator never holds it): a client must stop reading at its own limit."""
+
+    method: str = "*"
+    path: str = "*"
+    megabytes: float = 300.0
+    times: int | None = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Trickle:
+    """Answer a REST call with 200 and a short JSON body sent one byte every ``seconds``: each
+    read gets a byte in time, so only a total deadline ends it."""
+
+    method: str = "*"
+    path: str = "*"
+    seconds: float = 0.05
     times: int | None = 1
 
 
@@ -119,8 +145,19 @@ class ExpireTokens:
 
 @dataclasses.dataclass(frozen=True)
 class MalformedJson:
-    """Send a text frame that is not JSON, before the job's next message."""
+    """Send ``burst`` text frames that are not JSON, before the job's next message."""
 
+    job_id: str = "*"
+    times: int | None = 1
+    burst: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class HugeFrame:
+    """Send one text frame of ``megabytes`` (a ``RUNLOG_UPDATED`` padded far beyond any sane
+    size), before the job's next message."""
+
+    megabytes: float = 64.0
     job_id: str = "*"
     times: int | None = 1
 
@@ -208,12 +245,15 @@ class FinishWith:
 Fault = (
     HttpError
     | Delay
+    | HugeBody
+    | Trickle
     | DropSocket
     | RefuseHandshake
     | IgnorePongs
     | TokenExpiry
     | ExpireTokens
     | MalformedJson
+    | HugeFrame
     | UnknownMessageType
     | UnknownJobMessage
     | MissingFields
@@ -228,12 +268,15 @@ Fault = (
 FAULT_TYPES: tuple[type, ...] = (
     HttpError,
     Delay,
+    HugeBody,
+    Trickle,
     DropSocket,
     RefuseHandshake,
     IgnorePongs,
     TokenExpiry,
     ExpireTokens,
     MalformedJson,
+    HugeFrame,
     UnknownMessageType,
     UnknownJobMessage,
     MissingFields,
@@ -265,7 +308,7 @@ def _split_spec(spec: str) -> tuple[str, list[str], dict[str, str]]:
 
 
 _OPTION_NAMES = frozenset(
-    {"times", "retry-after", "after", "status", "code", "job", "type", "model-status"}
+    {"times", "retry-after", "after", "status", "code", "job", "type", "model-status", "burst"}
 )
 
 
@@ -303,6 +346,12 @@ def _build(kind: str, pos: list[str], opts: dict[str, str], spec: str) -> Fault:
     if kind == "delay":
         method, path, seconds = _need(pos, 3, spec)[:3]
         return Delay(method.upper(), path, float(seconds), times)
+    if kind in ("huge-body", "trickle"):
+        method, path, amount = _need(pos, 3, spec)[:3]
+        built = HugeBody if kind == "huge-body" else Trickle
+        return built(method.upper(), path, float(amount), times)
+    if kind == "huge-frame":
+        return HugeFrame(float(_need(pos, 1, spec)[0]), job, times)
     if kind == "drop-socket":
         after, status, code = opts.get("after"), opts.get("status"), opts.get("code")
         message_type = opts.get("type")
@@ -327,7 +376,7 @@ def _build(kind: str, pos: list[str], opts: dict[str, str], spec: str) -> Fault:
     if kind == "expire-tokens":
         return ExpireTokens(float(opts.get("after", "0")), times)
     if kind == "malformed-json":
-        return MalformedJson(job, times)
+        return MalformedJson(job, times, int(opts.get("burst", "1")))
     if kind == "unknown-message-type":
         return UnknownMessageType(opts.get("type", "FUTURE_MESSAGE_TYPE"), job, times)
     if kind == "unknown-job":

@@ -221,9 +221,16 @@ class Hub:
 
     def _injected_before(self, job: Job) -> list[str]:
         texts: list[str] = []
-        if self.faults.take(f.MalformedJson, job.id) is not None:
+        malformed = self.faults.take(f.MalformedJson, job.id)
+        if malformed is not None:
             self._note_fault(job, "malformed-json")
-            texts.append('{"computeJobId": "' + job.id + '", "messageType": "JOB_STATUS_UPD')
+            cut = '{"computeJobId": "' + job.id + '", "messageType": "JOB_STATUS_UPD'
+            texts.extend([cut] * max(1, malformed.burst))
+        huge = self.faults.take(f.HugeFrame, job.id)
+        if huge is not None:
+            self._note_fault(job, "huge-frame")
+            head = '{"computeJobId": "' + job.id + '", "messageType": "RUNLOG_UPDATED", "pad": "'
+            texts.append(head + "x" * int(huge.megabytes * 2**20) + '"}')
         unknown_type = self.faults.take(f.UnknownMessageType, job.id)
         if unknown_type is not None:
             self._note_fault(job, "unknown-message-type")

@@ -34,11 +34,14 @@ from airflow_insight.protocol.wire import (
     CONNECTION_ID_HEADER,
     CURRENT_USER_PATH,
     TOKEN_PATH,
+    V2_JSON,
 )
 
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: The faults that aim at REST calls by method and path.
+_HttpFault = f.HttpError | f.Delay | f.HugeBody | f.Trickle
 
 START_TIMEOUT_SECONDS = 10.0
 SOCKET_PATH = "/" + COMPUTE_JOB_MESSAGES_PATH
@@ -66,16 +69,49 @@ def _record_request(hub: Hub, request: web.Request, path: str) -> None:
     )
 
 
-async def _apply_http_faults(hub: Hub, request: web.Request, path: str) -> None:
-    def matches(fault: f.HttpError | f.Delay) -> bool:
+def _matcher(request: web.Request, path: str) -> Callable[[_HttpFault], bool]:
+    def matches(fault: _HttpFault) -> bool:
         method_ok = fault.method in ("*", request.method)
         return method_ok and fnmatch.fnmatchcase(path, fault.path)
 
-    delay = hub.faults.take(f.Delay, match=matches)
+    return matches
+
+
+async def _apply_delay(hub: Hub, request: web.Request, path: str) -> None:
+    """Hold the answer (on the socket path too: a handshake accepted and never answered)."""
+    delay = hub.faults.take(f.Delay, match=_matcher(request, path))
     if delay is not None:
         hub.record.add("fault", {"fault": "delay", "path": path, "seconds": delay.seconds})
         await asyncio.sleep(delay.seconds)
-    error = hub.faults.take(f.HttpError, match=matches)
+
+
+async def _hostile_answer(hub: Hub, request: web.Request, path: str) -> web.StreamResponse | None:
+    """A 200 answer far too large, or one that trickles, when such a fault matches."""
+    matches = _matcher(request, path)
+    huge = hub.faults.take(f.HugeBody, match=matches)
+    trickle = None if huge is not None else hub.faults.take(f.Trickle, match=matches)
+    if huge is None and trickle is None:
+        return None
+    response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: V2_JSON})
+    await response.prepare(request)
+    if huge is not None:
+        hub.record.add("fault", {"fault": "huge-body", "path": path, "mb": huge.megabytes})
+        chunk = b"x" * 2**20  # Streamed a MiB at a time: the emulator never holds the body.
+        await response.write(b'{"pad": "')
+        for _ in range(int(huge.megabytes)):
+            await response.write(chunk)
+    elif trickle is not None:
+        hub.record.add("fault", {"fault": "trickle", "path": path, "seconds": trickle.seconds})
+        for byte in b'{"pad": "' + b"x" * 10_000 + b'"}':
+            await response.write(bytes([byte]))
+            await asyncio.sleep(trickle.seconds)
+    await response.write_eof()
+    return response
+
+
+async def _apply_http_faults(hub: Hub, request: web.Request, path: str) -> None:
+    await _apply_delay(hub, request, path)
+    error = hub.faults.take(f.HttpError, match=_matcher(request, path))
     if error is not None:
         hub.record.add("fault", {"fault": "http", "path": path, "status": error.status})
         headers: dict[str, str] = {}
@@ -97,7 +133,10 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         if path != SOCKET_PATH:
             await _apply_http_faults(hub, request, path)
-        response = await handler(request)
+        else:
+            await _apply_delay(hub, request, path)
+        hostile = None if path == SOCKET_PATH else await _hostile_answer(hub, request, path)
+        response = hostile if hostile is not None else await handler(request)
     except ApiError as exc:
         response = exc.response()
     except web.HTTPException as exc:

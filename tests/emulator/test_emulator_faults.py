@@ -322,6 +322,10 @@ def test_inject_rejects_non_faults(emulator: Emulator) -> None:
         ("expire-tokens", faults.ExpireTokens()),
         ("expire-tokens:after=2", faults.ExpireTokens(2.0)),
         ("malformed-json:job=x*", faults.MalformedJson("x*")),
+        ("malformed-json:burst=50:times=3", faults.MalformedJson("*", 3, 50)),
+        ("huge-frame:64:job=h*", faults.HugeFrame(64.0, "h*")),
+        ("huge-body:GET:/api/compute-jobs/*:300", faults.HugeBody("GET", "/api/compute-jobs/*")),
+        ("trickle:get:*:0.1:times=2", faults.Trickle("GET", "*", 0.1, 2)),
         ("unknown-message-type:type=NEW", faults.UnknownMessageType("NEW")),
         ("unknown-job", faults.UnknownJobMessage()),
         (
