@@ -25,12 +25,16 @@ forwarding: the pong answered by the socket library waits no longer than that.
 
 from __future__ import annotations
 
-__all__ = ["INBOX_LIMIT_CHARS", "InboxRoom"]
+__all__ = ["INBOX_LIMIT_CHARS", "MAX_MESSAGE_BYTES", "InboxRoom"]
 
 #: Frame text an inbox may hold before its reader waits for room. A 1,000-line batch is about
 #: 50,000 characters, so this is about 80 such batches: room enough that a fast sink never makes
 #: the reader wait, small enough that 1,000 sockets' worth fits in a triggerer's memory.
 INBOX_LIMIT_CHARS = 4 * 1024 * 1024
+#: Largest WebSocket message a driver reads: a 1,000-line batch is about 50 kB, so 16 MiB is far
+#: beyond any real one, and a larger frame is refused before its payload is read (the socket is
+#: then lost and reopened; the server replays what was missed).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class InboxRoom:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
+from airflow_insight.protocol.inbox import MAX_MESSAGE_BYTES
 from airflow_insight.protocol.wire import CONNECTION_ID_HEADER
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.errors import (
@@ -27,8 +28,6 @@ __all__ = ["MAX_MESSAGE_BYTES", "SocketOpener", "open_socket"]
 
 #: Opens the progress socket with a bearer token: ``(socket, connection-id)``.
 SocketOpener = Callable[[ConnectionSettings, str], Awaitable[tuple[ClientConnection, str | None]]]
-#: Largest message accepted from the server; a run-log batch can be long.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Frames ``websockets`` buffers before it stops reading the socket, and the count it resumes at.
 #: The driver's own inbox is the bound (:mod:`airflow_insight.protocol.inbox`); while its reader
 #: waits for room, a ping can be read only once the library resumes, so it resumes as soon as one

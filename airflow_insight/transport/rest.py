@@ -46,6 +46,7 @@ from airflow_insight.protocol.wire import (
     is_valid_job_id,
 )
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.bodies import BodyLimits, read_body
 from airflow_insight.transport.errors import Operation, describe_error_body, error_for_status
 from airflow_insight.transport.network import NetworkFailure, display_url, network_failure
 from airflow_insight.transport.responses import (
@@ -422,9 +423,15 @@ class InsightRestClient:
         data: bytes | None = None,
         files: Any = None,
     ) -> requests.Response:
-        """One HTTP exchange; ``requests`` exceptions become :class:`NetworkFailure`."""
+        """One HTTP exchange; ``requests`` exceptions become :class:`NetworkFailure`. The body
+        is read within bounds (:mod:`.bodies`): a JSON answer's, or a run log's or download's."""
+        started = time.monotonic()
+        limits = BodyLimits.for_answer(
+            json=headers.get("Accept") in (V2_JSON, TOKEN_ACCEPT),
+            read_timeout_seconds=self._timeout[1],
+        )
         try:
-            return self._session.request(
+            response = self._session.request(
                 method,
                 url,
                 headers=dict(headers),
@@ -433,7 +440,10 @@ class InsightRestClient:
                 timeout=self._timeout,
                 # Passed on every request: a session-level value loses to REQUESTS_CA_BUNDLE.
                 verify=self._verify,
+                stream=True,
             )
+            read_body(response, limits, what=f"{method} {display_url(url)}", started=started)
+            return response
         except requests.exceptions.RequestException as exc:
             raise network_failure(
                 exc,

@@ -21,6 +21,7 @@ from airflow_insight.transport.errors import (
     socket_open_timed_out,
 )
 from airflow_insight.transport.network import tls_context
+from airflow_insight.transport.sync_frames import cap_message_size
 
 __all__ = ["SocketOpener", "close_socket", "open_socket", "start_reader"]
 
@@ -51,6 +52,7 @@ def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.Web
         raise socket_open_timed_out(url) from exc
     except (websocket.WebSocketException, OSError) as exc:
         raise socket_open_failed(url, exc) from exc
+    cap_message_size(ws)
     headers = ws.getheaders() or {}
     connection_id = headers.get(CONNECTION_ID_HEADER)
     return ws, connection_id if isinstance(connection_id, str) and connection_id else None
