@@ -71,3 +71,22 @@ def test_no_lines_lost_or_duplicated_in_task_logs(report: dict[str, object]) -> 
         if figure["id"].startswith("runlog_"):
             assert figure["values"]["lost"] == 0, figure
             assert figure["values"]["duplicated"] == 0, figure
+
+
+def test_memory_bounds_prints_both_figures(tmp_path: Path) -> None:
+    # The separate memory-bounds command, tiny: both figures measured, whatever their values.
+    out = tmp_path / "bounds.json"
+    sizes = ["--jobs", "1", "--lines", "3000", "--sink-pause", "0", "--runlogs", "20"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory_bounds", *sizes, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    document = json.loads(out.read_text())
+    flood, runlog = document["deferred_flood"], document["runlog_per_job"]
+    assert "error" not in flood and "error" not in runlog, document
+    assert flood["lines_live"] + flood["lines_left_to_resume"] == 3000
+    assert flood["rss_peak_mb"] > 0 and runlog["bytes_per_job"] > 0
