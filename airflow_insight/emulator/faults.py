@@ -47,44 +47,44 @@ from airflow_insight.exceptions import ConfigurationError
 
 
 @dataclasses.dataclass(frozen=True)
-class HttpError:
-    """Answer a REST call with this status and a v2 error body (``Retry-After`` for 429)."""
+class RestFault:
+    """A fault aimed at REST calls by ``method`` and ``path`` (``*`` and ``fnmatch`` globs)."""
 
     method: str = "*"
     path: str = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpError(RestFault):
+    """Answer a REST call with this status and a v2 error body (``Retry-After`` for 429)."""
+
     status: int = 503
     times: int | None = 1
     retry_after_seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
-class Delay:
+class Delay(RestFault):
     """Hold the response to a REST call for ``seconds`` before handling it."""
 
-    method: str = "*"
-    path: str = "*"
     seconds: float = 1.0
     times: int | None = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class HugeBody:
+class HugeBody(RestFault):
     """Answer a REST call with 200 and a JSON-looking body of ``megabytes``, streamed (the
     emulator never holds it): a client must stop reading at its own limit."""
 
-    method: str = "*"
-    path: str = "*"
     megabytes: float = 300.0
     times: int | None = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class Trickle:
+class Trickle(RestFault):
     """Answer a REST call with 200 and a short JSON body sent one byte every ``seconds``: each
     read gets a byte in time, so only a total deadline ends it."""
 
-    method: str = "*"
-    path: str = "*"
     seconds: float = 0.05
     times: int | None = 1
 

@@ -40,8 +40,6 @@ from airflow_insight.protocol.wire import (
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: The faults that aim at REST calls by method and path.
-_HttpFault = f.HttpError | f.Delay | f.HugeBody | f.Trickle
 
 START_TIMEOUT_SECONDS = 10.0
 SOCKET_PATH = "/" + COMPUTE_JOB_MESSAGES_PATH
@@ -69,8 +67,8 @@ def _record_request(hub: Hub, request: web.Request, path: str) -> None:
     )
 
 
-def _matcher(request: web.Request, path: str) -> Callable[[_HttpFault], bool]:
-    def matches(fault: _HttpFault) -> bool:
+def _matcher(request: web.Request, path: str) -> Callable[[f.RestFault], bool]:
+    def matches(fault: f.RestFault) -> bool:
         method_ok = fault.method in ("*", request.method)
         return method_ok and fnmatch.fnmatchcase(path, fault.path)
 
