@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from airflow_insight.emulator import Emulator, EmulatorConfig
+from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.protocol import inbox
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport import async_driver, sync_driver
@@ -25,6 +25,7 @@ from airflow_insight.transport.rest import InsightRestClient
 from tests.contract.test_driver_contract import (
     CALLBACK_IN_FLOOD,
     FAST_FOLLOWER,
+    SLOW_SINK_FLOOD,
     SLOW_SINK_SECONDS_PER_LINE,
     _request,
 )
@@ -96,3 +97,46 @@ def test_a_flood_stays_within_the_inbox_limit_and_pings_and_callbacks_are_answer
     # Only a ping sent just before the socket closed may go unanswered.
     assert len(pongs) >= 0.9 * len(pings), f"{len(pongs)} pongs for {len(pings)} pings"
     assert len(emulator.record.of_kind("ws_open")) == 1, "the socket was closed during the flood"
+
+
+#: Tokens that live 3 s, during a slow-sink flood that leaves about 9 s of backlog: the refresh
+#: is due after 2 s, while thousands of lines wait in the inbox (below its limit: the reader never
+#: waits here), so an answer queued behind them would come seconds after the token expired. The
+#: server closes a socket whose token expires before an ``UPDATE_TOKEN``. The answer's own path
+#: (a thread, then a few turns of a loop that a blocking sink holds 0.15 s per batch) fits in
+#: the second left.
+SHORT_TOKENS = {"token_max_age_cap_seconds": 3.0}
+
+
+def test_a_token_refresh_is_not_queued_behind_a_run_log_backlog(driver: ModuleType) -> None:
+    config = EmulatorConfig(ping_interval_seconds=0.1, pong_timeout_seconds=5.0, **SHORT_TOKENS)
+    script = dataclasses.replace(SLOW_SINK_FLOOD, log_lines=12_000)
+    lines: list[str] = []
+    batch_pause = SLOW_SINK_SECONDS_PER_LINE * script.batch_size
+
+    def forward(line: str) -> None:
+        lines.append(line)
+        if len(lines) % script.batch_size == 0:
+            time.sleep(batch_pause)  # Holds the loop, as a slow logger does.
+
+    job_id = f"refresh-in-flood-{driver.NAME}"
+    with Emulator(config) as emulator:
+        emulator.add_script("*", script)
+        settings = ConnectionSettings(emulator.base_url, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+        with InsightRestClient(settings) as rest:
+            outcome = driver.follow_job(
+                settings,
+                rest,
+                _request(job_id),
+                None,
+                config=FAST_FOLLOWER,
+                on_line=forward,
+                timeout_seconds=60.0,
+            )
+        assert outcome.status == "COMPLETED"
+        assert lines == emulator.run_log(job_id)
+        updates = emulator.record.of_kind("update_token")
+        assert updates and all(update.data["valid"] for update in updates), updates
+        closes = [entry.data for entry in emulator.record.of_kind("ws_close")]
+        opened = len(emulator.record.of_kind("ws_open"))
+        assert opened == 1, f"a token expired before its refresh arrived: {closes[:3]}"
