@@ -19,8 +19,11 @@ drivers:
   answer reflects the server later than any frame that arrived before it, which is what a frame
   still in flight on the network looks like too.
 
-The room is released as soon as the loop takes a frame, so a reader waits at most one frame's
-forwarding: the pong answered by the socket library waits no longer than that.
+The room is released as soon as the loop takes a frame, so a reader waits one frame's forwarding
+at a time. What the reader has not read yet waits in the network buffers: a ping or a callback
+that the server wrote *after* a backlog the reader is waiting on is read (and answered at once)
+only when the sink has taken the frames before it. Dropping frames instead would lose lines; the
+4 MiB of room is what keeps that case to sinks far slower than a task log (docs/design.md).
 """
 
 from __future__ import annotations

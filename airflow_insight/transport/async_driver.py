@@ -17,11 +17,10 @@ Where it differs from the blocking twin, and why:
   turn after every frame, or a backlog in the inbox would hold the pongs back. The inbox is bounded
   as :mod:`airflow_insight.protocol.inbox` decides: under a flood the sink cannot keep up with, the
   reader waits for room (``websockets`` then stops reading, and TCP slows the server); it resumes
-  as soon as the loop takes a frame. A frame the
-  core says needs an immediate reply (:func:`~airflow_insight.protocol.replies.
-  needs_immediate_reply`: a JSON ``PING``, an ``APP_MESSAGE``) is handed to the core by the
-  reader task itself, which sends the reply at once; its events take the frame's place in the
-  inbox (one thread: no lock).
+  as soon as the loop takes a frame. A frame the core says needs an immediate reply
+  (:func:`~airflow_insight.protocol.replies.needs_immediate_reply`: a JSON ``PING``, an
+  ``APP_MESSAGE``) is handed to the core by the reader task itself, which sends the reply at
+  once; its events take the frame's place in the inbox (one thread: no lock).
 * The REST calls the core asks for each run off the loop, on their own (:mod:`.async_calls`):
   one slow call never holds up the other jobs on the socket; the finished call comes back
   through the inbox, ahead of any frames waiting there, and its answer goes to the core on the
