@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import structlog
 
+from airflow_insight.compat.masking import mask_announced_secrets
 from airflow_insight.compat.sdk import (
     AirflowFailException,
     AirflowNotFoundException,
@@ -167,6 +168,8 @@ class InsightHook(BaseHook):
 
     def __init__(self, insight_conn_id: str = default_conn_name) -> None:
         super().__init__()
+        # Every token minted in this process (worker or triggerer) is masked in its logs.
+        mask_announced_secrets()
         self.insight_conn_id = insight_conn_id
         self._settings: ConnectionSettings | None = None
         self._rest_client: InsightRestClient | None = None
