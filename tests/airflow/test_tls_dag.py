@@ -1,5 +1,6 @@
-"""The operator over https/wss with a private CA under ``dag.test()``, both modes; and each way
-a certificate is rejected failing the task at once, with its own advice, despite retries."""
+"""The operator over https/wss with a private CA under ``dag.test()``, both modes, straight and
+through the HTTP CONNECT proxy ``HTTPS_PROXY`` names (``NO_PROXY`` honoured); and each way a
+certificate is rejected failing the task at once, with its own advice, despite retries."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from connect_proxy import ConnectProxy
 from dag_support import load_dags
 from tls_certs import authority, server_certificate
 
@@ -69,6 +71,38 @@ def test_a_job_over_https_and_wss_with_a_private_ca(
     # The job was followed over the socket (wss), not only read over REST.
     subscribed = [entry.compute_job_id for entry in emulator.record.of_kind("subscribe")]
     assert job_id in subscribed
+
+
+@pytest.mark.parametrize("bypass", [False, True], ids=["HTTPS_PROXY", "NO_PROXY"])
+@pytest.mark.parametrize("dag_id", MODES)
+def test_a_job_through_a_connect_proxy(
+    dag_id: str,
+    bypass: bool,
+    servers: tuple[Path, dict[str, Emulator]],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    ca_bundle, running = servers
+    emulator = running["good"]
+    _connect(monkeypatch, emulator, ca_bundle)
+    for name in ("https_proxy", "http_proxy", "HTTP_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1" if bypass else "")
+        sockets_before = len(emulator.record.of_kind("ws_open"))
+        run = getattr(DAGS, dag_id).test()
+        output = capfd.readouterr()
+        assert run.state == "success", output.out[-3000:]
+        sockets = len(emulator.record.of_kind("ws_open")) - sockets_before
+        assert sockets >= 1
+        if bypass:
+            assert proxy.targets == []
+        else:
+            # REST's tunnels, and one for each progress socket opened (the worker's or the
+            # trigger's): every one to the emulator.
+            assert set(proxy.targets) == {f"127.0.0.1:{emulator.port}"}
+            assert len(proxy.targets) >= sockets + 1, proxy.targets
 
 
 @pytest.mark.parametrize("case", list(CASES))
