@@ -59,16 +59,15 @@ def leak(token):
     logging.getLogger("urllib3").warning("%s%s", LEAK, token)
 
 
-def minted_here(conn_id):
-    return InsightHook(conn_id).get_rest_client().current_token().value
-
-
 class LeakingTrigger(InsightJobTrigger):
     def serialize(self):
         return "e2e_leak.LeakingTrigger", super().serialize()[1]
 
     async def run(self):
-        leak(await asyncio.to_thread(minted_here, self.insight_conn_id))
+        # A token minted in this triggerer; the connection read on the loop, as triggers must.
+        hook = InsightHook(self.insight_conn_id)
+        await hook.aget_settings()
+        leak(await asyncio.to_thread(lambda: hook.get_rest_client().current_token().value))
         async for event in super().run():
             yield event
 
