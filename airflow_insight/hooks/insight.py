@@ -42,6 +42,7 @@ from airflow_insight.compat.sdk import (
     AirflowFailException,
     AirflowNotFoundException,
     BaseHook,
+    call_sync_sdk,
     get_async_connection,
 )
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
@@ -376,7 +377,8 @@ class InsightHook(BaseHook):
                 raise ConfigurationError(
                     f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
                 ) from None
-            self._settings = settings_from_connection(connection)
+            # Reading the extras masks them: a supervisor request, not safe on the loop itself.
+            self._settings = await call_sync_sdk(settings_from_connection, connection)
         return self._settings
 
     def watch_job(
