@@ -9,6 +9,7 @@
     ├── TransportError            the network failed us
     │   ├── InsightTimeout        no answer within the configured time
     │   ├── ConnectionLost        an open socket or connection went away
+    │   ├── CertificateRejected   the server's TLS certificate is not trusted as configured
     │   └── ServerUnreachable     neither socket nor REST answered for the configured limit
     ├── ServerError               the server answered with an error we may retry (429, 5xx)
     ├── ProtocolError             a message broke the protocol
@@ -121,6 +122,15 @@ class InsightTimeout(TransportError):
 
 class ConnectionLost(TransportError):
     """An open connection or WebSocket was closed or broke."""
+
+
+class CertificateRejected(TransportError):
+    """The server's TLS certificate failed verification: unknown CA, expired, wrong host name.
+
+    Permanent: only a change of the connection, the certificate or the clock fixes it.
+    """
+
+    permanent = True
 
 
 class ServerUnreachable(TransportError):

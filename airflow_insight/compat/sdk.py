@@ -8,6 +8,9 @@ newest line's ``airflow.sdk`` through it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowNotFoundException,
@@ -26,6 +29,8 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+T = TypeVar("T")
+
 
 async def get_async_connection(conn_id: str) -> Connection:
     """The connection ``conn_id``, read without blocking the event loop, on every line.
@@ -37,6 +42,19 @@ async def get_async_connection(conn_id: str) -> Connection:
     from airflow.providers.common.compat.connection import get_async_connection as get
 
     return await get(conn_id)
+
+
+async def call_sync_sdk(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` off the event loop, for sync Airflow code that may send the supervisor
+    a request (reading a connection's extras masks them, on 3.0 and 3.1 with a blocking send).
+
+    asgiref's ``sync_to_async`` runs it in a thread whose requests go back to this loop; on the
+    loop itself they raise, and from a plain worker thread (before 3.2) they run on an event
+    loop of their own over the channel's streams, which mixes up the answers.
+    """
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(function)(*args)
 
 
 def airflow_version() -> str:
@@ -72,6 +90,7 @@ __all__ = [
     "TriggerEvent",
     "XCom",
     "airflow_version",
+    "call_sync_sdk",
     "conf",
     "get_async_connection",
     "openlineage_operator_lineage",

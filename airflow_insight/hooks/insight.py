@@ -37,10 +37,12 @@ from urllib.parse import quote
 
 import structlog
 
+from airflow_insight.compat.masking import mask_announced_secrets
 from airflow_insight.compat.sdk import (
     AirflowFailException,
     AirflowNotFoundException,
     BaseHook,
+    call_sync_sdk,
     get_async_connection,
 )
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
@@ -167,6 +169,8 @@ class InsightHook(BaseHook):
 
     def __init__(self, insight_conn_id: str = default_conn_name) -> None:
         super().__init__()
+        # Every token minted in this process (worker or triggerer) is masked in its logs.
+        mask_announced_secrets()
         self.insight_conn_id = insight_conn_id
         self._settings: ConnectionSettings | None = None
         self._rest_client: InsightRestClient | None = None
@@ -373,7 +377,8 @@ class InsightHook(BaseHook):
                 raise ConfigurationError(
                     f"Airflow connection {self.insight_conn_id!r} does not exist; create it"
                 ) from None
-            self._settings = settings_from_connection(connection)
+            # Reading the extras masks them: a supervisor request, not safe on the loop itself.
+            self._settings = await call_sync_sdk(settings_from_connection, connection)
         return self._settings
 
     def watch_job(

@@ -23,6 +23,7 @@ from airflow_insight.exceptions import (
     SubmitRejected,
     TransportError,
 )
+from airflow_insight.transport.network import certificate_rejected, display_url
 
 #: Longest server-provided text kept in an exception message.
 MAX_DETAIL_CHARS = 500
@@ -189,6 +190,9 @@ def socket_open_timed_out(url: str) -> InsightTimeout:
 
 def socket_open_failed(url: str, exc: BaseException) -> TransportError:
     """The exception for a progress socket that could not be opened below HTTP (``exc``)."""
+    rejected = certificate_rejected(display_url(url), exc)
+    if rejected is not None:
+        return rejected
     return TransportError(
         f"cannot open the Insight progress socket {url} ({type(exc).__name__}: {exc}); "
         "check the server URL, the network and the TLS settings of the connection"

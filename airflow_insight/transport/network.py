@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from airflow_insight.exceptions import InsightTimeout, TransportError
+from airflow_insight.exceptions import CertificateRejected, InsightTimeout, TransportError
 from airflow_insight.settings import ConnectionSettings
 
 
@@ -54,6 +54,9 @@ def network_failure(
     where = display_url(base_url)
     reason = _reason(exc)
     if isinstance(exc, requests.exceptions.SSLError):
+        rejected = certificate_rejected(where, exc)
+        if rejected is not None:
+            return NetworkFailure(rejected, exc, retryable=False)
         error = TransportError(
             f"TLS with the Insight server at {where} failed ({reason}); check the certificate:"
             " set ca_bundle_path to the CA bundle that signed it, or (for a test server only)"
@@ -123,3 +126,62 @@ def tls_context(settings: ConnectionSettings) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
         return context
     return ssl.create_default_context(cafile=settings.ca_bundle_path)
+
+
+#: OpenSSL's verify codes (``X509_V_ERR_*``) of a server certificate whose dates do not cover now.
+_EXPIRED_CODES = frozenset({9, 10})  # not yet valid, expired
+#: The certificate names other hosts (by name or by IP address).
+_HOST_MISMATCH_CODES = frozenset({62, 64})
+
+
+def certificate_rejected(where: str, exc: BaseException) -> CertificateRejected | None:
+    """The error for a server certificate that failed verification, with what to do about it;
+    None when ``exc`` holds no certificate verification failure (another TLS or network error).
+
+    ``where`` is the server as messages show it. Each cause gets its own advice: a private CA
+    needs ``ca_bundle_path``, an expired certificate needs renewing (or this machine's clock
+    fixing), a host-name mismatch needs the host the certificate names.
+    """
+    failure = _verification_failure(exc)
+    if failure is None:
+        return None
+    code = failure.verify_code
+    detail = failure.verify_message or str(failure)
+    prefix = f"TLS with the Insight server at {where} failed: "
+    if code in _EXPIRED_CODES:
+        advice = (
+            f"its certificate is outside its validity dates ({detail}); renew the server's"
+            " certificate, or correct this machine's clock if it is wrong (ca_bundle_path does"
+            " not help here)"
+        )
+    elif code in _HOST_MISMATCH_CODES:
+        host = urlsplit(where).hostname or where
+        advice = (
+            f"its certificate is not issued for {host} ({detail}); set the connection's host to"
+            f" a name the certificate lists, or have the certificate issued for {host}"
+        )
+    else:
+        advice = (
+            f"its certificate is not signed by a CA this machine trusts ({detail}); set"
+            " ca_bundle_path in the connection extras to a PEM bundle holding the CA that"
+            " signed it (on every worker and triggerer), or (for a test server only)"
+            " verify_tls=false"
+        )
+    return CertificateRejected(prefix + advice)
+
+
+def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error inside ``exc``'s chain (``requests`` and ``urllib3``
+    wrap it in ``reason``, ``args`` and causes), or None."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        pending.extend((getattr(current, "reason", None), current.__cause__, current.__context__))
+        pending.extend(current.args)
+    return None

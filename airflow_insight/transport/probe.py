@@ -33,6 +33,7 @@ import requests
 from airflow_insight.protocol.wire import TOKEN_PATH, V2_JSON, V2_PLAIN
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.errors import describe_error_body
+from airflow_insight.transport.secrets import announce_secret
 
 #: Accept header for minting: the token comes back as plain text or as a JSON string (§B9 #6).
 _TOKEN_ACCEPT = f"text/plain, {V2_PLAIN}, {V2_JSON}"
@@ -77,6 +78,7 @@ def probe_server(
 
 
 def _mint_token(http: requests.Session, settings: ConnectionSettings) -> str:
+    announce_secret(settings.client_secret)
     body = {
         "clientId": settings.client_id,
         "secret": settings.client_secret,
@@ -104,6 +106,7 @@ def _mint_token(http: requests.Session, settings: ConnectionSettings) -> str:
             f"{where} answered {_answer(response, hidden)} instead of a bearer token: "
             f"{_NOT_INSIGHT}"
         )
+    announce_secret(token)
     return token
 
 

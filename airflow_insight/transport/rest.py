@@ -62,6 +62,7 @@ from airflow_insight.transport.retry import (
     parse_retry_after,
     wait_before_retry,
 )
+from airflow_insight.transport.secrets import announce_secret
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class InsightRestClient:
         else:
             self._verify = settings.verify_tls
         self._settings = settings
+        announce_secret(settings.client_secret)
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -154,6 +156,8 @@ class InsightRestClient:
             "POST", TOKEN_PATH, operation, accept=TOKEN_ACCEPT, json_body=body, authorized=False
         )
         value = token_text(response)
+        # Before anything (the expiry GET's library logging included) could print it.
+        announce_secret(value)
         lifetime = float(settings.token_max_age_seconds)
         server_lifetime = self._server_lifetime(value, started_wall)
         if server_lifetime is not None and server_lifetime < lifetime:

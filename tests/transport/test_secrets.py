@@ -1,0 +1,73 @@
+"""The transport announces every secret it holds, so the hook can have Airflow mask it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_insight.emulator import Emulator, EmulatorConfig
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.probe import probe_server
+from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.transport.secrets import add_secret_listener, remove_secret_listener
+
+SECRET = "announced-secret-value"
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(credentials={"client": SECRET})) as running:
+        yield running
+
+
+@pytest.fixture
+def heard() -> Iterator[list[str]]:
+    """The secrets announced while the test runs."""
+    values: list[str] = []
+    add_secret_listener(values.append)
+    add_secret_listener(values.append)  # added twice, told once
+    yield values
+    remove_secret_listener(values.append)
+
+
+def _settings(emulator: Emulator) -> ConnectionSettings:
+    return ConnectionSettings(base_url=emulator.base_url, client_id="client", client_secret=SECRET)
+
+
+def _issued(emulator: Emulator) -> list[str]:
+    return list(emulator.hub.tokens._tokens)  # test-only peek at the issued tokens
+
+
+def test_the_client_secret_and_every_minted_token_are_announced(
+    emulator: Emulator, heard: list[str]
+) -> None:
+    with InsightRestClient(_settings(emulator)) as rest:
+        assert heard == [SECRET]
+        first = rest.current_token().value
+        second = rest.refresh_token().value
+    assert heard == [SECRET, first, second]
+    assert sorted(_issued(emulator)) == sorted([first, second])
+
+
+def test_the_probe_announces_its_token(emulator: Emulator, heard: list[str]) -> None:
+    assert probe_server(_settings(emulator)).ok
+    assert heard == [SECRET, *_issued(emulator)]
+
+
+def test_a_failing_listener_is_reported_without_the_secret_and_the_mint_goes_on(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(secret: str) -> None:
+        raise RuntimeError(f"cannot mask {secret}")
+
+    add_secret_listener(broken)
+    try:
+        with caplog.at_level(logging.WARNING), InsightRestClient(_settings(emulator)) as rest:
+            token = rest.current_token().value
+    finally:
+        remove_secret_listener(broken)
+    assert token in _issued(emulator)
+    assert "Could not register a secret for masking (RuntimeError)" in caplog.text
+    assert SECRET not in caplog.text and token not in caplog.text
