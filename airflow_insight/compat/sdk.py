@@ -24,7 +24,7 @@ from airflow.providers.common.compat.sdk import (
     XCom,
     conf,
 )
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TriggerEvent
 
 
 async def get_async_connection(conn_id: str) -> Connection:
@@ -67,6 +67,7 @@ __all__ = [
     "Connection",
     "Context",
     "PokeReturnValue",
+    "StartTriggerArgs",
     "TaskDeferred",
     "TaskInstanceKey",
     "TriggerEvent",

@@ -403,6 +403,44 @@ class InsightHook(BaseHook):
             app_messages=app_messages,
         )
 
+    async def asubmit_and_watch(
+        self,
+        settings: ConnectionSettings,
+        request: Mapping[str, Any],
+        payload: bytes | None = None,
+        *,
+        config: FollowerConfig,
+        app_messages: AppMessageHandler | None = None,
+    ) -> tuple[dict[str, Any], JobWatch]:
+        """Submit a job on the running loop's shared progress socket of this connection, tagged
+        with its ``connection-id`` (no solver callback waits for a ``SUBSCRIBE``), and watch it
+        as :meth:`watch_job` does; the job document and the watch."""
+        return await SocketHub.for_running_loop().submit_and_watch(
+            self.insight_conn_id,
+            settings,
+            request,
+            payload,
+            config=config,
+            app_messages=app_messages,
+        )
+
+    async def afind_job(
+        self, settings: ConnectionSettings, job_ids: Iterable[str]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The first of ``job_ids`` the server has, with its document (one client, off the
+        loop); None when it has none of them."""
+
+        def find() -> tuple[str, dict[str, Any]] | None:
+            with InsightRestClient(settings) as rest:
+                for job_id in job_ids:
+                    try:
+                        return job_id, rest.get_job(job_id)
+                    except JobNotFound:
+                        continue
+            return None
+
+        return await asyncio.to_thread(find)
+
     @staticmethod
     def watch_failure(event: object) -> InsightError | None:
         """The error a watch event ends following with (a REST error no retry fixes), or None."""
