@@ -300,6 +300,7 @@ class InsightJobOperator(BaseOperator):
         self.start_trigger_args = start.start_trigger_args(
             insight_conn_id=self.insight_conn_id,
             job_request=self.job_request,
+            payload=None if self.payload is None else str(self.payload),
             accepted_model_statuses=self.accepted_model_statuses,
             silence_limit_seconds=self.silence_limit_seconds,
             unreachable_limit_seconds=self.unreachable_limit_seconds,

@@ -8,7 +8,8 @@ any of our code. Where the start cannot move, the task starts on a worker as bef
 
 * feature ``start in triggerer`` off (the scheduler or the triggerer of this Airflow lacks it);
 * not deferrable, or ``wait_for_termination=False`` (there is nothing to follow);
-* a ``payload``: a local path names a file on a worker's disk, not the triggerer's;
+* a local ``payload`` path: it names a file on a worker's disk, not the triggerer's (an
+  object-storage URL is read by the trigger);
 * a subclass that overrides ``execute`` (the start in the triggerer never calls it);
 * a fixed ``job_id``: a trigger rebuilt on another triggerer could not tell its own finished job
   from an earlier run's, which it would delete and submit again;
@@ -27,6 +28,7 @@ from typing import Any
 
 from airflow_insight.compat import features
 from airflow_insight.compat.sdk import StartTriggerArgs
+from airflow_insight.storage import is_object_storage_url
 from airflow_insight.triggers.start import START_CLASSPATH, start_kwargs
 
 #: The operator's method the task resumes in on a worker after the start trigger's event.
@@ -48,8 +50,8 @@ def why_not_in_triggerer(
         return feature.why_off
     if not deferrable or not wait_for_termination:
         return "not a deferrable task that follows its job"
-    if payload is not None:
-        return "a payload path is read on a worker's disk"
+    if payload is not None and not is_object_storage_url(payload):
+        return "a local payload path is read on a worker's disk"
     if job_id:
         return "a fixed job_id"
     if execute_overridden:
@@ -65,6 +67,7 @@ def start_trigger_args(
     *,
     insight_conn_id: str,
     job_request: Mapping[str, Any] | None,
+    payload: str | None,
     accepted_model_statuses: list[str] | None,
     silence_limit_seconds: float,
     unreachable_limit_seconds: float | None,
@@ -82,6 +85,7 @@ def start_trigger_args(
         trigger_kwargs=start_kwargs(
             insight_conn_id=insight_conn_id,
             job_request=job_request,
+            payload=payload,
             accepted_model_statuses=accepted_model_statuses,
             silence_limit_seconds=silence_limit_seconds,
             unreachable_limit_seconds=unreachable_limit_seconds,

@@ -16,7 +16,8 @@ From then on it follows the job exactly as :class:`~.insight.InsightJobTrigger` 
 watermarks, kill, ``execution_timeout``), and its event adds ``started_in_triggerer`` (the job id
 and document), so the task's resume pushes the job-id and link XComs a worker would have pushed
 before deferring. The kwargs come from the DAG file (Airflow renders the templated ``job_request``
-in the triggerer); they hold no secret.
+and ``payload`` in the triggerer); they hold no secret. A payload is an object-storage URL, read
+(off the loop) only when this trigger submits.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from airflow_insight.protocol.progress import ProgressOptions
 from airflow_insight.protocol.reattach import Reattach, Submit, TaskIdentity, choose_started_job
 from airflow_insight.protocol.request import build_request
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.storage import aread_payload_bytes
 from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.watermark import Watermark
@@ -45,6 +47,7 @@ def start_kwargs(
     *,
     insight_conn_id: str,
     job_request: Mapping[str, Any] | None = None,
+    payload: str | None = None,
     accepted_model_statuses: Iterable[str] | None = None,
     silence_limit_seconds: float = 60.0,
     unreachable_limit_seconds: float | None = None,
@@ -63,6 +66,7 @@ def start_kwargs(
     return {
         "insight_conn_id": common["insight_conn_id"],
         "job_request": None if job_request is None else dict(job_request),
+        "payload": payload,
         "accepted_model_statuses": common["accepted_model_statuses"],
         "silence_limit_seconds": common["silence_limit_seconds"],
         "unreachable_limit_seconds": common["unreachable_limit_seconds"],
@@ -81,6 +85,7 @@ class InsightJobStartTrigger(InsightJobTrigger):
         *,
         insight_conn_id: str,
         job_request: dict[str, Any] | None = None,
+        payload: str | None = None,
         accepted_model_statuses: list[str] | None = None,
         silence_limit_seconds: float = 60.0,
         unreachable_limit_seconds: float | None = None,
@@ -97,6 +102,8 @@ class InsightJobStartTrigger(InsightJobTrigger):
         )
         #: Rendered by Airflow in the triggerer (the operator's template field of that name).
         self.job_request = job_request
+        #: An object-storage URL of the payload (rendered there too), read when submitting.
+        self.payload = payload
         self.execution_timeout_seconds = execution_timeout_seconds
         self._document: Mapping[str, Any] | None = None
 
@@ -105,6 +112,7 @@ class InsightJobStartTrigger(InsightJobTrigger):
         return START_CLASSPATH, start_kwargs(
             insight_conn_id=self.insight_conn_id,
             job_request=self.job_request,
+            payload=self.payload,
             accepted_model_statuses=self.accepted_model_statuses,
             silence_limit_seconds=self.silence_limit_seconds,
             unreachable_limit_seconds=self.unreachable_limit_seconds,
@@ -144,10 +152,11 @@ class InsightJobStartTrigger(InsightJobTrigger):
     async def _submit(self, settings: ConnectionSettings, job_id: str) -> Any:
         options = None if self.progress is None else ProgressOptions.from_json(self.progress)
         request = build_request(self.job_request, job_id, options)
+        payload = None if self.payload is None else await aread_payload_bytes(self.payload)
         document, watch = await self._hook.asubmit_and_watch(
             settings,
             request,
-            None,
+            payload,
             config=self._follower_config(settings),
             app_messages=self._new_handler(),
         )

@@ -65,7 +65,7 @@ def test_a_deferrable_task_without_payload_starts_in_the_triggerer_and_is_serial
     [
         ({"deferrable": False}, "not a deferrable task"),
         ({"deferrable": True, "wait_for_termination": False}, "not a deferrable task"),
-        ({"deferrable": True, "payload": "/data/model.zip"}, "payload path"),
+        ({"deferrable": True, "payload": "/data/model.zip"}, "local payload path"),
         ({"deferrable": True, "job_id": "fixed-1"}, "fixed job_id"),
         ({"deferrable": True, "job_request": {"x": object()}}, "not plain JSON"),
     ],
@@ -81,6 +81,15 @@ def test_what_cannot_start_in_the_triggerer_starts_on_a_worker(
         assert why in off
     else:
         assert off == features.start_in_triggerer().why_off
+
+
+@needs_feature
+def test_an_object_storage_payload_is_read_in_the_triggerer() -> None:
+    url = "s3://aws_default@bucket/{{ ds }}/model.zip"
+    operator = InsightJobOperator(task_id="solve", deferrable=True, payload=url)
+    assert operator.start_from_trigger is True
+    args = operator.start_trigger_args
+    assert args is not None and (args.trigger_kwargs or {})["payload"] == url
 
 
 def test_a_subclass_that_overrides_execute_starts_on_a_worker() -> None:

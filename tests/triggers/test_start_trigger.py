@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import json
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from trigger_support import collect, forwarded, run_log, submit, until
 
 from airflow_insight.compat import supervisor
 from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator
+from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.protocol.reattach import TaskIdentity
 from airflow_insight.triggers.insight import outcome_from_event
 from airflow_insight.triggers.start import (
@@ -89,6 +93,32 @@ def test_a_fresh_try_submits_its_derived_job_on_the_watching_socket(
     assert DEMO_CLIENT_SECRET not in text + json.dumps(event)
 
 
+def test_an_object_storage_payload_is_read_by_the_trigger_and_sent_with_the_job(
+    emulator: Emulator, comms: InProcessSupervisorComms, tmp_path: Path
+) -> None:
+    model = tmp_path / "shared" / "model.lp"
+    model.parent.mkdir()
+    model.write_text("minimize\n obj: x\nend\n")
+    ti = new_task_instance("deferred")
+    event = _only_event(_trigger(ti, payload=model.as_uri()))
+    assert outcome_from_event(event).succeeded(["OK"])
+    payload = emulator.hub.jobs[event["compute_job_id"]].payload
+    assert payload is not None
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        assert archive.read("model.lp") == model.read_bytes()
+
+
+def test_a_payload_url_that_cannot_be_read_ends_the_wait_with_a_configuration_error(
+    emulator: Emulator, comms: InProcessSupervisorComms, tmp_path: Path
+) -> None:
+    ti = new_task_instance("deferred")
+    event = _only_event(_trigger(ti, payload=(tmp_path / "missing.zip").as_uri()))
+    assert event["kind"] == "error"
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        outcome_from_event(event)
+    assert _created(emulator) == []
+
+
 def test_a_retry_re_attaches_to_the_earlier_try_s_running_job(
     emulator: Emulator, comms: InProcessSupervisorComms, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -133,6 +163,7 @@ def test_serialize_mirrors_init_and_names_the_start_trigger() -> None:
     arguments: dict[str, Any] = {
         "insight_conn_id": "insight_other",
         "job_request": {"computeJobType": "{{ 'SOLVER' }}"},
+        "payload": "s3://aws_default@bucket/{{ ds }}/model.zip",
         "accepted_model_statuses": ["OK", "SOLVED"],
         "silence_limit_seconds": 0.5,
         "unreachable_limit_seconds": 120.0,
