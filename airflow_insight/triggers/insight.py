@@ -12,9 +12,9 @@ task's trigger log stream on the event, and lines read later would go to the tri
 
 Ending the task (see :mod:`.end`): with an ``end`` plan in its kwargs (the operator and the
 sensor send one unless ``resume_on_worker`` or a worker's disk is needed), a trigger in a
-triggerer that sees its job succeed does the task's end itself and yields Airflow's
-``TaskSuccessEvent`` with the task's XComs, so no worker resumes the task. Every other end (a
-failure, a timeout, an error, inline under ``dag.test()``) yields the payload above.
+triggerer that sees its job succeed does the task's end itself, pushes the task's XComs through
+its supervisor and yields Airflow's ``TaskSuccessEvent``, so no worker resumes the task. Every
+other end (a failure, a timeout, an error, inline under ``dag.test()``) yields the payload above.
 
 Resuming (see :mod:`.watermark`): as it forwards, the trigger records its watermark (execution
 attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
@@ -307,8 +307,8 @@ class InsightJobTrigger(BaseTrigger):
         yield TriggerEvent(payload.to_dict())  # type: ignore[no-untyped-call]
 
     async def _end_here(self, payload: TriggerPayload) -> TriggerEvent | None:
-        """Airflow's success event with the task's XComs when this trigger can end the task
-        (see :mod:`.end`); None: the usual event, and a worker resumes the task."""
+        """Airflow's success event, its XComs pushed, when this trigger can end the task (see
+        :mod:`.end`); None: the usual event, and a worker resumes the task."""
         if self.end is None or payload.kind != "finished" or payload.outcome is None:
             return None
         if not features.end_in_triggerer().on:
@@ -332,6 +332,16 @@ class InsightJobTrigger(BaseTrigger):
             return None
         if xcoms is None:
             return None  # The job failed: the worker raises it (retries, callbacks as ever).
+        if not await self._pushed(ref, xcoms):
+            return None
+        await after_the_end(self._hook, settings, plan, job_id, self.log)
+        self.log.info(
+            "Insight compute job %s succeeded: the task ends here, in the triggerer", job_id
+        )
+        return task_success_event()
+
+    async def _pushed(self, ref: TaskInstanceRef, xcoms: Mapping[str, Any]) -> bool:
+        """Push the task's XComs as its worker would; False (logged) when that failed."""
         try:
             for key, value in xcoms.items():
                 await supervisor.set_xcom(ref, key, value)
@@ -339,15 +349,11 @@ class InsightJobTrigger(BaseTrigger):
             self.log.warning(
                 "Could not push the XComs of Insight compute job %s's task (%s): a worker"
                 " resumes it to end it",
-                job_id,
+                self.compute_job_id,
                 exc,
             )
-            return None
-        await after_the_end(self._hook, settings, plan, job_id, self.log)
-        self.log.info(
-            "Insight compute job %s succeeded: the task ends here, in the triggerer", job_id
-        )
-        return task_success_event()
+            return False
+        return True
 
     async def _logged_before_firing(self) -> bool:
         """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):
