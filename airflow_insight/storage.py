@@ -83,12 +83,17 @@ async def awrite_bytes(url: str, data: bytes) -> str:
     return await asyncio.to_thread(write_bytes, url, data)
 
 
+#: Airflow 3.0's ObjectStoragePath refuses every URL with universal-pathlib 0.3.
+_UPATH_HINT = " (on Airflow 3.0, install universal-pathlib<0.3)"
+
+
 def _path(url: str) -> Any:
     try:
         return object_storage_path(url)
     except Exception as exc:  # an unknown scheme, a malformed URL, a missing connection
+        hint = _UPATH_HINT if type(exc).__name__ == "_IncompatibleProtocolError" else ""
         raise ConfigurationError(
-            f"{url!r} is not a usable object-storage URL: {_reason(exc)}"
+            f"{url!r} is not a usable object-storage URL: {_reason(exc)}{hint}"
         ) from None
 
 

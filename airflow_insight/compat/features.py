@@ -178,6 +178,22 @@ def start_in_triggerer() -> str | None:
     return None
 
 
+@_feature(
+    "end in triggerer",
+    "every deferred task resumes on a worker to end (execute_complete), as with"
+    " resume_on_worker=True",
+)
+def end_in_triggerer() -> str | None:
+    """A trigger ends its task itself (``TaskSuccessEvent``), having pushed the task's XComs
+    through its supervisor (``SetXCom``)."""
+    from airflow.sdk.execution_time import comms
+    from airflow.triggers import base
+
+    if not hasattr(base, "TaskSuccessEvent"):
+        return "TaskSuccessEvent"
+    return None if hasattr(comms, "SetXCom") else "SetXCom"
+
+
 def all_features() -> list[Feature]:
     """Every feature, in a fixed order."""
     return [feature() for feature in _ALL]

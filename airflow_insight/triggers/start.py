@@ -22,16 +22,19 @@ and ``payload`` in the triggerer); they hold no secret. A payload is an object-s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from airflow_insight.exceptions import ConfigurationError
+from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, job_ui_url
 from airflow_insight.protocol.progress import ProgressOptions
 from airflow_insight.protocol.reattach import Reattach, Submit, TaskIdentity, choose_started_job
 from airflow_insight.protocol.request import build_request
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.storage import aread_payload_bytes
+from airflow_insight.triggers.end import EndPlan, worker_needed
 from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.watermark import Watermark
@@ -39,6 +42,8 @@ from airflow_insight.triggers.watermark import Watermark
 START_CLASSPATH = "airflow_insight.triggers.start.InsightJobStartTrigger"
 #: The key the start trigger's event adds: ``{"compute_job_id": ..., "document": {...}}``.
 STARTED_KEY = "started_in_triggerer"
+#: The XCom key of the job id (the operator's ``JOB_ID_XCOM_KEY``; operators sit above triggers).
+JOB_ID_XCOM_KEY = "compute_job_id"
 #: Logged when the trigger submitted the job: a task log with it started in the triggerer.
 STARTED_MESSAGE = "Submitted Insight compute job %s from the triggerer (no worker started it)"
 
@@ -48,11 +53,15 @@ def start_kwargs(
     insight_conn_id: str,
     job_request: Mapping[str, Any] | None = None,
     payload: str | None = None,
+    results_path: str | None = None,
+    solution_path: str | None = None,
+    progress_plot_path: str | None = None,
     accepted_model_statuses: Iterable[str] | None = None,
     silence_limit_seconds: float = 60.0,
     unreachable_limit_seconds: float | None = None,
     execution_timeout_seconds: float | None = None,
     progress: Mapping[str, Any] | None = None,
+    end: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The start trigger's kwargs (the operator's ``start_trigger_args`` and ``serialize``)."""
     common = trigger_kwargs(
@@ -62,11 +71,15 @@ def start_kwargs(
         silence_limit_seconds=silence_limit_seconds,
         unreachable_limit_seconds=unreachable_limit_seconds,
         progress=progress,
+        end=end,
     )
     return {
         "insight_conn_id": common["insight_conn_id"],
         "job_request": None if job_request is None else dict(job_request),
         "payload": payload,
+        "results_path": results_path,
+        "solution_path": solution_path,
+        "progress_plot_path": progress_plot_path,
         "accepted_model_statuses": common["accepted_model_statuses"],
         "silence_limit_seconds": common["silence_limit_seconds"],
         "unreachable_limit_seconds": common["unreachable_limit_seconds"],
@@ -74,6 +87,7 @@ def start_kwargs(
             None if execution_timeout_seconds is None else float(execution_timeout_seconds)
         ),
         "progress": common["progress"],
+        "end": common["end"],
     }
 
 
@@ -86,11 +100,15 @@ class InsightJobStartTrigger(InsightJobTrigger):
         insight_conn_id: str,
         job_request: dict[str, Any] | None = None,
         payload: str | None = None,
+        results_path: str | None = None,
+        solution_path: str | None = None,
+        progress_plot_path: str | None = None,
         accepted_model_statuses: list[str] | None = None,
         silence_limit_seconds: float = 60.0,
         unreachable_limit_seconds: float | None = None,
         execution_timeout_seconds: float | None = None,
         progress: dict[str, Any] | None = None,
+        end: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             insight_conn_id=insight_conn_id,
@@ -104,6 +122,12 @@ class InsightJobStartTrigger(InsightJobTrigger):
         self.job_request = job_request
         #: An object-storage URL of the payload (rendered there too), read when submitting.
         self.payload = payload
+        #: Rendered there too; with ``end`` they make the plan the trigger ends the task with.
+        self.results_path = results_path
+        self.solution_path = solution_path
+        self.progress_plot_path = progress_plot_path
+        #: The end plan from the DAG file (no XComs: the job is chosen here), or None.
+        self.end_plan = end
         self.execution_timeout_seconds = execution_timeout_seconds
         self._document: Mapping[str, Any] | None = None
 
@@ -113,11 +137,15 @@ class InsightJobStartTrigger(InsightJobTrigger):
             insight_conn_id=self.insight_conn_id,
             job_request=self.job_request,
             payload=self.payload,
+            results_path=self.results_path,
+            solution_path=self.solution_path,
+            progress_plot_path=self.progress_plot_path,
             accepted_model_statuses=self.accepted_model_statuses,
             silence_limit_seconds=self.silence_limit_seconds,
             unreachable_limit_seconds=self.unreachable_limit_seconds,
             execution_timeout_seconds=self.execution_timeout_seconds,
             progress=self.progress,
+            end=self.end_plan,
         )
 
     async def _start_watch(self, settings: ConnectionSettings) -> Any:
@@ -142,10 +170,13 @@ class InsightJobStartTrigger(InsightJobTrigger):
             accepted=self._hook.accepted_model_statuses(self.accepted_model_statuses),
         )
         if isinstance(decision, Submit):
-            return await self._submit(settings, decision.job_id)
+            watch = await self._submit(settings, decision.job_id)
+            self._plan_the_end(settings)
+            return watch
         assert isinstance(decision, Reattach)  # choose_started_job never reuses
         self._set_job(decision.job_id)
         self._document = decision.document
+        self._plan_the_end(settings)
         self.log.info("Re-attaching to Insight compute job %s from the triggerer", decision.job_id)
         return await super()._start_watch(settings)
 
@@ -167,6 +198,31 @@ class InsightJobStartTrigger(InsightJobTrigger):
     def _set_job(self, job_id: str) -> None:
         self.compute_job_id = job_id
         self._mark = Watermark(job_id, 0, -1)
+
+    def _plan_the_end(self, settings: ConnectionSettings) -> None:
+        """The plan the task ends with here: the DAG file's, with this job's XComs and the
+        rendered paths; none (a worker ends it) when a rendered path is a local one."""
+        if self.end_plan is None:
+            return
+        paths = {
+            "results_path": self.results_path,
+            "solution_path": self.solution_path,
+            "progress_plot_path": self.progress_plot_path,
+        }
+        why = worker_needed(paths)
+        if why is not None:
+            self.log.info("The task resumes on a worker when the job ends: %s", why)
+            return
+        job_id = self.compute_job_id
+        url = job_ui_url(settings.ui_base_url or settings.base_url, job_id, self._document)
+        plan = EndPlan.from_json(self.end_plan)
+        self.end = dataclasses.replace(
+            plan,
+            xcoms={JOB_ID_XCOM_KEY: job_id, INSIGHT_JOB_URL_XCOM_KEY: url},
+            results_path=self.results_path,
+            solution_path=self.solution_path,
+            progress_plot_path=self.progress_plot_path,
+        ).to_json()
 
     def _set_end_by(self, task_instance: Any) -> None:
         """``end_by`` from the task's start (set by Airflow when it deferred the task)."""

@@ -168,6 +168,18 @@ def test_serialize_mirrors_init_and_names_the_start_trigger() -> None:
         "silence_limit_seconds": 0.5,
         "unreachable_limit_seconds": 120.0,
         "execution_timeout_seconds": 300.0,
+        "results_path": "s3://aws_default@bucket/{{ ds }}/results.zip",
+        "solution_path": "s3://aws_default@bucket/{{ ds }}/solution.json",
+        "progress_plot_path": "s3://aws_default@bucket/{{ ds }}/progress.png",
+        "end": {
+            "xcoms": {},
+            "results_path": None,
+            "solution_path": None,
+            "progress_plot_path": None,
+            "with_progress": True,
+            "target_gap": 0.02,
+            "delete": True,
+        },
         "progress": {
             "callbacks": ["INTSOL", "GAPNOTIFY"],
             "stop_rules": [{"rule": "relative_gap", "relative_gap": 0.02}],
