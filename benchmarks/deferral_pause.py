@@ -12,6 +12,8 @@ that long at its first callback. This measures the wait on real parts: the bundl
 * ``--triggerer``: a real api-server, scheduler, dag-processor and triggerer (LocalExecutor,
   SQLite), deferrable only, the runs one after the other: the first task of the first run is the
   triggerer's first trigger (``cold``), every later one finds it running (``warm``).
+  With ``--payload-url`` the model is given as a ``file://`` URL, so on Airflow 3.3 on the tasks
+  start in the triggerer and their trigger submits on its own socket: no wait is expected.
 
 Each run's DAG holds two tasks of the same solve, one after the other. Both figures come from the
 emulator's record on its own clock: when the solve sent its first APP_MESSAGE (held by the
@@ -20,6 +22,7 @@ comparison, the median answer time of the later callbacks).
 
     .venv/bin/python -m benchmarks.deferral_pause                   # dag.test(), 3 runs a mode
     .venv/bin/python -m benchmarks.deferral_pause --triggerer       # real components, 3 runs
+    .venv/bin/python -m benchmarks.deferral_pause --triggerer --payload-url  # started there
     .venv/bin/python -m benchmarks.deferral_pause --runs 1 \\
         --model example_dags/models/facility_location --pictures /tmp/pictures
 
@@ -262,9 +265,18 @@ class Components:
 
 
 def run_with_triggerer(
-    home: AirflowHome, emulator: Emulator, *, model: Path, gap: float, runs: int
+    home: AirflowHome,
+    emulator: Emulator,
+    *,
+    model: Path,
+    gap: float,
+    runs: int,
+    payload_url: bool = False,
 ) -> list[dict[str, Any]]:
-    """``runs`` runs of the deferrable DAG on real components; a figure per task."""
+    """``runs`` runs of the deferrable DAG on real components; a figure per task.
+
+    ``payload_url``: the model as a ``file://`` URL, which lets Airflow 3.3 on start the tasks in
+    the triggerer (a local path starts them on a worker)."""
     home.migrate()
     folder = Path(home.path) / "dags" / "components"
     folder.mkdir(parents=True)
@@ -272,7 +284,7 @@ def run_with_triggerer(
     extra = {
         "AIRFLOW_CONN_INSIGHT_DEFAULT": emulator.airflow_connection_json(),
         "BENCH_DEFERRABLE": "1",
-        "BENCH_MODEL": str(model),
+        "BENCH_MODEL": model.as_uri() if payload_url else str(model),
         "BENCH_GAP": str(gap),
     }
     figures = []
@@ -348,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="deferred runs on a real api-server, scheduler, dag-processor and triggerer instead",
     )
+    parser.add_argument(
+        "--payload-url",
+        action="store_true",
+        help="with --triggerer: the model as a file:// URL (the tasks start in the triggerer)",
+    )
     arguments = parser.parse_args(argv)
     model = arguments.model.resolve()
     pictures = None if arguments.pictures is None else str(Path(arguments.pictures).resolve())
@@ -358,7 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         with Emulator(EmulatorConfig(record_limit=None)) as emulator:
             if arguments.triggerer:
                 figures = run_with_triggerer(
-                    home, emulator, model=model, gap=arguments.gap, runs=arguments.runs
+                    home,
+                    emulator,
+                    model=model,
+                    gap=arguments.gap,
+                    runs=arguments.runs,
+                    payload_url=arguments.payload_url,
                 )
             for run in range(1, 0 if arguments.triggerer else arguments.runs + 1):
                 for deferrable in (False, True):

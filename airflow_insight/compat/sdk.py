@@ -27,7 +27,7 @@ from airflow.providers.common.compat.sdk import (
     XCom,
     conf,
 )
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TriggerEvent
 
 T = TypeVar("T")
 
@@ -55,6 +55,22 @@ async def call_sync_sdk(function: Callable[..., T], *args: Any) -> T:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(function)(*args)
+
+
+def object_storage_path(url: str) -> Any:
+    """Airflow's ``ObjectStoragePath`` for ``url`` (``s3://conn_id@bucket/key``, ``file://...``)."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url)
+
+
+def task_success_event() -> TriggerEvent:
+    """Airflow's end event that marks a deferred task successful from the triggerer (no worker
+    resumes it). Check ``features.end_in_triggerer`` before yielding it; push the task's XComs
+    first (``supervisor.set_xcom``: the event's own ``xcoms`` are stored JSON-encoded twice)."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    return TaskSuccessEvent()
 
 
 def airflow_version() -> str:
@@ -85,6 +101,7 @@ __all__ = [
     "Connection",
     "Context",
     "PokeReturnValue",
+    "StartTriggerArgs",
     "TaskDeferred",
     "TaskInstanceKey",
     "TriggerEvent",
@@ -93,5 +110,7 @@ __all__ = [
     "call_sync_sdk",
     "conf",
     "get_async_connection",
+    "object_storage_path",
     "openlineage_operator_lineage",
+    "task_success_event",
 ]

@@ -82,7 +82,6 @@ the server fails a job whose callback goes unanswered for 60 s.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -117,67 +116,29 @@ from airflow_insight.protocol.reattach import (
     Reattach,
     Reuse,
     Submit,
+    TaskIdentity,
     choose_job,
     earlier_try_numbers,
     is_terminal_document,
     job_to_look_up,
 )
-from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
+from airflow_insight.protocol.reattach import (
+    derive_job_id as derive_job_id,
+)
+from airflow_insight.protocol.request import build_request as build_request
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.storage import payload_from
 
 if TYPE_CHECKING:
     from airflow_insight.compat.sdk import Context
 
 #: ``task_state_store`` key holding ``{"compute_job_id": ...}`` of the current job.
 STATE_KEY = "insight_compute_job"
-#: Length of the hash that makes derived job ids unique per attempt.
-JOB_ID_HASH_CHARS = 12
 #: XCom key of the job id, pushed right after submitting (before following or deferring), so a
 #: downstream task or a user can reach the job while this task still runs or is deferred.
 JOB_ID_XCOM_KEY = "compute_job_id"
 #: Logged first by execute_complete: the trigger's part of the task log ends here.
 RESUMED_MESSAGE = "Resumed from the trigger"
-
-
-def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    """A job id unique per task attempt: a readable prefix plus a short hash of the identity.
-
-    The result follows §A8 (1-60 characters of ``[A-Za-z0-9_.-]``): other characters in the
-    prefix become ``-`` and the prefix is cut to fit; the hash covers the full identity.
-    """
-    identity = "\x1f".join([dag_id, run_id, task_id, str(map_index), str(try_number)])
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:JOB_ID_HASH_CHARS]
-    prefix = "".join(ch if ch in JOB_ID_ALPHABET else "-" for ch in f"{dag_id}.{task_id}")
-    room = JOB_ID_MAX_LENGTH - JOB_ID_HASH_CHARS - 1
-    return f"{prefix[:room]}-{digest}"
-
-
-def build_request(
-    job_request: Mapping[str, Any] | None,
-    job_id: str,
-    progress: ProgressOptions | None = None,
-) -> dict[str, Any]:
-    """The ``ComputeJobRequest`` to send: the user's fields, our ``id``, run-log messages on,
-    and with ``progress`` the progress callbacks merged into ``solver.callbacks``.
-
-    ``solver.callbacks`` in ``job_request`` are kept only with ``progress`` (they are answered
-    and recorded then); without it they are refused, pointing at ``solver_progress`` (§A10).
-    """
-    request = dict(job_request or {})
-    solver = request.get("solver")
-    if progress is None and isinstance(solver, Mapping) and solver.get("callbacks"):
-        raise ConfigurationError(
-            "job_request enables solver.callbacks without solver_progress; pass"
-            " solver_progress=True (or solver_progress=[callback names]) to have them answered"
-            " and recorded, or remove solver.callbacks (protocol §A10)"
-        )
-    request.pop("runlogMessages", None)  # the legacy spelling must not contradict ours
-    request["id"] = job_id
-    request["runLogMessages"] = True
-    request.setdefault("computeJobType", "SOLVER")
-    if progress is not None:
-        request = progress.job_request(request)
-    return request
 
 
 def _progress_options(
@@ -219,13 +180,16 @@ class InsightJobOperator(BaseOperator):
         ``runLogMessages`` is forced on, ``computeJobType`` defaults to ``SOLVER``;
         ``solver.callbacks`` is refused unless ``solver_progress`` is on.
     :param payload: path of a payload zip, of a directory the operator zips, or of a single model
-        file it zips (templated); None sends no payload.
+        file it zips (templated); a local path or an object-storage URL (``s3://``, ``gs://``,
+        ``file://``...: read through Airflow's ``ObjectStoragePath``); None sends no payload.
     :param job_id: the compute job id (templated). Default: derived per attempt from DAG id,
         run id, task id, map index and try number (readable prefix + short hash).
     :param insight_conn_id: the Airflow connection of type ``insight``.
     :param on_finish: ``"keep"`` the job on the server at its end, or ``"delete"`` it (after
         the results are downloaded).
-    :param results_path: where to write the results zip on success (templated); None: no download.
+    :param results_path: where to write the results zip on success (templated): a local path on
+        the disk of the process that ends the task, or an object-storage URL (``s3://``,
+        ``gs://``, ``file://``...); None: no download.
     :param accepted_model_statuses: model statuses counted as success at ``COMPLETED``; default:
         the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
     :param silence_limit_seconds: check the job over REST when nothing was heard for this long.
@@ -243,10 +207,19 @@ class InsightJobOperator(BaseOperator):
         order: ``StopAtGap(0.01)``, ``StopAfterNoImprovement(seconds)``, ``StopAtObjective(value)``
         or their dict forms (``{"rule": "relative_gap", "relative_gap": 0.01}``). Need
         ``solver_progress``.
-    :param progress_plot_path: write the progress picture (PNG) there at the end (templated);
-        needs the ``plot`` extra (without it a warning, not a failure).
+    :param progress_plot_path: write the progress picture (PNG) there at the end (templated), a
+        local path or an object-storage URL; needs the ``plot`` extra (without it a warning).
     :param solution_path: download the latest ``INTSOL`` incumbent (its ``appMessageFile``) there
-        after the job ended (templated); needs ``solver_progress`` with ``INTSOL``.
+        after the job ended (templated), a local path or an object-storage URL; needs
+        ``solver_progress`` with ``INTSOL``.
+    :param resume_on_worker: deferrable mode: resume on a worker (``execute_complete``) to end a
+        successful task, as for a failed one. Default False: the triggerer ends it itself, with
+        the same XComs, the moment the job ends, unless the end needs a worker: a local
+        ``results_path``, ``solution_path`` or ``progress_plot_path`` (a worker's disk, which
+        the triggerer may not share), a subclass's own ``execute_complete``, an
+        ``on_success_callback`` (Airflow drops it for a task its trigger ended), or the
+        OpenLineage provider (its task events are sent by the worker). True keeps the worker
+        resume always.
     """
 
     template_fields: Sequence[str] = (
@@ -280,6 +253,7 @@ class InsightJobOperator(BaseOperator):
         stop_rules: Sequence[StopRule | Mapping[str, Any]] | None = None,
         progress_plot_path: str | None = None,
         solution_path: str | None = None,
+        resume_on_worker: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -311,6 +285,7 @@ class InsightJobOperator(BaseOperator):
         self.stop_rules = [] if self._progress is None else self._progress.to_json()["stop_rules"]
         self.progress_plot_path = progress_plot_path
         self.solution_path = solution_path
+        self.resume_on_worker = resume_on_worker
         #: The handler of the job followed in blocking mode (its summary goes into the result).
         self._handler: SolverProgress | None = None
         self._hook: InsightHook | None = None
@@ -320,6 +295,56 @@ class InsightJobOperator(BaseOperator):
         self._cancel_seen_ending: str | None = None
         #: The running task instance (set by execute): on_kill asks Airflow about its state.
         self._ti: TaskInstanceLike | None = None
+        self._start_in_triggerer_if_possible()
+
+    def _start_in_triggerer_if_possible(self) -> None:
+        """Let Airflow start the task in the triggerer where it can (see :mod:`.start`)."""
+        from airflow_insight.operators import start
+
+        self.start_in_triggerer_off = start.why_not_in_triggerer(
+            deferrable=self.deferrable,
+            wait_for_termination=self.wait_for_termination,
+            payload=self.payload,
+            job_id=self.job_id,
+            job_request=self.job_request,
+            execute_overridden=type(self).execute is not InsightJobOperator.execute,
+        )
+        if self.start_in_triggerer_off is not None:
+            return
+        timeout = self.execution_timeout
+        self.start_trigger_args = start.start_trigger_args(
+            insight_conn_id=self.insight_conn_id,
+            job_request=self.job_request,
+            payload=None if self.payload is None else str(self.payload),
+            results_path=self.results_path,
+            solution_path=self.solution_path,
+            progress_plot_path=self.progress_plot_path,
+            accepted_model_statuses=self.accepted_model_statuses,
+            silence_limit_seconds=self.silence_limit_seconds,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
+            execution_timeout_seconds=None if timeout is None else timeout.total_seconds(),
+            progress=None if self._progress is None else self._progress.to_json(),
+            end=self._start_end_plan(),
+        )
+        self.start_from_trigger = True
+
+    def _start_end_plan(self) -> dict[str, Any] | None:
+        """The end plan of a task started in the triggerer (its trigger fills in the XComs and
+        the rendered paths), or None: a worker ends it."""
+        from airflow_insight.triggers.end import EndPlan, resume_reason, worker_needed
+
+        paths = {
+            "results_path": self.results_path,
+            "solution_path": self.solution_path,
+            "progress_plot_path": self.progress_plot_path,
+        }
+        if resume_reason(self, InsightJobOperator, self.resume_on_worker) or worker_needed(paths):
+            return None
+        return EndPlan(
+            with_progress=self._progress is not None,
+            target_gap=_target_gap(self._progress),
+            delete=self.on_finish == "delete",
+        ).to_json()
 
     # ----------------------------------------------------------------------------- execute
 
@@ -347,7 +372,7 @@ class InsightJobOperator(BaseOperator):
         # Local checks first: nothing is minted or sent for a connection, a payload or a request
         # that cannot work (reading the connection's settings does no network I/O).
         self.hook.get_settings()
-        payload = payload_bytes(self.payload)
+        payload = payload_from(self.payload)
         fresh_id = self.job_id or self._derived_job_id(context)
         build_request(self.job_request, fresh_id, self._progress)
         decision = self._choose_job(context, fresh_id)
@@ -361,13 +386,13 @@ class InsightJobOperator(BaseOperator):
         job_id = decision.job_id
         if not self.wait_for_termination or self.deferrable:
             document = self._submit_unfollowed(decision, payload)
-            self._push_link(context, job_id, document)
+            url = self._push_link(context, job_id, document)
             if not self.wait_for_termination:
                 return self.hook.job_result(JobOutcome.from_job_document(job_id, document))
             if isinstance(decision, Reattach):
                 # Said as in blocking mode: the task log shows which job a retry went back to.
                 self.log.info("Re-attaching to Insight compute job %s", job_id)
-            self._defer(context, job_id)
+            self._defer(context, job_id, url)
         return self._follow_blocking(context, decision, payload)
 
     def _follow_blocking(self, context: Context, decision: Decision, payload: bytes | None) -> Any:
@@ -407,8 +432,13 @@ class InsightJobOperator(BaseOperator):
             progress_from_event,
             warn_if_log_unread,
         )
+        from airflow_insight.triggers.start import started_job
 
         self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
+        started = started_job(event)
+        if started is not None:
+            # Started in the triggerer: the XComs a worker pushes before deferring come now.
+            self._push_link(context, *started)
         try:
             warn_if_log_unread(event, self.log)
             outcome = outcome_from_event(event)
@@ -639,14 +669,7 @@ class InsightJobOperator(BaseOperator):
 
     def _derived_job_id(self, context: Context, try_number: int | None = None) -> str:
         ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return derive_job_id(
-            ti.dag_id,
-            ti.run_id,
-            ti.task_id,
-            -1 if map_index is None else int(map_index),
-            try_number or int(getattr(ti, "try_number", 1) or 1),
-        )
+        return TaskIdentity.of(ti).job_id(try_number or int(getattr(ti, "try_number", 1) or 1))
 
     def _remember(self, context: Context, job_id: str) -> None:
         """Store the id BEFORE submitting, so a crash right after the submit can re-attach."""
@@ -665,14 +688,16 @@ class InsightJobOperator(BaseOperator):
         self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document
 
-    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> None:
+    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> str:
+        """Push the job id and the extra link's URL; the URL."""
         settings = self.settings
         ui_base = settings.ui_base_url or settings.base_url
         url = job_ui_url(ui_base, job_id, document)
         context["ti"].xcom_push(key=JOB_ID_XCOM_KEY, value=job_id)
         context["ti"].xcom_push(key=INSIGHT_JOB_URL_XCOM_KEY, value=url)
+        return url
 
-    def _defer(self, context: Context, job_id: str) -> None:
+    def _defer(self, context: Context, job_id: str, url: str) -> None:
         from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
 
         ti = context["ti"]
@@ -684,10 +709,36 @@ class InsightJobOperator(BaseOperator):
             end_by=end_by_for(getattr(ti, "start_date", None), self.execution_timeout),
             unreachable_limit_seconds=self.unreachable_limit_seconds,
             progress=None if self._progress is None else self._progress.to_json(),
+            end=self._end_plan(job_id, url),
         )
         self._active_job_id = None  # from now on the trigger owns the job
         # No defer timeout: the trigger enforces end_by itself and cancels the job then.
         self.defer(trigger=InsightJobTrigger(**kwargs), method_name="execute_complete")
+
+    def _end_plan(self, job_id: str, url: str) -> dict[str, Any] | None:
+        """What the trigger needs to end a successful task itself, or None: a worker resumes it
+        (``resume_on_worker``; the reason is logged)."""
+        from airflow_insight.triggers.end import EndPlan, resume_reason, worker_needed
+
+        why = resume_reason(self, InsightJobOperator, self.resume_on_worker) or worker_needed(
+            {
+                "results_path": self.results_path,
+                "solution_path": self.solution_path,
+                "progress_plot_path": self.progress_plot_path,
+            }
+        )
+        if why is not None:
+            self.log.info("The task resumes on a worker when the job ends: %s", why)
+            return None
+        return EndPlan(
+            xcoms={JOB_ID_XCOM_KEY: job_id, INSIGHT_JOB_URL_XCOM_KEY: url},
+            results_path=self.results_path,
+            solution_path=self.solution_path,
+            progress_plot_path=self.progress_plot_path,
+            with_progress=self._progress is not None,
+            target_gap=_target_gap(self._progress),
+            delete=self.on_finish == "delete",
+        ).to_json()
 
     def _delete(self, job_id: str) -> None:
         try:

@@ -10,6 +10,12 @@ triggerer it fires only once the triggerer has read what it logged (up to 15 s):
 task's trigger log stream on the event, and lines read later would go to the triggerer's own log
 (:mod:`.log_delivery`).
 
+Ending the task (see :mod:`.end`): with an ``end`` plan in its kwargs (the operator and the
+sensor send one unless ``resume_on_worker`` or a worker's disk is needed), a trigger in a
+triggerer that sees its job succeed does the task's end itself, pushes the task's XComs through
+its supervisor and yields Airflow's ``TaskSuccessEvent``, so no worker resumes the task. Every
+other end (a failure, a timeout, an error, inline under ``dag.test()``) yields the payload above.
+
 Resuming (see :mod:`.watermark`): as it forwards, the trigger records its watermark (execution
 attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
 Variable at most once a second; a trigger rebuilt on another triggerer reads them first and
@@ -50,7 +56,8 @@ triggerer starts a new handler, so the series starts over there (the stop rules 
 kwargs, and the message the solve is paused at is re-sent on ``SUBSCRIBE``). The operator submits
 before deferring, so the solve may pause at its first callback until this trigger subscribes: a
 trigger that does not subscribe within the server's answer limit (60 s by default) loses the job
-(the server fails it), which a busy or restarting triggerer can cause.
+(the server fails it), which a busy or restarting triggerer can cause. A task that starts in the
+triggerer (:mod:`.start`) submits on the trigger's own socket and does not pause that way.
 
 Nothing here blocks the loop: the hook reads the connection with ``aget_connection`` and makes its
 REST calls in threads; the kwargs hold no secret.
@@ -71,7 +78,7 @@ import structlog
 
 from airflow_insight.compat import features, supervisor
 from airflow_insight.compat.runner import finish_despite_cancels
-from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent
+from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent, task_success_event
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
 from airflow_insight.hooks.insight import RUN_LOG_PREFIX, EventLog, InsightHook
@@ -82,6 +89,7 @@ from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import kill, log_delivery
+from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
 
@@ -114,11 +122,14 @@ def trigger_kwargs(
     cancel_on_kill: bool = True,
     unreachable_limit_seconds: float | None = None,
     progress: Mapping[str, Any] | None = None,
+    end: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place trigger kwargs are built (operator and sensor both call it); JSON-safe.
 
     ``unreachable_limit_seconds`` None means the connection's setting. ``progress`` is
     :meth:`ProgressOptions.to_json` (the callbacks and stop rules) or None: no solver progress.
+    ``end`` is :meth:`.end.EndPlan.to_json`: the trigger ends a successful task itself (None:
+    the task resumes on a worker).
     """
     return {
         "insight_conn_id": insight_conn_id,
@@ -136,6 +147,7 @@ def trigger_kwargs(
         ),
         # Rebuilt and written again, so only the fields the trigger reads travel.
         "progress": None if progress is None else ProgressOptions.from_json(progress).to_json(),
+        "end": None if end is None else EndPlan.from_json(end).to_json(),
     }
 
 
@@ -194,6 +206,7 @@ class InsightJobTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         unreachable_limit_seconds: float | None = None,
         progress: dict[str, Any] | None = None,
+        end: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.insight_conn_id = insight_conn_id
@@ -206,6 +219,7 @@ class InsightJobTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.unreachable_limit_seconds = unreachable_limit_seconds
         self.progress = progress
+        self.end = end
         #: The job's solver-callback handler while following (None: no progress asked for).
         self._handler: SolverProgress | None = None
         self._events: EventLog | None = None
@@ -237,6 +251,7 @@ class InsightJobTrigger(BaseTrigger):
             cancel_on_kill=self.cancel_on_kill,
             unreachable_limit_seconds=self.unreachable_limit_seconds,
             progress=self.progress,
+            end=self.end,
         )
 
     @property
@@ -278,6 +293,7 @@ class InsightJobTrigger(BaseTrigger):
             writer.watch_shutdown()
         try:
             payload = await self._run()
+            ended = None if inline else await self._end_here(payload)
         except asyncio.CancelledError:
             self._cancelled = True
             raise
@@ -286,7 +302,59 @@ class InsightJobTrigger(BaseTrigger):
         if not inline and not await self._logged_before_firing():
             payload = dataclasses.replace(payload, log_unread=True)
         self._end_watermark()
-        yield TriggerEvent(payload.to_dict())  # type: ignore[no-untyped-call]
+        if ended is not None:
+            yield ended
+            return
+        yield TriggerEvent(self._event(payload))  # type: ignore[no-untyped-call]
+
+    async def _end_here(self, payload: TriggerPayload) -> TriggerEvent | None:
+        """Airflow's success event, its XComs pushed, when this trigger can end the task (see
+        :mod:`.end`); None: the usual event, and a worker resumes the task."""
+        if self.end is None or payload.kind != "finished" or payload.outcome is None:
+            return None
+        if not features.end_in_triggerer().on:
+            return None
+        job_id, ref, plan = self.compute_job_id, self.ti_ref, EndPlan.from_json(self.end)
+        if ref is None:
+            return None
+        try:
+            settings = await self._hook.aget_settings()
+            accepted = self._hook.accepted_model_statuses(self.accepted_model_statuses)
+            xcoms = await end_in_triggerer(
+                self._hook, settings, plan, payload.outcome, payload.progress, accepted, self.log
+            )
+        except (EndFailed, InsightError) as exc:
+            self.log.warning(
+                "Could not end the task of Insight compute job %s here (%s): a worker resumes"
+                " it to end it",
+                job_id,
+                exc,
+            )
+            return None
+        if xcoms is None:
+            return None  # The job failed: the worker raises it (retries, callbacks as ever).
+        if not await self._pushed(ref, xcoms):
+            return None
+        await after_the_end(self._hook, settings, plan, job_id, self.log)
+        self.log.info(
+            "Insight compute job %s succeeded: the task ends here, in the triggerer", job_id
+        )
+        return task_success_event()
+
+    async def _pushed(self, ref: TaskInstanceRef, xcoms: Mapping[str, Any]) -> bool:
+        """Push the task's XComs as its worker would; False (logged) when that failed."""
+        try:
+            for key, value in xcoms.items():
+                await supervisor.set_xcom(ref, key, value)
+        except (SupervisorUnavailable, TypeError, ValueError, OSError) as exc:  # or the backend's
+            self.log.warning(
+                "Could not push the XComs of Insight compute job %s's task (%s): a worker"
+                " resumes it to end it",
+                self.compute_job_id,
+                exc,
+            )
+            return False
+        return True
 
     async def _logged_before_firing(self) -> bool:
         """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):
@@ -364,23 +432,35 @@ class InsightJobTrigger(BaseTrigger):
     async def _run(self) -> TriggerPayload:
         try:
             settings = await self._hook.aget_settings()
-            await self._resume_point()
-            if self.progress is not None:
-                self._handler = ProgressOptions.from_json(self.progress).handler()
-            watch = self._watch = self._hook.watch_job(
-                settings,
-                self.compute_job_id,
-                execution_attempts=self._mark.execution_attempts,
-                last_run_log_line=self._mark.last_run_log_line,
-                config=self._follower_config(settings),
-                app_messages=self._handler,
-            )
+            watch = self._watch = await self._start_watch(settings)
             try:
                 return await self._follow(watch, settings)
             finally:
                 watch.close()
         except InsightError as exc:
             return self._error_payload(exc)
+
+    async def _start_watch(self, settings: ConnectionSettings) -> Any:
+        """Watch the job from where this trigger (or an earlier triggerer) got to."""
+        await self._resume_point()
+        return self._hook.watch_job(
+            settings,
+            self.compute_job_id,
+            execution_attempts=self._mark.execution_attempts,
+            last_run_log_line=self._mark.last_run_log_line,
+            config=self._follower_config(settings),
+            app_messages=self._new_handler(),
+        )
+
+    def _new_handler(self) -> SolverProgress | None:
+        """The job's solver-callback handler (None: no progress asked for)."""
+        if self.progress is not None:
+            self._handler = ProgressOptions.from_json(self.progress).handler()
+        return self._handler
+
+    def _event(self, payload: TriggerPayload) -> dict[str, Any]:
+        """The event's payload (the start trigger adds what the task's resume needs)."""
+        return payload.to_dict()
 
     def _follower_config(self, settings: ConnectionSettings) -> FollowerConfig:
         """The follower timing: this trigger's limits, else the connection's."""

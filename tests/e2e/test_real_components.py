@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_insight.compat import features
 from airflow_insight.compat.sdk import airflow_version
 from airflow_insight.emulator import (
     DEMO_CLIENT_SECRET,
@@ -38,6 +39,9 @@ from airflow_insight.emulator import (
     JobScript,
 )
 from airflow_insight.hooks.insight import RUN_LOG_PREFIX
+from airflow_insight.operators.insight import RESUMED_MESSAGE
+from airflow_insight.protocol.reattach import derive_job_id
+from airflow_insight.triggers.start import STARTED_MESSAGE
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("INSIGHT_SKIP_E2E") == "1", reason="INSIGHT_SKIP_E2E=1"),
@@ -51,6 +55,10 @@ SLOW = dataclasses.replace(QUICK, name="e2e-slow", log_lines=2000, lines_per_sec
 #: first job still runs, however slowly the workers start; then lines stream while deferred.
 FANOUT = dataclasses.replace(QUICK, name="e2e-fanout", queued_seconds=8.0, log_lines=15)
 FANOUT_TASKS = 4
+#: Queued long enough that the deferring worker process has exited before the job ends: on a
+#: loaded machine Airflow 3.3's scheduler otherwise takes that process's late exit for the
+#: resumed try's and fails it (seen for the worker resume only).
+END = dataclasses.replace(QUICK, name="e2e-end", queued_seconds=10.0)
 #: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
 BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
 #: The run-log logger in a trigger log: the shared short name, or the trigger's older own name.
@@ -76,6 +84,7 @@ def _run_log_records(log: str) -> list[str]:
 
 DAG_FILE = """
 import datetime
+import json
 import os
 from pathlib import Path
 from airflow.sdk import dag
@@ -107,12 +116,50 @@ for name in ("e2e_quick", "e2e_slow"):
                            execution_timeout=datetime.timedelta(minutes=5))
     globals()[name] = _dag()
 
+# Deferrable, no payload: starts in the triggerer where Airflow can. computeJobType is a template
+# the triggerer must render: unrendered, the server refuses the request (422).
+@dag(dag_id="e2e_start", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+def _start():
+    InsightJobOperator(task_id="solve", deferrable=True, silence_limit_seconds=5.0,
+                       job_request={"computeJobType": "{{ 'SOL' ~ 'VER' }}"},
+                       execution_timeout=datetime.timedelta(minutes=5))
+e2e_start = _start()
+
 @dag(dag_id="e2e_fanout", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
 def _fanout():
     for n in range(FANOUT_TASKS):
         InsightJobOperator(task_id=f"solve_{n}", deferrable=True, silence_limit_seconds=5.0,
                            execution_timeout=datetime.timedelta(minutes=5))
 e2e_fanout = _fanout()
+
+
+def _note_success(context):
+    # The success callback: Airflow runs it also for a task the triggerer ended.
+    ti = context["ti"]
+    Path(os.environ["E2E_PID_DIR"], f"success.{ti.dag_id}").write_text(ti.run_id)
+
+
+# e2e_end ends in the triggerer; e2e_end_worker has a success callback, which keeps the
+# worker resume (Airflow's DAG processor drops a success callback sent for a triggerer's end).
+for name, callback in (("e2e_end", None), ("e2e_end_worker", _note_success)):
+    @dag(dag_id=name, schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+    def _end():
+        from airflow.sdk import task
+
+        solve = InsightJobOperator(
+            task_id="solve", deferrable=True, silence_limit_seconds=5.0,
+            on_success_callback=callback,
+            results_path=Path(os.environ["E2E_PID_DIR"]).as_uri() + "/{{ dag.dag_id }}.zip",
+        )
+
+        @task
+        def seen(result, ti=None):
+            # What a downstream task gets: the type tells a dict from a JSON string.
+            out = Path(os.environ["E2E_PID_DIR"], f"seen.{ti.dag_id}")
+            out.write_text(json.dumps({"type": type(result).__name__, "result": result}))
+
+        seen(solve.output)
+    globals()[name] = _end()
 """.replace("FANOUT_TASKS", str(FANOUT_TASKS))
 
 
@@ -169,7 +216,9 @@ def airflow(
     emulator.add_script("e2e_quick*", QUICK)
     emulator.add_script("e2e_slow*", SLOW)
     emulator.add_script("e2e_fanout*", FANOUT)
+    emulator.add_script("e2e_start*", QUICK)
     emulator.add_script("e2e_block*", BLOCKING)
+    emulator.add_script("e2e_end*", END)
     home = tmp_path_factory.mktemp("e2e") / "airflow"
     (home / "dags").mkdir(parents=True)
     (home / "pids").mkdir()
@@ -581,3 +630,141 @@ def test_marking_a_running_blocking_task_failed_cancels_its_job(
         30,
     )
     assert _ti_state(api, headers, dag_id, run_id) == "failed"
+
+
+# ---------------------------------------------------------------------- started in the triggerer
+
+
+def _xcom(api: str, headers: dict[str, str], dag_id: str, run_id: str, key: str) -> Any:
+    url = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve/xcomEntries/{key}"
+    response = requests.get(url, headers=headers, params={"deserialize": "true"}, timeout=10)
+    response.raise_for_status()
+    return response.json()["value"]
+
+
+@pytest.mark.skipif(
+    not features.start_in_triggerer().on, reason=features.start_in_triggerer().describe()
+)
+def test_a_deferrable_task_without_payload_starts_in_the_triggerer(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """No worker runs the start: the triggerer renders the templated request, submits the job on
+    its own socket (tagged with that socket's connection-id) and follows it; where the end is
+    done there too, no worker runs the task at all."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_start"
+    run_id = _trigger_run(api, headers, dag_id)
+    state = _end_state(api, headers, dag_id, run_id)
+    trigger_log, task_log = _trigger_log(home, dag_id, "solve"), _task_log(home, dag_id)
+    assert state == "success", (trigger_log + task_log)[-4000:]
+    job_id = derive_job_id(dag_id, run_id, "solve", -1, 1)
+    assert _one_job_never_cancelled(emulator, dag_id) == job_id
+    # The start happened in the trigger; the worker's part is the resume alone.
+    started = STARTED_MESSAGE % job_id
+    assert started in trigger_log
+    worker_part = task_log.replace(trigger_log, "")
+    assert "Submitted Insight compute job" not in worker_part
+    if features.end_in_triggerer().on:
+        # Started and ended there: no worker ran any part of this task.
+        assert "the task ends here, in the triggerer" in trigger_log
+        assert RESUMED_MESSAGE not in task_log
+    else:
+        assert RESUMED_MESSAGE in worker_part
+    for line in emulator.run_log(job_id):
+        assert line in task_log
+    # The submit named the socket the triggerer follows the job on, which the server knew.
+    (created,) = [e for e in emulator.record.of_kind("job_created") if e.compute_job_id == job_id]
+    assert created.data["connectionKnown"] is True
+    carried = _socket_summary(emulator.record.entries(), [job_id])
+    assert list(carried) == [created.connection_id]
+    result = _xcom(api, headers, dag_id, run_id, "return_value")
+    assert result["compute_job_id"] == job_id and result["status"] == "COMPLETED"
+    assert _xcom(api, headers, dag_id, run_id, "compute_job_id") == job_id
+    print(
+        f"\n--- e2e_start on Airflow {airflow_version()}: job {job_id}, submitted on connection"
+        f" {created.connection_id}; trigger log lines naming the start: ---"
+    )
+    print("\n".join(line for line in trigger_log.splitlines() if "triggerer" in line))
+
+
+def _ended(
+    api: str, headers: dict[str, str], dag_id: str, home: Path
+) -> tuple[str, dict[str, Any]]:
+    """Run ``dag_id`` to its end; (its run id, what its downstream task received)."""
+    run_id = _trigger_run(api, headers, dag_id)
+
+    def ended() -> str | None:
+        state = _ti_state(api, headers, dag_id, run_id, "seen")
+        return state if state in ("success", "failed", "upstream_failed") else None
+
+    state = _wait(f"{dag_id} to end", ended, 180)
+    assert state == "success", _task_log(home, dag_id)[-3000:]
+    seen: dict[str, Any] = json.loads((home / "pids" / f"seen.{dag_id}").read_text())
+    return run_id, seen
+
+
+def _end_latency(
+    airflow: tuple[Emulator, str, dict[str, str], Path], dag_id: str, run_id: str, job_id: str
+) -> float:
+    """Seconds from the job's COMPLETED (the emulator's clock) to the task's ``end_date``."""
+    from datetime import datetime
+
+    emulator, api, headers, _ = airflow
+    completed = next(
+        entry.at
+        for entry in emulator.record.of_kind("job_status")
+        if entry.compute_job_id == job_id and entry.data["status"] == "COMPLETED"
+    )
+    completed_wall = time.time() - (time.monotonic() - completed)
+    url = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve"
+    end = requests.get(url, headers=headers, timeout=5).json()["end_date"]
+    return datetime.fromisoformat(end).timestamp() - completed_wall
+
+
+def _without_job_ids(result: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """The result with what differs between two jobs taken out (ids, scenario URLs, paths)."""
+    kept = {key: value for key, value in result.items() if not key.endswith(("_url", "_path"))}
+    return json.loads(json.dumps(kept).replace(job_id, "JOB"))
+
+
+def test_a_successful_deferred_task_ends_in_the_triggerer_with_the_workers_xcoms(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """No worker resumes it: the task log has no execute_complete part, the trigger log says it
+    ended there; the XComs (a dict, not a JSON string) and the results file are as with the
+    worker resume of a twin whose success callback keeps it (and runs)."""
+    emulator, api, headers, home = airflow
+    started = time.monotonic()
+    run_id, seen = _ended(api, headers, "e2e_end", home)
+    worker_run_id, worker_seen = _ended(api, headers, "e2e_end_worker", home)
+    print(f"\nboth DAGs ran in {time.monotonic() - started:.1f} s")
+
+    assert seen["type"] == worker_seen["type"] == "dict"
+    result, worker_result = seen["result"], worker_seen["result"]
+    job_id, worker_job_id = result["compute_job_id"], worker_result["compute_job_id"]
+    assert _without_job_ids(result, job_id) == _without_job_ids(worker_result, worker_job_id)
+    assert result["status"] == "COMPLETED" and result["result_url"].startswith(emulator.base_url)
+    assert result["results_path"] == (home / "pids").as_uri() + "/e2e_end.zip"
+    assert (home / "pids" / "e2e_end.zip").read_bytes()[:2] == b"PK"
+    for key in ("return_value", "compute_job_id", "insight_job_url"):
+        value = _xcom(api, headers, "e2e_end", run_id, key)
+        worker_value = _xcom(api, headers, "e2e_end_worker", worker_run_id, key)
+        assert type(value) is type(worker_value), (key, value, worker_value)
+    assert _xcom(api, headers, "e2e_end", run_id, "insight_job_url").startswith(emulator.base_url)
+
+    task_log, worker_task_log = _task_log(home, "e2e_end"), _task_log(home, "e2e_end_worker")
+    assert RESUMED_MESSAGE not in task_log, task_log[-3000:]
+    assert RESUMED_MESSAGE in worker_task_log  # the twin did resume on a worker
+    trigger_log = _trigger_log(home, "e2e_end", "solve")
+    assert "the task ends here, in the triggerer" in trigger_log, trigger_log[-3000:]
+    print(trigger_log[-1500:])
+    for dag_id, ran, job in (
+        ("e2e_end", run_id, job_id),
+        ("e2e_end_worker", worker_run_id, worker_job_id),
+    ):
+        print(
+            f"{dag_id}: COMPLETED to task end_date {_end_latency(airflow, dag_id, ran, job):.2f} s"
+        )
+    callback = home / "pids" / "success.e2e_end_worker"
+    _wait("the success callback", callback.exists, 120)
+    assert callback.read_text() == worker_run_id
