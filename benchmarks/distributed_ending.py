@@ -41,7 +41,7 @@ import inspect
 import time
 from pathlib import Path
 
-from distributed_bed import Bed, jobs_of, wait_for, worker_runs
+from distributed_bed import Bed, jobs_of, unfinished_worker_runs, wait_for, worker_runs
 
 from airflow_insight.emulator import Emulator, JobScript
 from benchmarks.harness import Figure, latency_summary, percentile
@@ -179,6 +179,8 @@ def run_mode(bed: Bed, mode: Mode, jobs: int) -> list[Figure]:
     bed.emulator.open_gate(mode.key)
     opened = time.time()
     states = bed.wait_until_ended(mode.dag_id, run_id, 3600)
+    ti_ids = {ti["id"] for ti in bed.task_instances(mode.dag_id, run_id).values()}
+    wait_for("the workers' runs to end", lambda: not unfinished_worker_runs(bed, ti_ids), 300, 1)
     return _figures(bed, mode, run_id, how, deferred_after, opened, states)
 
 

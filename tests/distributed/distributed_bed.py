@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -563,27 +563,44 @@ def count_lines(bed: Bed, dag_id: str, run_id: str, task_id: str, job_id: str) -
 def worker_runs(bed: Bed) -> dict[str, list[float]]:
     """``{task instance id: [seconds of each Celery task that ran it]}`` over every worker's output
     (see :func:`worker_runs_in`)."""
-    return worker_runs_in(
+    return worker_runs_in(_worker_outputs(bed))
+
+
+def unfinished_worker_runs(bed: Bed, ti_ids: Collection[str]) -> int:
+    """How many runs of these task instances the workers took and have not logged the end of
+    yet (a task instance's ``end_date`` is set before its worker run has ended)."""
+    taken, ended = _worker_records(_worker_outputs(bed))
+    return sum(1 for celery_id, ti in taken.items() if ti in ti_ids and celery_id not in ended)
+
+
+def _worker_outputs(bed: Bed) -> list[str]:
+    return [
         process.log_path.read_text(errors="replace")
         for name, process in bed.processes.items()
         if name.startswith("worker")
-    )
+    ]
 
 
 def worker_runs_in(outputs: Iterable[str]) -> dict[str, list[float]]:
     """``{task instance id: [seconds of each Celery task that ran it]}`` from Celery workers'
     output: how long each run held a worker slot, by Celery's own count (start-up, the task
     process, its end). A run still going, or one whose end Celery did not log, is left out."""
-    taken: dict[str, str] = {}
-    ended: dict[str, float] = {}
-    for text in outputs:
-        taken.update((m["celery"], m["ti"]) for m in _WORKLOAD_TAKEN.finditer(text))
-        ended.update((m["celery"], float(m["seconds"])) for m in _WORKLOAD_ENDED.finditer(text))
+    taken, ended = _worker_records(outputs)
     runs: dict[str, list[float]] = {}
     for celery_id, ti_id in taken.items():
         if celery_id in ended:
             runs.setdefault(ti_id, []).append(ended[celery_id])
     return runs
+
+
+def _worker_records(outputs: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """``({celery task id: task instance id}, {celery task id: seconds it ran})``."""
+    taken: dict[str, str] = {}
+    ended: dict[str, float] = {}
+    for text in outputs:
+        taken.update((m["celery"], m["ti"]) for m in _WORKLOAD_TAKEN.finditer(text))
+        ended.update((m["celery"], float(m["seconds"])) for m in _WORKLOAD_ENDED.finditer(text))
+    return taken, ended
 
 
 def jobs_of(bed: Bed, dag_id: str, task_id: str) -> list[str]:

@@ -32,6 +32,7 @@ from distributed_bed import (
     jobs_of,
     run_log_lines_in,
     socket_use,
+    unfinished_worker_runs,
     wait_for,
     worker_runs,
 )
@@ -546,6 +547,8 @@ def test_case8_a_mapped_task_whose_jobs_end_together(bed: Bed) -> None:
         RUN_TIMEOUT,
         1,
     )
+    ti_ids = {str(i[2]) for i in mapped_instances(bed, dag_id, run_id).values()}
+    wait_for("the workers' runs to end", lambda: not unfinished_worker_runs(bed, ti_ids), 120, 1)
     instances = mapped_instances(bed, dag_id, run_id)
     jobs = jobs_of(bed, dag_id, "solve")
     completed = {
