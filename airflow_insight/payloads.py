@@ -61,27 +61,37 @@ def payload_bytes(path: str | os.PathLike[str] | None) -> bytes | None:
 
 
 def _file_payload(source: Path) -> bytes:
-    name = source.name.lower()
-    if name.endswith(_MOSEL_SOURCE_SUFFIX):
+    _refuse_mosel_source(source.name, str(source))
+    return file_payload(source.name, _read(source), str(source))
+
+
+def _refuse_mosel_source(file_name: str, shown: str) -> None:
+    if file_name.lower().endswith(_MOSEL_SOURCE_SUFFIX):
         raise ConfigurationError(
-            f"payload {str(source)!r} is Mosel source: Insight runs compiled models only;"
-            f" compile it (mosel comp {source.name}) and give the .bim file, or a directory"
+            f"payload {shown!r} is Mosel source: Insight runs compiled models only;"
+            f" compile it (mosel comp {file_name}) and give the .bim file, or a directory"
             f" holding it as {MOSEL_MAIN}"
         )
-    data = _read(source)
+
+
+def file_payload(file_name: str, data: bytes, shown: str) -> bytes:
+    """The payload zip for one file's bytes (named ``file_name``; ``shown`` in messages): a
+    zip as it is, a model file zipped; anything else a :class:`ConfigurationError`."""
+    _refuse_mosel_source(file_name, shown)
+    name = file_name.lower()
     if name.endswith(MODEL_SUFFIXES):
-        member = MOSEL_MAIN if name.endswith(".bim") else source.name
-        log.info("Zipping the model file %s into the payload as %s", source, member)
-        return _zip_members([(member, data)])
+        member = MOSEL_MAIN if name.endswith(".bim") else file_name
+        log.info("Zipping the model file %s into the payload as %s", shown, member)
+        return zip_members([(member, data)])
     if zipfile.is_zipfile(io.BytesIO(data)):
         return data
     if name.endswith(".zip"):
         raise ConfigurationError(
-            f"payload {str(source)!r} is named .zip but is not a valid zip file (truncated,"
+            f"payload {shown!r} is named .zip but is not a valid zip file (truncated,"
             " or another format)"
         )
     raise ConfigurationError(
-        f"payload {str(source)!r} is neither a zip file nor a model file"
+        f"payload {shown!r} is neither a zip file nor a model file"
         f" ({', '.join(MODEL_SUFFIXES)}): give a zip, a directory to zip, or one model file"
     )
 
@@ -104,10 +114,11 @@ def _zip_directory(source: Path) -> bytes:
             f"payload directory {str(source)!r} holds no files; put the model (and any data"
             " files it reads) in it"
         )
-    return _zip_members([(file.relative_to(source).as_posix(), _read(file)) for file in files])
+    return zip_members([(file.relative_to(source).as_posix(), _read(file)) for file in files])
 
 
-def _zip_members(members: list[tuple[str, bytes]]) -> bytes:
+def zip_members(members: list[tuple[str, bytes]]) -> bytes:
+    """A zip (deflated, in memory) of ``(name, bytes)`` members."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members:

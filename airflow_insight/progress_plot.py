@@ -49,6 +49,7 @@ from airflow_insight.protocol.progress import (
     objective_text,
     series_points,
 )
+from airflow_insight.storage import is_object_storage_url, write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -396,9 +397,12 @@ def write_progress_png(
     title: str | None = None,
     target_gap: float | None = None,
     stopped_by: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write the picture to ``path`` (parent folders are created) and return the path."""
+) -> Path | str:
+    """Write the picture to ``path`` (parent folders are created) and return the path; an
+    object-storage URL (``s3://``, ``file://``...) is written there and returned as it is."""
     image = render_progress_png(series, title=title, target_gap=target_gap, stopped_by=stopped_by)
+    if is_object_storage_url(path):
+        return write_bytes(str(path), image)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename, so a reader never sees half a picture.

@@ -154,6 +154,30 @@ def declarative_connection_form() -> str | None:
     return None if '"conn-fields"' in text else "conn-fields in its provider schema"
 
 
+@_feature(
+    "start in triggerer",
+    "a deferrable task starts on a worker, submits its job there and defers",
+)
+def start_in_triggerer() -> str | None:
+    """The scheduler defers a ``start_from_trigger`` task at once (``DagRun.schedule_tis`` calls
+    ``defer_task``; 3.1 and 3.2 have that call commented out) and the triggerer renders such a
+    task's templated fields (``BaseTrigger.render_template_fields``), so a templated
+    ``job_request`` reaches the trigger rendered."""
+    import inspect
+
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.triggers.base import BaseTrigger
+    except ImportError:  # a worker with the task SDK alone: the DAG processor decides
+        return "scheduler here"
+    code = inspect.unwrap(DagRun.schedule_tis).__code__
+    if "defer_task" not in code.co_names:
+        return "start_from_trigger in its scheduler (DagRun.schedule_tis)"
+    if not hasattr(BaseTrigger, "render_template_fields"):
+        return "template rendering for start_from_trigger tasks in its triggerer"
+    return None
+
+
 def all_features() -> list[Feature]:
     """Every feature, in a fixed order."""
     return [feature() for feature in _ALL]

@@ -8,6 +8,8 @@ newest line's ``airflow.sdk`` through it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowNotFoundException,
@@ -24,7 +26,7 @@ from airflow.providers.common.compat.sdk import (
     XCom,
     conf,
 )
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TriggerEvent
 
 
 async def get_async_connection(conn_id: str) -> Connection:
@@ -37,6 +39,21 @@ async def get_async_connection(conn_id: str) -> Connection:
     from airflow.providers.common.compat.connection import get_async_connection as get
 
     return await get(conn_id)
+
+
+def object_storage_path(url: str) -> Any:
+    """Airflow's ``ObjectStoragePath`` for ``url`` (``s3://conn_id@bucket/key``, ``file://...``)."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url)
+
+
+def task_success_event(xcoms: dict[str, Any]) -> TriggerEvent:
+    """Airflow's end event that marks a deferred task successful from the triggerer, pushing
+    ``xcoms`` (no worker resumes it). Check ``features.end_in_triggerer`` before yielding it."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    return TaskSuccessEvent(xcoms=xcoms)
 
 
 def airflow_version() -> str:
@@ -67,6 +84,7 @@ __all__ = [
     "Connection",
     "Context",
     "PokeReturnValue",
+    "StartTriggerArgs",
     "TaskDeferred",
     "TaskInstanceKey",
     "TriggerEvent",
@@ -74,5 +92,7 @@ __all__ = [
     "airflow_version",
     "conf",
     "get_async_connection",
+    "object_storage_path",
     "openlineage_operator_lineage",
+    "task_success_event",
 ]

@@ -57,6 +57,7 @@ from airflow_insight.settings import ConnectionLike as ConnectionLike
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.settings import base_url as base_url
 from airflow_insight.settings import settings_from_connection as settings_from_connection
+from airflow_insight.storage import is_object_storage_url, write_bytes
 from airflow_insight.transport.async_driver import FollowFailed
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
@@ -220,23 +221,21 @@ class InsightHook(BaseHook):
         """Cancel or delete ``job_id`` (REST ``DELETE``) without waiting."""
         self.get_rest_client().cancel_job(job_id)
 
-    def download_results(self, outcome: JobOutcome, target: str | Path) -> Path:
-        """Write the job's results zip to ``target`` (parents created); the path written."""
+    def download_results(self, outcome: JobOutcome, target: str | Path) -> str:
+        """Write the job's results zip to ``target``, a local path (parents created) or an
+        object-storage URL; what was written."""
         if outcome.result_url is None:
             raise ValueError(f"job {outcome.compute_job_id} has no result URL")
         return self._download(outcome.compute_job_id, outcome.result_url, target)
 
-    def download_app_message_file(self, job_id: str, url: str, target: str | Path) -> Path:
+    def download_app_message_file(self, job_id: str, url: str, target: str | Path) -> str:
         """Write an ``APP_MESSAGE``'s ``appMessageFile`` (an INTSOL incumbent) to ``target``
-        (parents created); the path written."""
+        (a local path, parents created, or an object-storage URL); what was written."""
         return self._download(job_id, url, target)
 
-    def _download(self, job_id: str, url: str, target: str | Path) -> Path:
+    def _download(self, job_id: str, url: str, target: str | Path) -> str:
         data = self.get_rest_client().download(url, compute_job_id=job_id)
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
+        return _write(target, data)
 
     def cancel_job_and_wait(
         self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
@@ -327,6 +326,11 @@ class InsightHook(BaseHook):
         No request is made when the outcome says the log is complete and ends at
         ``last_forwarded_line`` (the trigger already forwarded every line).
         """
+        return self._run_log_after(self.get_rest_client, outcome, last_forwarded_line)
+
+    def _run_log_after(
+        self, rest: Callable[[], InsightRestClient], outcome: JobOutcome, last_forwarded_line: int
+    ) -> list[str]:
         if outcome.run_log_url is None:
             return []
         if outcome.run_log_forwarded_through(last_forwarded_line):
@@ -336,9 +340,7 @@ class InsightHook(BaseHook):
             )
             return []
         try:
-            text = self.get_rest_client().get_run_log(
-                outcome.run_log_url, compute_job_id=outcome.compute_job_id
-            )
+            text = rest().get_run_log(outcome.run_log_url, compute_job_id=outcome.compute_job_id)
         except InsightError as exc:
             self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
             return []
@@ -403,6 +405,44 @@ class InsightHook(BaseHook):
             app_messages=app_messages,
         )
 
+    async def asubmit_and_watch(
+        self,
+        settings: ConnectionSettings,
+        request: Mapping[str, Any],
+        payload: bytes | None = None,
+        *,
+        config: FollowerConfig,
+        app_messages: AppMessageHandler | None = None,
+    ) -> tuple[dict[str, Any], JobWatch]:
+        """Submit a job on the running loop's shared progress socket of this connection, tagged
+        with its ``connection-id`` (no solver callback waits for a ``SUBSCRIBE``), and watch it
+        as :meth:`watch_job` does; the job document and the watch."""
+        return await SocketHub.for_running_loop().submit_and_watch(
+            self.insight_conn_id,
+            settings,
+            request,
+            payload,
+            config=config,
+            app_messages=app_messages,
+        )
+
+    async def afind_job(
+        self, settings: ConnectionSettings, job_ids: Iterable[str]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The first of ``job_ids`` the server has, with its document (one client, off the
+        loop); None when it has none of them."""
+
+        def find() -> tuple[str, dict[str, Any]] | None:
+            with InsightRestClient(settings) as rest:
+                for job_id in job_ids:
+                    try:
+                        return job_id, rest.get_job(job_id)
+                    except JobNotFound:
+                        continue
+            return None
+
+        return await asyncio.to_thread(find)
+
     @staticmethod
     def watch_failure(event: object) -> InsightError | None:
         """The error a watch event ends following with (a REST error no retry fixes), or None."""
@@ -430,6 +470,33 @@ class InsightHook(BaseHook):
 
         await asyncio.to_thread(cancel)
 
+    async def aforward_run_log_after(
+        self, settings: ConnectionSettings, outcome: JobOutcome, last_forwarded_line: int
+    ) -> int:
+        """:meth:`forward_run_log_after` off the loop, with a client of its own."""
+
+        def fetch() -> list[str]:
+            with InsightRestClient(settings) as rest:
+                return self._run_log_after(lambda: rest, outcome, last_forwarded_line)
+
+        lines = await asyncio.to_thread(fetch)
+        RunLogSink().lines(lines)  # logged on the loop, where the trigger's log is routed
+        return len(lines)
+
+    async def adownload(
+        self, settings: ConnectionSettings, job_id: str, url: str, target: str
+    ) -> str:
+        """Download ``url`` of ``job_id`` to ``target`` off the loop, with a client of its own;
+        the target written. ``target`` is an object-storage URL (a triggerer has no worker
+        disk); a failure to write is an ``OSError``."""
+
+        def download() -> str:
+            with InsightRestClient(settings) as rest:
+                data = rest.download(url, compute_job_id=job_id)
+            return _write(target, data)
+
+        return await asyncio.to_thread(download)
+
     @staticmethod
     def cancel_hint(settings: ConnectionSettings, job_id: str) -> str:
         """How a user cancels ``job_id`` by hand (for a log line that leaves it running)."""
@@ -438,3 +505,14 @@ class InsightHook(BaseHook):
             f"To cancel it: cancel compute job {job_id} in Insight, or send DELETE {url}"
             " (REST API, with a bearer token)."
         )
+
+
+def _write(target: str | Path, data: bytes) -> str:
+    """Write ``data`` to a local path (parents created) or an object-storage URL; what was
+    written, as text."""
+    if is_object_storage_url(target):
+        return write_bytes(str(target), data)
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return str(path)

@@ -82,7 +82,6 @@ the server fails a job whose callback goes unanswered for 60 s.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -117,12 +116,16 @@ from airflow_insight.protocol.reattach import (
     Reattach,
     Reuse,
     Submit,
+    TaskIdentity,
     choose_job,
     earlier_try_numbers,
     is_terminal_document,
     job_to_look_up,
 )
-from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
+from airflow_insight.protocol.reattach import (
+    derive_job_id as derive_job_id,
+)
+from airflow_insight.protocol.request import build_request as build_request
 from airflow_insight.settings import ConnectionSettings
 
 if TYPE_CHECKING:
@@ -130,54 +133,11 @@ if TYPE_CHECKING:
 
 #: ``task_state_store`` key holding ``{"compute_job_id": ...}`` of the current job.
 STATE_KEY = "insight_compute_job"
-#: Length of the hash that makes derived job ids unique per attempt.
-JOB_ID_HASH_CHARS = 12
 #: XCom key of the job id, pushed right after submitting (before following or deferring), so a
 #: downstream task or a user can reach the job while this task still runs or is deferred.
 JOB_ID_XCOM_KEY = "compute_job_id"
 #: Logged first by execute_complete: the trigger's part of the task log ends here.
 RESUMED_MESSAGE = "Resumed from the trigger"
-
-
-def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    """A job id unique per task attempt: a readable prefix plus a short hash of the identity.
-
-    The result follows §A8 (1-60 characters of ``[A-Za-z0-9_.-]``): other characters in the
-    prefix become ``-`` and the prefix is cut to fit; the hash covers the full identity.
-    """
-    identity = "\x1f".join([dag_id, run_id, task_id, str(map_index), str(try_number)])
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:JOB_ID_HASH_CHARS]
-    prefix = "".join(ch if ch in JOB_ID_ALPHABET else "-" for ch in f"{dag_id}.{task_id}")
-    room = JOB_ID_MAX_LENGTH - JOB_ID_HASH_CHARS - 1
-    return f"{prefix[:room]}-{digest}"
-
-
-def build_request(
-    job_request: Mapping[str, Any] | None,
-    job_id: str,
-    progress: ProgressOptions | None = None,
-) -> dict[str, Any]:
-    """The ``ComputeJobRequest`` to send: the user's fields, our ``id``, run-log messages on,
-    and with ``progress`` the progress callbacks merged into ``solver.callbacks``.
-
-    ``solver.callbacks`` in ``job_request`` are kept only with ``progress`` (they are answered
-    and recorded then); without it they are refused, pointing at ``solver_progress`` (§A10).
-    """
-    request = dict(job_request or {})
-    solver = request.get("solver")
-    if progress is None and isinstance(solver, Mapping) and solver.get("callbacks"):
-        raise ConfigurationError(
-            "job_request enables solver.callbacks without solver_progress; pass"
-            " solver_progress=True (or solver_progress=[callback names]) to have them answered"
-            " and recorded, or remove solver.callbacks (protocol §A10)"
-        )
-    request.pop("runlogMessages", None)  # the legacy spelling must not contradict ours
-    request["id"] = job_id
-    request["runLogMessages"] = True
-    request.setdefault("computeJobType", "SOLVER")
-    if progress is not None:
-        request = progress.job_request(request)
-    return request
 
 
 def _progress_options(
@@ -320,6 +280,34 @@ class InsightJobOperator(BaseOperator):
         self._cancel_seen_ending: str | None = None
         #: The running task instance (set by execute): on_kill asks Airflow about its state.
         self._ti: TaskInstanceLike | None = None
+        self._start_in_triggerer_if_possible()
+
+    def _start_in_triggerer_if_possible(self) -> None:
+        """Let Airflow start the task in the triggerer where it can (see :mod:`.start`)."""
+        from airflow_insight.operators import start
+
+        self.start_in_triggerer_off = start.why_not_in_triggerer(
+            deferrable=self.deferrable,
+            wait_for_termination=self.wait_for_termination,
+            payload=self.payload,
+            job_id=self.job_id,
+            job_request=self.job_request,
+            execute_overridden=type(self).execute is not InsightJobOperator.execute,
+        )
+        if self.start_in_triggerer_off is not None:
+            return
+        timeout = self.execution_timeout
+        self.start_trigger_args = start.start_trigger_args(
+            insight_conn_id=self.insight_conn_id,
+            job_request=self.job_request,
+            payload=None if self.payload is None else str(self.payload),
+            accepted_model_statuses=self.accepted_model_statuses,
+            silence_limit_seconds=self.silence_limit_seconds,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
+            execution_timeout_seconds=None if timeout is None else timeout.total_seconds(),
+            progress=None if self._progress is None else self._progress.to_json(),
+        )
+        self.start_from_trigger = True
 
     # ----------------------------------------------------------------------------- execute
 
@@ -407,8 +395,13 @@ class InsightJobOperator(BaseOperator):
             progress_from_event,
             warn_if_log_unread,
         )
+        from airflow_insight.triggers.start import started_job
 
         self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
+        started = started_job(event)
+        if started is not None:
+            # Started in the triggerer: the XComs a worker pushes before deferring come now.
+            self._push_link(context, *started)
         try:
             warn_if_log_unread(event, self.log)
             outcome = outcome_from_event(event)
@@ -639,14 +632,7 @@ class InsightJobOperator(BaseOperator):
 
     def _derived_job_id(self, context: Context, try_number: int | None = None) -> str:
         ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return derive_job_id(
-            ti.dag_id,
-            ti.run_id,
-            ti.task_id,
-            -1 if map_index is None else int(map_index),
-            try_number or int(getattr(ti, "try_number", 1) or 1),
-        )
+        return TaskIdentity.of(ti).job_id(try_number or int(getattr(ti, "try_number", 1) or 1))
 
     def _remember(self, context: Context, job_id: str) -> None:
         """Store the id BEFORE submitting, so a crash right after the submit can re-attach."""

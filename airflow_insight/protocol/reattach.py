@@ -25,11 +25,62 @@ a new run).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import JobStatus, is_terminal
+from airflow_insight.protocol.wire import JOB_ID_ALPHABET, JOB_ID_MAX_LENGTH
+
+#: Length of the hash that makes derived job ids unique per attempt.
+JOB_ID_HASH_CHARS = 12
+
+
+def derive_job_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """A job id unique per task attempt: a readable prefix plus a short hash of the identity.
+
+    The result follows §A8 (1-60 characters of ``[A-Za-z0-9_.-]``): other characters in the
+    prefix become ``-`` and the prefix is cut to fit; the hash covers the full identity.
+    """
+    identity = "\x1f".join([dag_id, run_id, task_id, str(map_index), str(try_number)])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:JOB_ID_HASH_CHARS]
+    prefix = "".join(ch if ch in JOB_ID_ALPHABET else "-" for ch in f"{dag_id}.{task_id}")
+    room = JOB_ID_MAX_LENGTH - JOB_ID_HASH_CHARS - 1
+    return f"{prefix[:room]}-{digest}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskIdentity:
+    """The task instance a derived job id belongs to (all but the try number).
+
+    The operator on a worker and the trigger that starts a task in the triggerer derive the
+    same ids from it, so either finds the jobs of the other's tries.
+    """
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+
+    @classmethod
+    def of(cls, ti: Any) -> TaskIdentity:
+        """Read it from any task-instance-like object (``dag_id``, ``run_id``, ...)."""
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            str(ti.dag_id),
+            str(ti.run_id),
+            str(ti.task_id),
+            -1 if map_index is None else int(map_index),
+        )
+
+    def job_id(self, try_number: int) -> str:
+        """The job id try ``try_number`` of this task instance derives."""
+        return derive_job_id(self.dag_id, self.run_id, self.task_id, self.map_index, try_number)
+
+    def earlier_job_ids(self, try_number: int) -> list[str]:
+        """The ids the earlier tries derived, newest first (:func:`earlier_try_numbers`)."""
+        return [self.job_id(earlier) for earlier in earlier_try_numbers(try_number)]
 
 
 def is_terminal_document(document: Mapping[str, Any]) -> bool:
@@ -109,3 +160,30 @@ def choose_job(
     if reuse and candidate == stored_id and succeeded_document(document, accepted):
         return Reuse(candidate, document)
     return Submit(fresh_id, delete_first=fresh_id if candidate == fresh_id else None)
+
+
+def choose_started_job(
+    *,
+    own_id: str,
+    found_id: str | None,
+    document: Mapping[str, Any] | None,
+    accepted: Collection[str],
+) -> Decision:
+    """What a trigger that starts its task's job decides (no task state store there).
+
+    ``own_id`` is this try's derived id, ``found_id`` the first of this try's and the earlier
+    tries' ids (newest first) whose job exists, ``document`` that job's. This try's own job is
+    followed whatever its status: the trigger was rebuilt (another triggerer, a restart) after it
+    had submitted, and submitting again would be answered 409. An earlier try's job is decided as
+    without a store: re-attached to while it runs, never reused once finished.
+    """
+    if found_id == own_id and document is not None:
+        return Reattach(own_id, document)
+    return choose_job(
+        stored_id=found_id,
+        fixed_id=None,
+        fresh_id=own_id,
+        document=document,
+        accepted=accepted,
+        reuse=False,
+    )

@@ -37,7 +37,7 @@ import asyncio
 import contextvars
 import logging
 import weakref
-from collections.abc import Coroutine, Hashable
+from collections.abc import Coroutine, Hashable, Mapping
 from typing import Any
 
 from airflow_insight.exceptions import InsightError
@@ -125,6 +125,8 @@ class _SharedSocket:
         self.watches: dict[str, list[JobWatch]] = {}
         #: The last event of each job that ended while watched, for watches that join late.
         self.ended: dict[str, DriverEvent] = {}
+        #: Submits under way: the socket stays open for the watch that follows each.
+        self._submitting = 0
         self._opening = hub.spawn(self._open())
 
     async def _open(self) -> None:
@@ -154,6 +156,27 @@ class _SharedSocket:
         self.watches.setdefault(job_id, []).append(watch)
         return watch
 
+    async def submit(self, request: Mapping[str, Any], payload: bytes | None) -> dict[str, Any]:
+        """Submit a job tagged with this socket's ``connection-id`` once it is open.
+
+        The server then sends the job's messages (a solver callback too) to this socket from
+        the start; a socket that could not open submits untagged (the ``SUBSCRIBE`` after it
+        is the fallback, §B9 #5).
+        """
+        self._submitting += 1
+        try:
+            await asyncio.shield(self._opening)
+            cid = self.driver.follower.connection_id
+            return await asyncio.to_thread(self.rest.submit_job, request, payload, cid)
+        finally:
+            self._submitting -= 1
+
+    def release_if_unused(self) -> None:
+        """Close the socket when no watch and no submit uses it (a submit that failed)."""
+        if not self.watches and not self._submitting:
+            self.hub.retire(self)
+            self.hub.spawn(self._close())
+
     def remove(self, watch: JobWatch) -> None:
         watches = self.watches.get(watch.job_id, [])
         if watch in watches:
@@ -162,9 +185,7 @@ class _SharedSocket:
             self.watches.pop(watch.job_id, None)
             self.ended.pop(watch.job_id, None)
             self.driver.unfollow(watch.job_id)
-        if not self.watches:
-            self.hub.retire(self)
-            self.hub.spawn(self._close())
+        self.release_if_unused()
 
     async def _close(self) -> None:
         # The last watch may leave before the socket even opened: stop the opening first.
@@ -225,12 +246,39 @@ class SocketHub:
 
         ``app_messages`` answers the job's solver callbacks (see ``protocol.appmessages``).
         """
+        shared = self._shared(key, settings, config)
+        return shared.add(job_id, execution_attempts, last_run_log_line, app_messages)
+
+    async def submit_and_watch(
+        self,
+        key: Hashable,
+        settings: ConnectionSettings,
+        request: Mapping[str, Any],
+        payload: bytes | None = None,
+        *,
+        config: FollowerConfig | None = None,
+        app_messages: AppMessageHandler | None = None,
+    ) -> tuple[dict[str, Any], JobWatch]:
+        """Submit a job on the shared socket of ``key`` (tagged with its ``connection-id``) and
+        watch it there; its job document and the watch. A failed submit raises and leaves no
+        socket open that nobody watches."""
+        shared = self._shared(key, settings, config)
+        try:
+            document = await shared.submit(request, payload)
+        except BaseException:
+            shared.release_if_unused()
+            raise
+        return document, shared.add(str(request["id"]), 0, -1, app_messages)
+
+    def _shared(
+        self, key: Hashable, settings: ConnectionSettings, config: FollowerConfig | None
+    ) -> _SharedSocket:
         config = config or FollowerConfig()
         full_key = (key, settings, config)
         shared = self._sockets.get(full_key)
         if shared is None:
             shared = self._sockets[full_key] = _SharedSocket(self, full_key, settings, config)
-        return shared.add(job_id, execution_attempts, last_run_log_line, app_messages)
+        return shared
 
     @property
     def socket_count(self) -> int:

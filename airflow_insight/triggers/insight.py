@@ -286,7 +286,7 @@ class InsightJobTrigger(BaseTrigger):
         if not inline and not await self._logged_before_firing():
             payload = dataclasses.replace(payload, log_unread=True)
         self._end_watermark()
-        yield TriggerEvent(payload.to_dict())  # type: ignore[no-untyped-call]
+        yield TriggerEvent(self._event(payload))  # type: ignore[no-untyped-call]
 
     async def _logged_before_firing(self) -> bool:
         """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):
@@ -364,23 +364,35 @@ class InsightJobTrigger(BaseTrigger):
     async def _run(self) -> TriggerPayload:
         try:
             settings = await self._hook.aget_settings()
-            await self._resume_point()
-            if self.progress is not None:
-                self._handler = ProgressOptions.from_json(self.progress).handler()
-            watch = self._watch = self._hook.watch_job(
-                settings,
-                self.compute_job_id,
-                execution_attempts=self._mark.execution_attempts,
-                last_run_log_line=self._mark.last_run_log_line,
-                config=self._follower_config(settings),
-                app_messages=self._handler,
-            )
+            watch = self._watch = await self._start_watch(settings)
             try:
                 return await self._follow(watch, settings)
             finally:
                 watch.close()
         except InsightError as exc:
             return self._error_payload(exc)
+
+    async def _start_watch(self, settings: ConnectionSettings) -> Any:
+        """Watch the job from where this trigger (or an earlier triggerer) got to."""
+        await self._resume_point()
+        return self._hook.watch_job(
+            settings,
+            self.compute_job_id,
+            execution_attempts=self._mark.execution_attempts,
+            last_run_log_line=self._mark.last_run_log_line,
+            config=self._follower_config(settings),
+            app_messages=self._new_handler(),
+        )
+
+    def _new_handler(self) -> SolverProgress | None:
+        """The job's solver-callback handler (None: no progress asked for)."""
+        if self.progress is not None:
+            self._handler = ProgressOptions.from_json(self.progress).handler()
+        return self._handler
+
+    def _event(self, payload: TriggerPayload) -> dict[str, Any]:
+        """The event's payload (the start trigger adds what the task's resume needs)."""
+        return payload.to_dict()
 
     def _follower_config(self, settings: ConnectionSettings) -> FollowerConfig:
         """The follower timing: this trigger's limits, else the connection's."""

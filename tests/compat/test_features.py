@@ -23,6 +23,7 @@ ALL = frozenset(
         "log-delivery wait",
         "concurrent supervisor requests",
         "declarative connection form",
+        "start in triggerer",
     }
 )
 #: What each supported Airflow line has (the newest patch of each; see docs/airflow-versions.md).

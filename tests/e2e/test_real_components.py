@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_insight.compat import features
 from airflow_insight.compat.sdk import airflow_version
 from airflow_insight.emulator import (
     DEMO_CLIENT_SECRET,
@@ -38,6 +39,9 @@ from airflow_insight.emulator import (
     JobScript,
 )
 from airflow_insight.hooks.insight import RUN_LOG_PREFIX
+from airflow_insight.operators.insight import RESUMED_MESSAGE
+from airflow_insight.protocol.reattach import derive_job_id
+from airflow_insight.triggers.start import STARTED_MESSAGE
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("INSIGHT_SKIP_E2E") == "1", reason="INSIGHT_SKIP_E2E=1"),
@@ -107,6 +111,15 @@ for name in ("e2e_quick", "e2e_slow"):
                            execution_timeout=datetime.timedelta(minutes=5))
     globals()[name] = _dag()
 
+# Deferrable, no payload: starts in the triggerer where Airflow can. computeJobType is a template
+# the triggerer must render: unrendered, the server refuses the request (422).
+@dag(dag_id="e2e_start", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+def _start():
+    InsightJobOperator(task_id="solve", deferrable=True, silence_limit_seconds=5.0,
+                       job_request={"computeJobType": "{{ 'SOL' ~ 'VER' }}"},
+                       execution_timeout=datetime.timedelta(minutes=5))
+e2e_start = _start()
+
 @dag(dag_id="e2e_fanout", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
 def _fanout():
     for n in range(FANOUT_TASKS):
@@ -169,6 +182,7 @@ def airflow(
     emulator.add_script("e2e_quick*", QUICK)
     emulator.add_script("e2e_slow*", SLOW)
     emulator.add_script("e2e_fanout*", FANOUT)
+    emulator.add_script("e2e_start*", QUICK)
     emulator.add_script("e2e_block*", BLOCKING)
     home = tmp_path_factory.mktemp("e2e") / "airflow"
     (home / "dags").mkdir(parents=True)
@@ -581,3 +595,53 @@ def test_marking_a_running_blocking_task_failed_cancels_its_job(
         30,
     )
     assert _ti_state(api, headers, dag_id, run_id) == "failed"
+
+
+# ---------------------------------------------------------------------- started in the triggerer
+
+
+def _xcom(api: str, headers: dict[str, str], dag_id: str, run_id: str, key: str) -> Any:
+    url = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve/xcomEntries/{key}"
+    response = requests.get(url, headers=headers, params={"deserialize": True}, timeout=5)
+    response.raise_for_status()
+    return response.json()["value"]
+
+
+@pytest.mark.skipif(
+    not features.start_in_triggerer().on, reason=features.start_in_triggerer().describe()
+)
+def test_a_deferrable_task_without_payload_starts_in_the_triggerer(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """No worker runs the start: the triggerer renders the templated request, submits the job on
+    its own socket (tagged with that socket's connection-id) and follows it; the task resumes
+    on a worker only for its end."""
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_start"
+    run_id = _trigger_run(api, headers, dag_id)
+    state = _end_state(api, headers, dag_id, run_id)
+    trigger_log, task_log = _trigger_log(home, dag_id, "solve"), _task_log(home, dag_id)
+    assert state == "success", (trigger_log + task_log)[-4000:]
+    job_id = derive_job_id(dag_id, run_id, "solve", -1, 1)
+    assert _one_job_never_cancelled(emulator, dag_id) == job_id
+    # The start happened in the trigger; the worker's part is the resume alone.
+    started = STARTED_MESSAGE % job_id
+    assert started in trigger_log
+    worker_part = task_log.replace(trigger_log, "")
+    assert "Submitted Insight compute job" not in worker_part
+    assert RESUMED_MESSAGE in worker_part
+    for line in emulator.run_log(job_id):
+        assert line in task_log
+    # The submit named the socket the triggerer follows the job on, which the server knew.
+    (created,) = [e for e in emulator.record.of_kind("job_created") if e.compute_job_id == job_id]
+    assert created.data["connectionKnown"] is True
+    carried = _socket_summary(emulator.record.entries(), [job_id])
+    assert list(carried) == [created.connection_id]
+    result = _xcom(api, headers, dag_id, run_id, "return_value")
+    assert result["compute_job_id"] == job_id and result["status"] == "COMPLETED"
+    assert _xcom(api, headers, dag_id, run_id, "compute_job_id") == job_id
+    print(
+        f"\n--- e2e_start on Airflow {airflow_version()}: job {job_id}, submitted on connection"
+        f" {created.connection_id}; trigger log lines naming the start: ---"
+    )
+    print("\n".join(line for line in trigger_log.splitlines() if "from the triggerer" in line))
