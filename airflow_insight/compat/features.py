@@ -178,6 +178,20 @@ def start_in_triggerer() -> str | None:
     return None
 
 
+@_feature(
+    "end in triggerer",
+    "every deferred task resumes on a worker to end (execute_complete), as with"
+    " resume_on_worker=True",
+)
+def end_in_triggerer() -> str | None:
+    """A trigger ends its task itself: ``TaskSuccessEvent`` carrying XComs to push."""
+    from airflow.triggers import base
+
+    event = getattr(base, "TaskSuccessEvent", None)
+    fields = getattr(event, "model_fields", None) or {}
+    return None if "xcoms" in fields else "TaskSuccessEvent with xcoms"
+
+
 def all_features() -> list[Feature]:
     """Every feature, in a fixed order."""
     return [feature() for feature in _ALL]

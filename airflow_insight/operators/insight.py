@@ -127,6 +127,7 @@ from airflow_insight.protocol.reattach import (
 )
 from airflow_insight.protocol.request import build_request as build_request
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.storage import payload_from
 
 if TYPE_CHECKING:
     from airflow_insight.compat.sdk import Context
@@ -179,13 +180,16 @@ class InsightJobOperator(BaseOperator):
         ``runLogMessages`` is forced on, ``computeJobType`` defaults to ``SOLVER``;
         ``solver.callbacks`` is refused unless ``solver_progress`` is on.
     :param payload: path of a payload zip, of a directory the operator zips, or of a single model
-        file it zips (templated); None sends no payload.
+        file it zips (templated); a local path or an object-storage URL (``s3://``, ``gs://``,
+        ``file://``...: read through Airflow's ``ObjectStoragePath``); None sends no payload.
     :param job_id: the compute job id (templated). Default: derived per attempt from DAG id,
         run id, task id, map index and try number (readable prefix + short hash).
     :param insight_conn_id: the Airflow connection of type ``insight``.
     :param on_finish: ``"keep"`` the job on the server at its end, or ``"delete"`` it (after
         the results are downloaded).
-    :param results_path: where to write the results zip on success (templated); None: no download.
+    :param results_path: where to write the results zip on success (templated): a local path on
+        the disk of the process that ends the task, or an object-storage URL (``s3://``,
+        ``gs://``, ``file://``...); None: no download.
     :param accepted_model_statuses: model statuses counted as success at ``COMPLETED``; default:
         the connection's ``accepted_model_statuses`` extra (itself defaulting to ``{"OK"}``).
     :param silence_limit_seconds: check the job over REST when nothing was heard for this long.
@@ -203,10 +207,17 @@ class InsightJobOperator(BaseOperator):
         order: ``StopAtGap(0.01)``, ``StopAfterNoImprovement(seconds)``, ``StopAtObjective(value)``
         or their dict forms (``{"rule": "relative_gap", "relative_gap": 0.01}``). Need
         ``solver_progress``.
-    :param progress_plot_path: write the progress picture (PNG) there at the end (templated);
-        needs the ``plot`` extra (without it a warning, not a failure).
+    :param progress_plot_path: write the progress picture (PNG) there at the end (templated), a
+        local path or an object-storage URL; needs the ``plot`` extra (without it a warning).
     :param solution_path: download the latest ``INTSOL`` incumbent (its ``appMessageFile``) there
-        after the job ended (templated); needs ``solver_progress`` with ``INTSOL``.
+        after the job ended (templated), a local path or an object-storage URL; needs
+        ``solver_progress`` with ``INTSOL``.
+    :param resume_on_worker: deferrable mode: resume on a worker (``execute_complete``) to end a
+        successful task, as for a failed one. Default False: the triggerer ends it itself, with
+        the same XComs, the moment the job ends, unless the end needs a worker: a local
+        ``results_path``, ``solution_path`` or ``progress_plot_path`` (a worker's disk, which
+        the triggerer may not share), a subclass's own ``execute_complete``, or the OpenLineage
+        provider (its task events are sent by the worker). True keeps the worker resume always.
     """
 
     template_fields: Sequence[str] = (
@@ -240,6 +251,7 @@ class InsightJobOperator(BaseOperator):
         stop_rules: Sequence[StopRule | Mapping[str, Any]] | None = None,
         progress_plot_path: str | None = None,
         solution_path: str | None = None,
+        resume_on_worker: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -271,6 +283,7 @@ class InsightJobOperator(BaseOperator):
         self.stop_rules = [] if self._progress is None else self._progress.to_json()["stop_rules"]
         self.progress_plot_path = progress_plot_path
         self.solution_path = solution_path
+        self.resume_on_worker = resume_on_worker
         #: The handler of the job followed in blocking mode (its summary goes into the result).
         self._handler: SolverProgress | None = None
         self._hook: InsightHook | None = None
@@ -335,7 +348,7 @@ class InsightJobOperator(BaseOperator):
         # Local checks first: nothing is minted or sent for a connection, a payload or a request
         # that cannot work (reading the connection's settings does no network I/O).
         self.hook.get_settings()
-        payload = payload_bytes(self.payload)
+        payload = payload_from(self.payload)
         fresh_id = self.job_id or self._derived_job_id(context)
         build_request(self.job_request, fresh_id, self._progress)
         decision = self._choose_job(context, fresh_id)
@@ -349,13 +362,13 @@ class InsightJobOperator(BaseOperator):
         job_id = decision.job_id
         if not self.wait_for_termination or self.deferrable:
             document = self._submit_unfollowed(decision, payload)
-            self._push_link(context, job_id, document)
+            url = self._push_link(context, job_id, document)
             if not self.wait_for_termination:
                 return self.hook.job_result(JobOutcome.from_job_document(job_id, document))
             if isinstance(decision, Reattach):
                 # Said as in blocking mode: the task log shows which job a retry went back to.
                 self.log.info("Re-attaching to Insight compute job %s", job_id)
-            self._defer(context, job_id)
+            self._defer(context, job_id, url)
         return self._follow_blocking(context, decision, payload)
 
     def _follow_blocking(self, context: Context, decision: Decision, payload: bytes | None) -> Any:
@@ -651,14 +664,16 @@ class InsightJobOperator(BaseOperator):
         self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document
 
-    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> None:
+    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> str:
+        """Push the job id and the extra link's URL; the URL."""
         settings = self.settings
         ui_base = settings.ui_base_url or settings.base_url
         url = job_ui_url(ui_base, job_id, document)
         context["ti"].xcom_push(key=JOB_ID_XCOM_KEY, value=job_id)
         context["ti"].xcom_push(key=INSIGHT_JOB_URL_XCOM_KEY, value=url)
+        return url
 
-    def _defer(self, context: Context, job_id: str) -> None:
+    def _defer(self, context: Context, job_id: str, url: str) -> None:
         from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
 
         ti = context["ti"]
@@ -670,10 +685,36 @@ class InsightJobOperator(BaseOperator):
             end_by=end_by_for(getattr(ti, "start_date", None), self.execution_timeout),
             unreachable_limit_seconds=self.unreachable_limit_seconds,
             progress=None if self._progress is None else self._progress.to_json(),
+            end=self._end_plan(job_id, url),
         )
         self._active_job_id = None  # from now on the trigger owns the job
         # No defer timeout: the trigger enforces end_by itself and cancels the job then.
         self.defer(trigger=InsightJobTrigger(**kwargs), method_name="execute_complete")
+
+    def _end_plan(self, job_id: str, url: str) -> dict[str, Any] | None:
+        """What the trigger needs to end a successful task itself, or None: a worker resumes it
+        (``resume_on_worker``; the reason is logged)."""
+        from airflow_insight.triggers.end import EndPlan, resume_reason, worker_needed
+
+        why = resume_reason(self, InsightJobOperator, self.resume_on_worker) or worker_needed(
+            {
+                "results_path": self.results_path,
+                "solution_path": self.solution_path,
+                "progress_plot_path": self.progress_plot_path,
+            }
+        )
+        if why is not None:
+            self.log.info("The task resumes on a worker when the job ends: %s", why)
+            return None
+        return EndPlan(
+            xcoms={JOB_ID_XCOM_KEY: job_id, INSIGHT_JOB_URL_XCOM_KEY: url},
+            results_path=self.results_path,
+            solution_path=self.solution_path,
+            progress_plot_path=self.progress_plot_path,
+            with_progress=self._progress is not None,
+            target_gap=_target_gap(self._progress),
+            delete=self.on_finish == "delete",
+        ).to_json()
 
     def _delete(self, job_id: str) -> None:
         try:

@@ -34,6 +34,7 @@ from airflow_insight.hooks.insight import InsightHook, airflow_error
 from airflow_insight.protocol.events import ServerAnswersAgain, ServerUnanswered
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
+from airflow_insight.triggers.end import EndPlan, resume_reason
 from airflow_insight.triggers.insight import (
     InsightJobTrigger,
     outcome_from_event,
@@ -60,6 +61,10 @@ class InsightJobSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of poking.
     :param cancel_on_kill: deferrable mode: cancel the job when a user marks the task failed or
         success, or clears it (default False: the job belongs to someone else).
+    :param resume_on_worker: deferrable mode: resume on a worker (``execute_complete``) to end
+        a successful wait. Default False: the triggerer ends the task itself with the same
+        ``return_value``, unless a subclass has its own ``execute_complete`` or the OpenLineage
+        provider is installed (its task events come from the worker).
     """
 
     template_fields: Sequence[str] = ("compute_job_id",)
@@ -75,6 +80,7 @@ class InsightJobSensor(BaseSensorOperator):
         unreachable_limit_seconds: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = False,
+        resume_on_worker: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +93,7 @@ class InsightJobSensor(BaseSensorOperator):
         self.unreachable_limit_seconds = unreachable_limit_seconds
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
+        self.resume_on_worker = resume_on_worker
         self._hook: InsightHook | None = None
         #: Poke mode: when the pokes started failing to reach the server (None: it answered).
         self._unreachable_since: float | None = None
@@ -108,7 +115,17 @@ class InsightJobSensor(BaseSensorOperator):
             end_by=None,
             cancel_on_kill=self.cancel_on_kill,
             unreachable_limit_seconds=self.unreachable_limit_seconds,
+            end=self._end_plan(),
         )
+
+    def _end_plan(self) -> dict[str, Any] | None:
+        """The trigger ends a successful wait itself (nothing in it needs a worker), unless
+        :func:`~airflow_insight.triggers.end.resume_reason` says otherwise (logged)."""
+        why = resume_reason(self, InsightJobSensor, self.resume_on_worker)
+        if why is not None:
+            self.log.info("The task resumes on a worker when the job ends: %s", why)
+            return None
+        return EndPlan().to_json()
 
     def execute(self, context: Context) -> Any:
         """Poke (poke/reschedule modes) or defer to the trigger (deferrable)."""

@@ -10,6 +10,12 @@ triggerer it fires only once the triggerer has read what it logged (up to 15 s):
 task's trigger log stream on the event, and lines read later would go to the triggerer's own log
 (:mod:`.log_delivery`).
 
+Ending the task (see :mod:`.end`): with an ``end`` plan in its kwargs (the operator and the
+sensor send one unless ``resume_on_worker`` or a worker's disk is needed), a trigger in a
+triggerer that sees its job succeed does the task's end itself and yields Airflow's
+``TaskSuccessEvent`` with the task's XComs, so no worker resumes the task. Every other end (a
+failure, a timeout, an error, inline under ``dag.test()``) yields the payload above.
+
 Resuming (see :mod:`.watermark`): as it forwards, the trigger records its watermark (execution
 attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
 Variable at most once a second; a trigger rebuilt on another triggerer reads them first and
@@ -71,7 +77,7 @@ import structlog
 
 from airflow_insight.compat import features, supervisor
 from airflow_insight.compat.runner import finish_despite_cancels
-from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent
+from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent, task_success_event
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
 from airflow_insight.hooks.insight import RUN_LOG_PREFIX, EventLog, InsightHook
@@ -82,6 +88,7 @@ from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import kill, log_delivery
+from airflow_insight.triggers.end import EndFailed, EndPlan, end_in_triggerer
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
 
@@ -114,11 +121,14 @@ def trigger_kwargs(
     cancel_on_kill: bool = True,
     unreachable_limit_seconds: float | None = None,
     progress: Mapping[str, Any] | None = None,
+    end: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one place trigger kwargs are built (operator and sensor both call it); JSON-safe.
 
     ``unreachable_limit_seconds`` None means the connection's setting. ``progress`` is
     :meth:`ProgressOptions.to_json` (the callbacks and stop rules) or None: no solver progress.
+    ``end`` is :meth:`.end.EndPlan.to_json`: the trigger ends a successful task itself (None:
+    the task resumes on a worker).
     """
     return {
         "insight_conn_id": insight_conn_id,
@@ -136,6 +146,7 @@ def trigger_kwargs(
         ),
         # Rebuilt and written again, so only the fields the trigger reads travel.
         "progress": None if progress is None else ProgressOptions.from_json(progress).to_json(),
+        "end": None if end is None else EndPlan.from_json(end).to_json(),
     }
 
 
@@ -194,6 +205,7 @@ class InsightJobTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         unreachable_limit_seconds: float | None = None,
         progress: dict[str, Any] | None = None,
+        end: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.insight_conn_id = insight_conn_id
@@ -206,6 +218,7 @@ class InsightJobTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.unreachable_limit_seconds = unreachable_limit_seconds
         self.progress = progress
+        self.end = end
         #: The job's solver-callback handler while following (None: no progress asked for).
         self._handler: SolverProgress | None = None
         self._events: EventLog | None = None
@@ -237,6 +250,7 @@ class InsightJobTrigger(BaseTrigger):
             cancel_on_kill=self.cancel_on_kill,
             unreachable_limit_seconds=self.unreachable_limit_seconds,
             progress=self.progress,
+            end=self.end,
         )
 
     @property
@@ -278,6 +292,7 @@ class InsightJobTrigger(BaseTrigger):
             writer.watch_shutdown()
         try:
             payload = await self._run()
+            ended = None if inline else await self._end_here(payload)
         except asyncio.CancelledError:
             self._cancelled = True
             raise
@@ -286,7 +301,45 @@ class InsightJobTrigger(BaseTrigger):
         if not inline and not await self._logged_before_firing():
             payload = dataclasses.replace(payload, log_unread=True)
         self._end_watermark()
+        if ended is not None:
+            yield ended
+            return
         yield TriggerEvent(self._event(payload))  # type: ignore[no-untyped-call]
+
+    async def _end_here(self, payload: TriggerPayload) -> TriggerEvent | None:
+        """Airflow's success event with the task's XComs when this trigger can end the task
+        (see :mod:`.end`); None: the usual event, and a worker resumes the task."""
+        if self.end is None or payload.kind != "finished" or payload.outcome is None:
+            return None
+        if not features.end_in_triggerer().on:
+            return None
+        job_id = self.compute_job_id
+        try:
+            settings = await self._hook.aget_settings()
+            accepted = self._hook.accepted_model_statuses(self.accepted_model_statuses)
+            xcoms = await end_in_triggerer(
+                self._hook,
+                settings,
+                EndPlan.from_json(self.end),
+                payload.outcome,
+                payload.progress,
+                accepted,
+                self.log,
+            )
+        except (EndFailed, InsightError) as exc:
+            self.log.warning(
+                "Could not end the task of Insight compute job %s here (%s): a worker resumes"
+                " it to end it",
+                job_id,
+                exc,
+            )
+            return None
+        if xcoms is None:
+            return None  # The job failed: the worker raises it (retries, callbacks as ever).
+        self.log.info(
+            "Insight compute job %s succeeded: the task ends here, in the triggerer", job_id
+        )
+        return task_success_event(xcoms)
 
     async def _logged_before_firing(self) -> bool:
         """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):

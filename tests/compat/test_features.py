@@ -24,18 +24,20 @@ ALL = frozenset(
         "concurrent supervisor requests",
         "declarative connection form",
         "start in triggerer",
+        "end in triggerer",
     }
 )
 #: What each supported Airflow line has (the newest patch of each; see docs/airflow-versions.md).
 EXPECTED_ON: dict[tuple[int, int], frozenset[str]] = {
-    (3, 0): frozenset({"log-delivery wait"}),
-    (3, 1): frozenset({"log-delivery wait", "clean-stop guard"}),
+    (3, 0): frozenset({"log-delivery wait", "end in triggerer"}),
+    (3, 1): frozenset({"log-delivery wait", "clean-stop guard", "end in triggerer"}),
     (3, 2): frozenset(
         {
             "log-delivery wait",
             "clean-stop guard",
             "concurrent supervisor requests",
             "declarative connection form",
+            "end in triggerer",
         }
     ),
     (3, 3): ALL,

@@ -23,6 +23,7 @@ from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.sensors.insight import InsightJobSensor
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
+from airflow_insight.triggers.end import EndPlan
 from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger, trigger_kwargs
 from airflow_insight.triggers.payload import TriggerPayload
 
@@ -101,11 +102,19 @@ def test_deferrable_sensor_defers_with_the_shared_trigger_kwargs() -> None:
         accepted_model_statuses=["OK", "SOLVED"],
         end_by=None,
         cancel_on_kill=False,
+        end=EndPlan().to_json(),
     )
     assert deferred.method_name == "execute_complete"
     # The sensor's own timeout fails the task without cancelling a job it does not own.
     assert deferred.timeout is not None and deferred.timeout.total_seconds() == 20
     assert "compute_job_id" in InsightJobSensor.template_fields
+
+
+def test_resume_on_worker_keeps_the_sensors_resume_on_a_worker() -> None:
+    sensor = _sensor("deferred-2", deferrable=True, resume_on_worker=True)
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(context={})  # type: ignore[arg-type]
+    assert info.value.trigger.serialize()[1]["end"] is None
 
 
 def test_execute_complete_ends_like_a_poke(emulator: Emulator) -> None:

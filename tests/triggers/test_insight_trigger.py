@@ -78,6 +78,15 @@ _ARGUMENTS: dict[str, Any] = {
         "stop_rules": [{"rule": "relative_gap", "relative_gap": 0.02}],
         "series_limit": 50,
     },
+    "end": {
+        "xcoms": {"compute_job_id": "ser-1"},
+        "results_path": "file:///results/ser-1.zip",
+        "solution_path": None,
+        "progress_plot_path": None,
+        "with_progress": True,
+        "target_gap": 0.02,
+        "delete": True,
+    },
 }
 
 

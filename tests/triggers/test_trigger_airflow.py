@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +29,9 @@ from trigger_support import collect, forwarded, run_log, submit, until
 
 from airflow_insight.compat import features, supervisor
 from airflow_insight.emulator import Emulator
+from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.triggers import watermark
+from airflow_insight.triggers.end import EndPlan
 from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
 from airflow_insight.triggers.watermark import VARIABLE_PREFIX, read_table
 
@@ -400,3 +404,101 @@ def test_a_resume_never_uses_a_read_older_than_its_trigger(
         assert (await reader.find(ti, "j-1", not_before=built_after)).last_run_log_line == 9
 
     asyncio.run(main())
+
+
+# --------------------------------------------------------------------------------- the end
+
+
+def _end_plan(job_id: str, root: Path, **changes: Any) -> dict[str, Any]:
+    plan = EndPlan(
+        xcoms={"compute_job_id": job_id, "insight_job_url": f"http://ui.example/jobs/{job_id}"},
+        results_path=(root / job_id / "results.zip").as_uri(),
+        delete=True,
+    )
+    return dataclasses.replace(plan, **changes).to_json()
+
+
+def _only(events: list[Any]) -> Any:
+    assert len(events) == 1, events
+    return events[0]
+
+
+def test_a_successful_job_ends_its_task_in_the_triggerer_as_the_worker_would(
+    emulator: Emulator, comms: InProcessSupervisorComms, tmp_path: Path
+) -> None:
+    """The end event's XComs are what the worker's execute_complete returns and pushes for a
+    twin job, the results zip is written to the URL, and the job is deleted last."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    ti = new_task_instance("deferred")
+    submit(emulator, "end-1")
+    submit(emulator, "end-2")
+    plan = _end_plan("end-1", tmp_path)
+    ended = _only(asyncio.run(collect(_trigger("end-1", ti, end=plan), timeout=60)))
+    assert isinstance(ended, TaskSuccessEvent)
+    assert ended.task_instance_state == "success"
+    assert set(ended.xcoms) == {"return_value", "compute_job_id", "insight_job_url"}
+    assert ended.xcoms["insight_job_url"] == "http://ui.example/jobs/end-1"
+    result = ended.xcoms["return_value"]
+    assert (tmp_path / "end-1" / "results.zip").read_bytes()[:2] == b"PK"
+    assert "end-1" in _deletes(emulator)
+
+    # The twin, resumed on the worker as with resume_on_worker=True.
+    classic = _only(asyncio.run(collect(_trigger("end-2", ti), timeout=60)))
+    assert not isinstance(classic, TaskSuccessEvent)
+    operator = InsightJobOperator(
+        task_id="twin",
+        results_path=(tmp_path / "end-2" / "results.zip").as_uri(),
+        on_finish="delete",
+    )
+    twin = operator.execute_complete({}, classic.payload)  # type: ignore[arg-type]
+    # Equal but for the job's own ids (its scenario's URLs among them).
+    assert set(result) == set(twin)
+    for key in ("result_url", "run_log_url"):
+        assert result.pop(key).startswith(emulator.base_url + "/api/scenarios/")
+        assert twin.pop(key).startswith(emulator.base_url + "/api/scenarios/")
+    assert json.loads(json.dumps(result).replace("end-1", "end-2")) == twin
+    assert isinstance(result, dict) and result["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("why", ["failed job", "write fails"])
+def test_what_the_triggerer_cannot_end_goes_back_to_the_worker(
+    emulator: Emulator, comms: InProcessSupervisorComms, tmp_path: Path, why: str
+) -> None:
+    """A failed job (retries, AirflowFailException, failure callbacks stay the worker's), and an
+    end step that fails here: the usual event, and the job is not deleted."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    ti = new_task_instance("deferred")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    if why == "failed job":
+        submit(emulator, "back-1", final_status="FAILED", model_status=None)
+        plan = _end_plan("back-1", tmp_path)
+    else:
+        submit(emulator, "back-1")
+        plan = _end_plan("back-1", tmp_path, results_path=(blocker / "results.zip").as_uri())
+    event = _only(asyncio.run(collect(_trigger("back-1", ti, end=plan), timeout=60)))
+    assert not isinstance(event, TaskSuccessEvent)
+    assert event.payload["kind"] == "finished"
+    assert outcome_from_event(event.payload).compute_job_id == "back-1"
+    assert "back-1" not in _deletes(emulator)
+
+
+def test_inline_under_dag_test_the_trigger_never_ends_the_task_itself(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """dag.test() resumes with the event's payload: an end event would lose the result."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    submit(emulator, "inline-1")
+    trigger = InsightJobTrigger(
+        insight_conn_id="insight_default",
+        compute_job_id="inline-1",
+        silence_limit_seconds=0.5,
+        end=_end_plan("inline-1", tmp_path),
+    )
+    event = _only(asyncio.run(collect(trigger, timeout=60)))
+    assert not isinstance(event, TaskSuccessEvent)
+    assert outcome_from_event(event.payload).status == "COMPLETED"
+    assert not (tmp_path / "inline-1").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _stored(context: Any) -> Any:
 class RecordingOperator(InsightJobOperator):
     """Records the task state store, its job-id XCom and the trigger kwargs when deferring."""
 
-    def _defer(self, context: Any, job_id: str) -> None:
+    def _defer(self, context: Any, job_id: str, url: str) -> None:
         ti = context["ti"]
         seen: dict[str, Any] = {
             "job_id": job_id,
@@ -59,11 +60,29 @@ class RecordingOperator(InsightJobOperator):
             real_defer(**kwargs)
 
         self.defer = defer  # type: ignore[method-assign]
-        super()._defer(context, job_id)
+        super()._defer(context, job_id, url)
 
 
 with _dag("td_success") as td_success:
     collect(RecordingOperator(task_id="solve", job_request=REQUEST, deferrable=True).output)
+
+#: An object-storage URL (``file://``, read through Airflow's ObjectStoragePath) per run.
+STORAGE_ROOT = (Path(tempfile.gettempdir()) / "airflow-insight-tests").as_uri()
+MODEL_URL = (Path(__file__).parents[2] / "data" / "infeasible.lp").as_uri()
+
+for _deferrable in (False, True):
+    _name = "td_storage_deferred" if _deferrable else "td_storage_blocking"
+    with _dag(_name) as _storage_dag:
+        collect(
+            InsightJobOperator(
+                task_id="solve",
+                job_request=REQUEST,
+                payload=MODEL_URL,
+                results_path=STORAGE_ROOT + "/{{ dag.dag_id }}/{{ run_id }}/results.zip",
+                deferrable=_deferrable,
+            ).output
+        )
+    globals()[_name] = _storage_dag
 
 with _dag("td_split") as td_split:
     # A short silence limit: with its socket gone, the trigger learns the end over REST soon.

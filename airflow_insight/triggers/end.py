@@ -1,0 +1,197 @@
+"""A successful job's task end, done in the triggerer so no worker resumes the task.
+
+The operator (or sensor) hands the trigger an :class:`EndPlan` (JSON-safe, in the trigger's
+kwargs) only when nothing in the task's end needs a worker: every file it writes is an
+object-storage URL, and the user did not ask to keep the worker resume (``resume_on_worker``).
+At a ``COMPLETED`` job with an accepted model status the trigger then does what
+``execute_complete`` would do (fill the run log over REST, download the results and the incumbent,
+draw the progress picture, delete the job) and ends the task with Airflow's ``TaskSuccessEvent``,
+whose XComs are the ones the worker would push: ``return_value`` (the same dict) and the plan's
+own (the job id and the extra link's URL).
+
+Anything else goes back to the worker as before, with the usual event: a failed, cancelled or
+model-failed job (so retries, ``AirflowFailException`` and failure callbacks behave as ever; a
+``TaskFailedEvent`` would fail the task without the exception's message and, before Airflow 3.3,
+without retries, see ``docs/design.md``), a timeout, an error, an Airflow line without end events
+(feature ``end in triggerer``), the trigger running inline under ``dag.test()`` (which resumes the
+task with the event's payload and would lose the result), and an end step that fails here (the
+worker repeats it and fails or succeeds as it always did). The job is deleted last, only once
+everything else succeeded, so the worker's repeat finds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_insight.exceptions import ConfigurationError, InsightError
+from airflow_insight.hooks.insight import InsightHook, job_result
+from airflow_insight.protocol.outcome import JobOutcome
+from airflow_insight.settings import ConnectionSettings
+from airflow_insight.storage import awrite_bytes, is_object_storage_url
+
+#: The XCom key of a task's result (Airflow's ``XCOM_RETURN_KEY``).
+RETURN_VALUE_KEY = "return_value"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndPlan:
+    """What the end of a successful job needs, for the trigger to do it (JSON-safe)."""
+
+    #: XComs pushed with the result (the job id and the link's URL; none for the sensor).
+    xcoms: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    results_path: str | None = None
+    solution_path: str | None = None
+    progress_plot_path: str | None = None
+    #: Whether the result carries ``"progress"`` (the operator asked for solver progress).
+    with_progress: bool = False
+    #: The gap rule's target, drawn in the picture.
+    target_gap: float | None = None
+    delete: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as trigger kwargs."""
+        return {**dataclasses.asdict(self), "xcoms": dict(self.xcoms)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EndPlan:
+        """The plan from trigger kwargs (unknown keys ignored: a newer operator's plan)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def worker_needed(paths: Mapping[str, str | None]) -> str | None:
+    """Why the end needs a worker (a plain local path is a worker's disk), or None.
+
+    ``paths`` maps argument names to their values; the first local one is named.
+    """
+    for name, value in paths.items():
+        if value and not is_object_storage_url(value):
+            return (
+                f"{name} {value!r} is a local path, on the worker's disk (the triggerer may run on"
+                " another machine): the task resumes on a worker to write it; give an"
+                " object-storage URL (s3://, gs://, file:// on a shared disk) to end it in the"
+                " triggerer"
+            )
+    return None
+
+
+def resume_reason(task: Any, base: type, resume_on_worker: bool) -> str | None:
+    """Why ``task`` (an instance of ``base`` or a subclass) resumes on a worker whatever its
+    paths, or None: asked for, a subclass's own ``execute_complete`` (user code to run), or the
+    OpenLineage provider (its task events are sent by the worker that ends the task)."""
+    from airflow_insight.compat.sdk import openlineage_operator_lineage
+
+    if resume_on_worker:
+        return "resume_on_worker=True"
+    if type(task).execute_complete is not base.execute_complete:  # type: ignore[attr-defined]
+        return f"{type(task).__name__} has its own execute_complete"
+    if openlineage_operator_lineage() is not None:
+        return "the OpenLineage provider is installed, and its task events come from a worker"
+    return None
+
+
+class EndFailed(Exception):
+    """The end could not be done in the triggerer: the worker does it (the message says why)."""
+
+
+async def end_in_triggerer(
+    hook: InsightHook,
+    settings: ConnectionSettings,
+    plan: EndPlan,
+    outcome: JobOutcome,
+    progress: Mapping[str, Any] | None,
+    accepted: frozenset[str],
+    log: Any,
+) -> dict[str, Any] | None:
+    """The XComs ending the task successfully, or None when the job did not succeed (the worker
+    raises its failure). Raises :class:`EndFailed` when a step failed here."""
+    if outcome.error(accepted) is not None:
+        return None
+    warning = outcome.warning(accepted)
+    if warning:
+        log.warning(warning)
+    await hook.aforward_run_log_after(settings, outcome, outcome.last_run_log_line)
+    result = job_result(settings, outcome)
+    job_id = outcome.compute_job_id
+    if plan.with_progress:
+        result["progress"] = None if progress is None else dict(progress)
+        await _progress_files(hook, settings, plan, job_id, progress, result, log)
+    if plan.results_path and outcome.result_url:
+        try:
+            target = await hook.adownload(settings, job_id, outcome.result_url, plan.results_path)
+        except (InsightError, OSError) as exc:
+            raise EndFailed(f"could not write the results of {job_id}: {exc}") from exc
+        result["results_path"] = target
+        log.info("Wrote the results of %s to %s", job_id, target)
+    elif plan.results_path:
+        log.warning("Job %s has no result URL: nothing to download", job_id)
+    if plan.delete:
+        await _delete(hook, settings, job_id, log)
+    return {**plan.xcoms, RETURN_VALUE_KEY: result}
+
+
+async def _progress_files(
+    hook: InsightHook,
+    settings: ConnectionSettings,
+    plan: EndPlan,
+    job_id: str,
+    progress: Mapping[str, Any] | None,
+    result: dict[str, Any],
+    log: Any,
+) -> None:
+    """The picture and the incumbent; like the worker, neither fails the task."""
+    if progress is None:
+        if plan.progress_plot_path or plan.solution_path:
+            log.warning("No solver progress for %s in this try: no picture, no incumbent", job_id)
+        return
+    if plan.progress_plot_path:
+        await _picture(plan, plan.progress_plot_path, job_id, progress, result, log)
+    if plan.solution_path:
+        url = progress.get("latest_solution_file")
+        if not isinstance(url, str) or not url:
+            log.warning("Job %s reported no INTSOL incumbent: nothing to download", job_id)
+            return
+        try:
+            target = await hook.adownload(settings, job_id, url, plan.solution_path)
+        except (InsightError, OSError) as exc:
+            log.warning("Could not download the incumbent of %s: %s", job_id, exc)
+        else:
+            result["solution_path"] = target
+            log.info("Wrote the latest incumbent of %s to %s", job_id, target)
+
+
+async def _picture(
+    plan: EndPlan,
+    target: str,
+    job_id: str,
+    progress: Mapping[str, Any],
+    result: dict[str, Any],
+    log: Any,
+) -> None:
+    import asyncio
+
+    from airflow_insight.progress_plot import render_progress_png
+
+    try:
+        image = await asyncio.to_thread(
+            render_progress_png,
+            progress["series"],
+            title=f"Insight compute job {job_id}",
+            target_gap=plan.target_gap,
+            stopped_by=progress.get("stopped_by"),
+        )
+        written = await awrite_bytes(target, image)
+    except (ConfigurationError, OSError) as exc:
+        log.warning("No solver-progress picture for %s: %s", job_id, exc)
+    else:
+        result["progress_plot_path"] = written
+        log.info("Wrote the solver-progress picture of %s to %s", job_id, written)
+
+
+async def _delete(hook: InsightHook, settings: ConnectionSettings, job_id: str, log: Any) -> None:
+    try:
+        await hook.acancel_job(settings, job_id)
+    except InsightError as exc:
+        log.warning("Deleting Insight compute job %s failed: %s", job_id, exc)
