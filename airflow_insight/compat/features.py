@@ -184,12 +184,14 @@ def start_in_triggerer() -> str | None:
     " resume_on_worker=True",
 )
 def end_in_triggerer() -> str | None:
-    """A trigger ends its task itself: ``TaskSuccessEvent`` carrying XComs to push."""
+    """A trigger ends its task itself (``TaskSuccessEvent``), having pushed the task's XComs
+    through its supervisor (``SetXCom``)."""
+    from airflow.sdk.execution_time import comms
     from airflow.triggers import base
 
-    event = getattr(base, "TaskSuccessEvent", None)
-    fields = getattr(event, "model_fields", None) or {}
-    return None if "xcoms" in fields else "TaskSuccessEvent with xcoms"
+    if not hasattr(base, "TaskSuccessEvent"):
+        return "TaskSuccessEvent"
+    return None if hasattr(comms, "SetXCom") else "SetXCom"
 
 
 def all_features() -> list[Feature]:

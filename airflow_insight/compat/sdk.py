@@ -48,12 +48,13 @@ def object_storage_path(url: str) -> Any:
     return ObjectStoragePath(url)
 
 
-def task_success_event(xcoms: dict[str, Any]) -> TriggerEvent:
-    """Airflow's end event that marks a deferred task successful from the triggerer, pushing
-    ``xcoms`` (no worker resumes it). Check ``features.end_in_triggerer`` before yielding it."""
+def task_success_event() -> TriggerEvent:
+    """Airflow's end event that marks a deferred task successful from the triggerer (no worker
+    resumes it). Check ``features.end_in_triggerer`` before yielding it; push the task's XComs
+    first (``supervisor.set_xcom``: the event's own ``xcoms`` are stored JSON-encoded twice)."""
     from airflow.triggers.base import TaskSuccessEvent
 
-    return TaskSuccessEvent(xcoms=xcoms)
+    return TaskSuccessEvent()
 
 
 def airflow_version() -> str:

@@ -1,10 +1,11 @@
-"""What a trigger asks its triggerer's supervisor: its task instance's state, and Variables.
+"""What a trigger asks its triggerer's supervisor: its task instance's state, Variables, XComs.
 
 A trigger in a triggerer talks to the triggerer's supervisor process over
 ``task_runner.SUPERVISOR_COMMS`` (``asend``, answered by ``TriggerRunnerSupervisor
 ._handle_request`` through the in-process execution API): ``GetTaskStates`` for the state of its
 task instance (every Airflow 3 line), ``GetVariable`` / ``PutVariable`` / ``DeleteVariable`` (every
-line) and ``GetVariableKeys`` (3.3 on; :func:`variable_keys` raises where it is missing).
+line), ``GetVariableKeys`` (3.3 on; :func:`variable_keys` raises where it is missing) and
+``SetXCom`` (every line: the task's XComs when its trigger ends it).
 
 Every question has a time limit and any failure (no supervisor, as under ``airflow dags test``
 where the inline trigger gets no task instance; the supervisor shutting down; an error answer)
@@ -171,3 +172,37 @@ async def put_variable(
 async def delete_variable(key: str) -> None:
     """Delete Variable ``key`` (a missing one is no error)."""
     await ask(DeleteVariable(key=key))
+
+
+async def set_xcom(
+    ref: TaskInstanceRef, key: str, value: Any, timeout: float = ASK_TIMEOUT_SECONDS
+) -> None:
+    """Push an XCom of ``ref``'s task instance the way its worker would: the configured XCom
+    backend's ``serialize_value`` (in a thread: a backend may write to storage), then
+    ``SetXCom`` through the supervisor to the execution API.
+
+    Not ``TaskSuccessEvent(xcoms=...)``: Airflow stores those with ``XComModel.set``, which
+    JSON-encodes the value once more than the execution API does, and a downstream task then
+    reads a JSON string instead of the dict (seen with the real components on Airflow 3.3.2).
+    """
+    from airflow.sdk.execution_time.comms import SetXCom
+    from airflow.sdk.execution_time.xcom import XCom
+
+    stored = await asyncio.to_thread(
+        XCom.serialize_value,
+        value=value,
+        key=key,
+        task_id=ref.task_id,
+        dag_id=ref.dag_id,
+        run_id=ref.run_id,
+        map_index=ref.map_index,
+    )
+    message = SetXCom(
+        key=key,
+        value=stored,
+        dag_id=ref.dag_id,
+        run_id=ref.run_id,
+        task_id=ref.task_id,
+        map_index=ref.map_index,
+    )
+    await ask(message, timeout)

@@ -216,8 +216,10 @@ class InsightJobOperator(BaseOperator):
         successful task, as for a failed one. Default False: the triggerer ends it itself, with
         the same XComs, the moment the job ends, unless the end needs a worker: a local
         ``results_path``, ``solution_path`` or ``progress_plot_path`` (a worker's disk, which
-        the triggerer may not share), a subclass's own ``execute_complete``, or the OpenLineage
-        provider (its task events are sent by the worker). True keeps the worker resume always.
+        the triggerer may not share), a subclass's own ``execute_complete``, an
+        ``on_success_callback`` (Airflow drops it for a task its trigger ended), or the
+        OpenLineage provider (its task events are sent by the worker). True keeps the worker
+        resume always.
     """
 
     template_fields: Sequence[str] = (

@@ -63,8 +63,9 @@ class InsightJobSensor(BaseSensorOperator):
         success, or clears it (default False: the job belongs to someone else).
     :param resume_on_worker: deferrable mode: resume on a worker (``execute_complete``) to end
         a successful wait. Default False: the triggerer ends the task itself with the same
-        ``return_value``, unless a subclass has its own ``execute_complete`` or the OpenLineage
-        provider is installed (its task events come from the worker).
+        ``return_value``, unless a subclass has its own ``execute_complete``, the task has an
+        ``on_success_callback`` (Airflow drops it for a task its trigger ended) or the
+        OpenLineage provider is installed (its task events come from the worker).
     """
 
     template_fields: Sequence[str] = ("compute_job_id",)

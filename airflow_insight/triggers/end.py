@@ -16,7 +16,11 @@ without retries, see ``docs/design.md``), a timeout, an error, an Airflow line w
 (feature ``end in triggerer``), the trigger running inline under ``dag.test()`` (which resumes the
 task with the event's payload and would lose the result), and an end step that fails here (the
 worker repeats it and fails or succeeds as it always did). The job is deleted last, only once
-everything else succeeded, so the worker's repeat finds it.
+everything else succeeded (the XComs pushed too), so the worker's repeat finds it.
+
+The XComs are pushed through the triggerer's supervisor as a worker pushes them
+(``compat.supervisor.set_xcom``), not as the event's ``xcoms``: Airflow stores those JSON-encoded
+once more, and a downstream task would read a JSON string instead of the result dict.
 """
 
 from __future__ import annotations
@@ -79,14 +83,18 @@ def worker_needed(paths: Mapping[str, str | None]) -> str | None:
 
 def resume_reason(task: Any, base: type, resume_on_worker: bool) -> str | None:
     """Why ``task`` (an instance of ``base`` or a subclass) resumes on a worker whatever its
-    paths, or None: asked for, a subclass's own ``execute_complete`` (user code to run), or the
-    OpenLineage provider (its task events are sent by the worker that ends the task)."""
+    paths, or None: asked for, a subclass's own ``execute_complete`` (user code to run), an
+    ``on_success_callback`` (dropped for a task its trigger ended), or the OpenLineage provider
+    (its task events are sent by the worker that ends the task)."""
     from airflow_insight.compat.sdk import openlineage_operator_lineage
 
     if resume_on_worker:
         return "resume_on_worker=True"
     if type(task).execute_complete is not base.execute_complete:  # type: ignore[attr-defined]
         return f"{type(task).__name__} has its own execute_complete"
+    if getattr(task, "on_success_callback", None):
+        # Airflow 3.0 to 3.4 send it to the DAG processor, which runs failure callbacks only.
+        return "on_success_callback runs only for a task a worker ends"
     if openlineage_operator_lineage() is not None:
         return "the OpenLineage provider is installed, and its task events come from a worker"
     return None
@@ -106,7 +114,8 @@ async def end_in_triggerer(
     log: Any,
 ) -> dict[str, Any] | None:
     """The XComs ending the task successfully, or None when the job did not succeed (the worker
-    raises its failure). Raises :class:`EndFailed` when a step failed here."""
+    raises its failure). Raises :class:`EndFailed` when a step failed here. The job is not
+    deleted yet: :func:`after_the_end` does that once the XComs are pushed."""
     if outcome.error(accepted) is not None:
         return None
     warning = outcome.warning(accepted)
@@ -127,8 +136,6 @@ async def end_in_triggerer(
         log.info("Wrote the results of %s to %s", job_id, target)
     elif plan.results_path:
         log.warning("Job %s has no result URL: nothing to download", job_id)
-    if plan.delete:
-        await _delete(hook, settings, job_id, log)
     return {**plan.xcoms, RETURN_VALUE_KEY: result}
 
 
@@ -190,7 +197,12 @@ async def _picture(
         log.info("Wrote the solver-progress picture of %s to %s", job_id, written)
 
 
-async def _delete(hook: InsightHook, settings: ConnectionSettings, job_id: str, log: Any) -> None:
+async def after_the_end(
+    hook: InsightHook, settings: ConnectionSettings, plan: EndPlan, job_id: str, log: Any
+) -> None:
+    """The last step, once the task's XComs are pushed: delete the job (``on_finish``)."""
+    if not plan.delete:
+        return
     try:
         await hook.acancel_job(settings, job_id)
     except InsightError as exc:

@@ -88,7 +88,7 @@ from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import kill, log_delivery
-from airflow_insight.triggers.end import EndFailed, EndPlan, end_in_triggerer
+from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
 
@@ -313,18 +313,14 @@ class InsightJobTrigger(BaseTrigger):
             return None
         if not features.end_in_triggerer().on:
             return None
-        job_id = self.compute_job_id
+        job_id, ref, plan = self.compute_job_id, self.ti_ref, EndPlan.from_json(self.end)
+        if ref is None:
+            return None
         try:
             settings = await self._hook.aget_settings()
             accepted = self._hook.accepted_model_statuses(self.accepted_model_statuses)
             xcoms = await end_in_triggerer(
-                self._hook,
-                settings,
-                EndPlan.from_json(self.end),
-                payload.outcome,
-                payload.progress,
-                accepted,
-                self.log,
+                self._hook, settings, plan, payload.outcome, payload.progress, accepted, self.log
             )
         except (EndFailed, InsightError) as exc:
             self.log.warning(
@@ -336,10 +332,22 @@ class InsightJobTrigger(BaseTrigger):
             return None
         if xcoms is None:
             return None  # The job failed: the worker raises it (retries, callbacks as ever).
+        try:
+            for key, value in xcoms.items():
+                await supervisor.set_xcom(ref, key, value)
+        except (SupervisorUnavailable, TypeError, ValueError, OSError) as exc:  # or the backend's
+            self.log.warning(
+                "Could not push the XComs of Insight compute job %s's task (%s): a worker"
+                " resumes it to end it",
+                job_id,
+                exc,
+            )
+            return None
+        await after_the_end(self._hook, settings, plan, job_id, self.log)
         self.log.info(
             "Insight compute job %s succeeded: the task ends here, in the triggerer", job_id
         )
-        return task_success_event(xcoms)
+        return task_success_event()
 
     async def _logged_before_firing(self) -> bool:
         """Fire only once the triggerer has read what was logged here (see :mod:`.log_delivery`):

@@ -55,6 +55,12 @@ def test_a_local_path_or_resume_on_worker_keeps_the_worker_resume(
     assert _plan(**arguments) is None
 
 
+def test_a_success_callback_keeps_the_worker_resume() -> None:
+    """Airflow's DAG processor runs only failure callbacks of a task a trigger ended."""
+    assert _plan(on_success_callback=lambda context: None) is None
+    assert _plan(on_failure_callback=lambda context: None) is not None
+
+
 def test_a_subclass_with_its_own_execute_complete_resumes_on_a_worker() -> None:
     class Mine(InsightJobOperator):
         def execute_complete(self, context: Any, event: Any) -> Any:

@@ -118,6 +118,8 @@ class InProcessSupervisorComms:
             comms.GetVariableKeys: rh.handle_get_variable_keys,
             comms.PutVariable: rh.handle_put_variable,
             comms.DeleteVariable: rh.handle_delete_variable,
+            comms.SetXCom: rh.handle_set_xcom,
+            comms.GetXCom: rh.handle_get_xcom,
         }
         self._mask_secret = comms.MaskSecret
         self.requests: list[Any] = []
