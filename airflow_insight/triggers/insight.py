@@ -56,7 +56,8 @@ triggerer starts a new handler, so the series starts over there (the stop rules 
 kwargs, and the message the solve is paused at is re-sent on ``SUBSCRIBE``). The operator submits
 before deferring, so the solve may pause at its first callback until this trigger subscribes: a
 trigger that does not subscribe within the server's answer limit (60 s by default) loses the job
-(the server fails it), which a busy or restarting triggerer can cause.
+(the server fails it), which a busy or restarting triggerer can cause. A task that starts in the
+triggerer (:mod:`.start`) submits on the trigger's own socket and does not pause that way.
 
 Nothing here blocks the loop: the hook reads the connection with ``aget_connection`` and makes its
 REST calls in threads; the kwargs hold no secret.

@@ -24,9 +24,13 @@ class ExecuteOverridden(InsightJobOperator):
 
 
 def _serialized_tasks(dag: DAG) -> dict[str, dict[str, Any]]:
-    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.serialization import serialized_objects
 
-    data = DagSerialization.to_dict(dag)
+    # Before Airflow 3.2 the serializer is SerializedDAG.
+    serializer = getattr(serialized_objects, "DagSerialization", None)
+    if serializer is None:
+        serializer = serialized_objects.SerializedDAG
+    data = serializer.to_dict(dag)
     return {task["__var"]["task_id"]: task["__var"] for task in data["dag"]["tasks"]}
 
 
