@@ -5,6 +5,7 @@ Run on demand (not part of the test suite; needs Debian's ``postgresql`` and ``r
 
     .venv/bin/python benchmarks/distributed.py                 # 500 jobs, ~15-25 min on 2 cores
     .venv/bin/python benchmarks/distributed.py --jobs 100 --json dist.json
+    .venv/bin/python benchmarks/distributed.py --groups ending --ending-jobs 60   # ~10 min
 
 It starts the bed of ``tests/distributed`` (Postgres, Redis, api-server, scheduler, dag-processor,
 two triggerers, two Celery workers; the emulator in this process) with a DAGs folder of its own:
@@ -21,6 +22,10 @@ two triggerers, two Celery workers; the emulator in this process) with a DAGs fo
   holding most of them is SIGKILLed (its whole tree). Reported: seconds from the kill until every
   moved trigger is assigned to the other triggerer (metadata DB), and until the first run-log line
   of each moved job appears in its new trigger stream.
+
+* **ending:** where a deferred task ends and the worker-slot seconds it costs, in three modes
+  (resume on a worker, end in the triggerer, start in the triggerer), a batch of jobs that end
+  together each; see ``benchmarks/distributed_ending.py``.
 
 Both clocks are this machine's; other load on it shows in every figure (the load average is
 printed). Prints a table and optionally writes the figures as JSON (see ``benchmarks/README.md``).
@@ -59,6 +64,7 @@ from distributed_bed import (  # noqa: E402
 )
 
 from airflow_insight.emulator import Emulator, EmulatorConfig, JobScript  # noqa: E402
+from benchmarks import distributed_ending  # noqa: E402
 from benchmarks.harness import Figure, format_table, latency_summary  # noqa: E402
 
 #: Short jobs, so that the run measures following and ending, not waiting.
@@ -66,6 +72,7 @@ FANOUT = JobScript(
     name="bench-fanout", queued_seconds=5.0, log_lines=100, lines_per_second=5.0, batch_size=5
 )
 TAKEOVER_JOBS = 20
+GROUPS = ("ending", "fanout", "takeover")
 
 DAG_FILE = """
 import datetime
@@ -309,7 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/distributed.py", description=__doc__)
     parser.add_argument("--jobs", type=int, default=500, help="deferred jobs in the fan-out")
     parser.add_argument("--json", metavar="PATH", help="write the figures here")
+    parser.add_argument(
+        "--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}"
+    )
+    parser.add_argument("--ending-jobs", type=int, default=100, help="deferred jobs per mode")
     args = parser.parse_args(argv)
+    groups = set(args.groups.split(","))
+    if not groups <= set(GROUPS):
+        parser.error(f"unknown groups: {sorted(groups - set(GROUPS))}")
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     emulator = Emulator(
@@ -321,12 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     dags.mkdir()
     (root / "bed").mkdir()
     (dags / "bench_dags.py").write_text(DAG_FILE.format(jobs=args.jobs, takeover=TAKEOVER_JOBS))
+    modes, ending_dags = distributed_ending.prepare(root, emulator, args.ending_jobs)
+    (dags / "bench_ending_dags.py").write_text(ending_dags)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     figures: list[Figure] = []
     try:
         with started_bed(emulator, root / "bed", dags, triggerer_capacity=1000) as bed:
-            figures += fanout(bed, args.jobs)
-            figures.append(takeover(bed))
+            if "ending" in groups:
+                figures += distributed_ending.ending(bed, modes, args.ending_jobs)
+            if "fanout" in groups:
+                figures += fanout(bed, args.jobs)
+            if "takeover" in groups:
+                figures.append(takeover(bed))
     finally:
         import shutil
 

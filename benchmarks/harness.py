@@ -176,6 +176,8 @@ def _wrap_cell(text: str, width: int) -> list[str]:
 TABLE_KEYS = (
     "p50_ms",
     "p99_ms",
+    "worker_slot_s_mean",
+    "worker_runs_per_job",
     "ratio_p50_vs_polling",
     "ratio_p99_vs_polling",
     "cold_p50_ms",

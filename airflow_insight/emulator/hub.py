@@ -138,6 +138,8 @@ class Hub:
         self.background: set[asyncio.Task[None]] = set()
         #: appMessageId -> the job whose APP_MESSAGE waits for that answer.
         self.pending_app_messages: dict[str, Job] = {}
+        #: Gate name -> the event held jobs wait for (see ``JobScript.hold``).
+        self._gates: dict[str, asyncio.Event] = {}
 
     # ------------------------------------------------------------------ tokens
 
@@ -161,6 +163,15 @@ class Hub:
             if fnmatch.fnmatchcase(job_id, pattern):
                 return script
         return self.config.default_script
+
+    def gate(self, name: str) -> asyncio.Event:
+        """The gate ``name`` (created closed on first use); held jobs wait for it."""
+        return self._gates.setdefault(name, asyncio.Event())
+
+    def open_gate(self, name: str) -> None:
+        """Open the gate ``name``: its held jobs go on now, later ones never wait."""
+        self.record.add("gate_opened", {"gate": name})
+        self.gate(name).set()
 
     # ------------------------------------------------------------------ pushing
 

@@ -23,7 +23,7 @@ class Entry:
     ``kind`` is one of http_request, http_response, ws_open, ws_close, ws_received, ws_sent,
     ping, pong, update_token, subscribe, app_message, app_message_written, app_message_response,
     app_message_timeout, solve_finished, job_forgotten, delete, handshake_refused, fault,
-    job_status. ``at`` is ``time.monotonic()`` of this process.
+    job_status, gate_opened. ``at`` is ``time.monotonic()`` of this process.
     """
 
     kind: str

@@ -43,6 +43,9 @@ class JobScript:
 
     name: str = "custom"
     queued_seconds: float = 0.05
+    #: Stay ``QUEUED`` after ``queued_seconds`` until the gate of this name is opened
+    #: (:meth:`Emulator.open_gate`): a batch of jobs that end together, within milliseconds.
+    hold: str | None = None
     pre_executing_statuses: tuple[str, ...] = ()
     status_step_seconds: float = 0.05
     log_lines: int = 10

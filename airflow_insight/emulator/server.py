@@ -330,6 +330,10 @@ class Emulator:
         """Run jobs whose id matches ``pattern`` (fnmatch) with ``script``; later rules win."""
         self.hub.add_rule(pattern, script)
 
+    def open_gate(self, name: str) -> None:
+        """Release every job held by a script's ``hold`` of this name (and all later ones)."""
+        self._call(lambda: self.hub.open_gate(name))
+
     def inject(self, *faults: f.Fault) -> None:
         """Arm faults for every matching request, socket or job (see :mod:`.faults`)."""
         for fault in faults:

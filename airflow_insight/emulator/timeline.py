@@ -48,6 +48,8 @@ async def run_job(hub: Hub, job: Job) -> None:
     """Walk ``job`` through its script; cancelled by DELETE (see :func:`cancel_job`)."""
     script = job.script
     await asyncio.sleep(script.queued_seconds)
+    if script.hold is not None:
+        await hub.gate(script.hold).wait()
     for status in script.pre_executing_statuses:
         hub.set_status(job, status)
         await asyncio.sleep(script.status_step_seconds)

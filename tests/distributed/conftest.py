@@ -21,6 +21,7 @@ from distributed_bed import (
     LONG,
     LONGER,
     STALL,
+    TOGETHER,
     Bed,
     Unavailable,
     postgres_bin,
@@ -51,6 +52,7 @@ def bed() -> Iterator[Bed]:
     emulator = Emulator(EmulatorConfig(record_limit=None, default_script=LONG)).start()
     emulator.add_script("dist_fanout.*", FANOUT)
     emulator.add_script("dist_log_stall.*", STALL)
+    emulator.add_script("dist_end_together.*", TOGETHER)
     emulator.add_script("dist_term_worker.*", LONGER)
     emulator.add_script("dist_kill_worker.*", LONGER)
     root = Path(tempfile.mkdtemp(prefix="insight-distributed-"))

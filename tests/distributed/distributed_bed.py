@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,15 @@ FANOUT = JobScript(
 STALL = JobScript(
     name="dist-stall", queued_seconds=20.0, log_lines=120, lines_per_second=0.0, batch_size=120
 )
+#: The mapped task whose jobs end together: held QUEUED until every map is deferred and followed
+#: (the case opens the gate of this name), then the whole run log at once and the end.
+TOGETHER = JobScript(
+    name="dist-together",
+    queued_seconds=0.5,
+    hold="dist_end_together",
+    log_lines=20,
+    lines_per_second=0.0,
+)
 #: A deferred run to crash and deploy under: 1,200 lines over 60 s.
 LONG = JobScript(
     name="dist-long", queued_seconds=1.0, log_lines=1200, lines_per_second=20.0, batch_size=4
@@ -67,6 +76,15 @@ LONG = JobScript(
 #: Blocking runs whose worker dies: long enough to outlive Airflow's detection and the retry.
 LONGER = dataclasses.replace(LONG, name="dist-longer", log_lines=2400)
 _RUN_LOG_LINE = re.compile(r"(?P<job>[A-Za-z0-9_.-]+): run-log line (?P<n>\d+)")
+#: A Celery worker's record that it took a task instance's workload (the workload's repr holds the
+#: task instance's id), and Celery's own record of how long that task ran.
+_WORKLOAD_TAKEN = re.compile(
+    r"\[(?P<celery>[0-9a-f-]{36})\] Executing workload in Celery: .*?"
+    r"\bti=\w+\(id=UUID\('(?P<ti>[0-9a-f-]{36})'\)"
+)
+_WORKLOAD_ENDED = re.compile(
+    r"Task execute_workload\[(?P<celery>[0-9a-f-]{36})\] \w+ in (?P<seconds>[0-9.e+-]+)s"
+)
 
 
 class Unavailable(Exception):
@@ -540,6 +558,49 @@ def count_lines(bed: Bed, dag_id: str, run_id: str, task_id: str, job_id: str) -
         for name, messages in bed.streams(dag_id, run_id, task_id).items()
     }
     return LineCount(per_stream, expected)
+
+
+def worker_runs(bed: Bed) -> dict[str, list[float]]:
+    """``{task instance id: [seconds of each Celery task that ran it]}`` over every worker's output
+    (see :func:`worker_runs_in`)."""
+    return worker_runs_in(_worker_outputs(bed))
+
+
+def unfinished_worker_runs(bed: Bed, ti_ids: Collection[str]) -> int:
+    """How many runs of these task instances the workers took and have not logged the end of
+    yet (a task instance's ``end_date`` is set before its worker run has ended)."""
+    taken, ended = _worker_records(_worker_outputs(bed))
+    return sum(1 for celery_id, ti in taken.items() if ti in ti_ids and celery_id not in ended)
+
+
+def _worker_outputs(bed: Bed) -> list[str]:
+    return [
+        process.log_path.read_text(errors="replace")
+        for name, process in bed.processes.items()
+        if name.startswith("worker")
+    ]
+
+
+def worker_runs_in(outputs: Iterable[str]) -> dict[str, list[float]]:
+    """``{task instance id: [seconds of each Celery task that ran it]}`` from Celery workers'
+    output: how long each run held a worker slot, by Celery's own count (start-up, the task
+    process, its end). A run still going, or one whose end Celery did not log, is left out."""
+    taken, ended = _worker_records(outputs)
+    runs: dict[str, list[float]] = {}
+    for celery_id, ti_id in taken.items():
+        if celery_id in ended:
+            runs.setdefault(ti_id, []).append(ended[celery_id])
+    return runs
+
+
+def _worker_records(outputs: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """``({celery task id: task instance id}, {celery task id: seconds it ran})``."""
+    taken: dict[str, str] = {}
+    ended: dict[str, float] = {}
+    for text in outputs:
+        taken.update((m["celery"], m["ti"]) for m in _WORKLOAD_TAKEN.finditer(text))
+        ended.update((m["celery"], float(m["seconds"])) for m in _WORKLOAD_ENDED.finditer(text))
+    return taken, ended
 
 
 def jobs_of(bed: Bed, dag_id: str, task_id: str) -> list[str]:

@@ -24,6 +24,7 @@ from distributed_bed import (
     LONGER,
     STALL,
     TASK_INSTANCE_HEARTBEAT_TIMEOUT_SECONDS,
+    TERMINAL_TI_STATES,
     Bed,
     LineCount,
     Process,
@@ -31,7 +32,9 @@ from distributed_bed import (
     jobs_of,
     run_log_lines_in,
     socket_use,
+    unfinished_worker_runs,
     wait_for,
+    worker_runs,
 )
 
 from airflow_insight.emulator import Entry
@@ -505,3 +508,89 @@ def test_case7_restart_the_scheduler_mid_run(bed: Bed) -> None:
         job = only_job(bed, dag_id, task)
         assert not deletes_of(bed, [job]), f"{task}: job {job} was cancelled"
         assert_exactly_once(count_lines(bed, dag_id, run_id, task, job), task)
+
+
+# ---------------------------------------------------------------------------------- case 8
+
+
+def mapped_instances(bed: Bed, dag_id: str, run_id: str) -> dict[int, tuple[Any, ...]]:
+    """``{map index: (state, end_date, task instance id)}`` of a run's mapped task instances."""
+    rows = bed.postgres.query(
+        "SELECT map_index, state, end_date, id FROM task_instance"
+        " WHERE dag_id = %s AND run_id = %s AND map_index >= 0",
+        dag_id,
+        run_id,
+    )
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_case8_a_mapped_task_whose_jobs_end_together(bed: Bed) -> None:
+    """Six maps of a deferrable task, their jobs held until every map is deferred and followed,
+    then ended within milliseconds: every map succeeds with its job's result dict as XCom."""
+    dag_id, maps = "dist_end_together", 6
+    run_id = bed.trigger_run(dag_id)
+
+    def held() -> bool:
+        instances = mapped_instances(bed, dag_id, run_id)
+        jobs = set(jobs_of(bed, dag_id, "solve"))
+        subscribed = {e.compute_job_id for e in bed.emulator.record.of_kind("subscribe")}
+        deferred = [i for i in instances.values() if i[0] == "deferred"]
+        return len(deferred) == maps and len(jobs) == maps and jobs <= subscribed
+
+    wait_for("every map to be deferred and its job followed", held, RUN_TIMEOUT, 1)
+    bed.emulator.open_gate("dist_end_together")
+    wait_for(
+        "every map to end",
+        lambda: all(
+            i[0] in TERMINAL_TI_STATES for i in mapped_instances(bed, dag_id, run_id).values()
+        ),
+        RUN_TIMEOUT,
+        1,
+    )
+    ti_ids = {str(i[2]) for i in mapped_instances(bed, dag_id, run_id).values()}
+    wait_for("the workers' runs to end", lambda: not unfinished_worker_runs(bed, ti_ids), 120, 1)
+    instances = mapped_instances(bed, dag_id, run_id)
+    jobs = jobs_of(bed, dag_id, "solve")
+    completed = {
+        e.compute_job_id: e.at + (time.time() - time.monotonic())
+        for e in bed.emulator.record.of_kind("job_status")
+        if e.data.get("status") == "COMPLETED"
+    }
+    xcoms = dict(
+        bed.postgres.query(
+            "SELECT map_index, value FROM xcom WHERE dag_id = %s AND run_id = %s"
+            " AND task_id = 'solve' AND key = 'return_value'",
+            dag_id,
+            run_id,
+        )
+    )
+    runs = worker_runs(bed)
+    lines = []
+    for index, (state, end_date, ti_id) in sorted(instances.items()):
+        value = xcoms.get(index)
+        job = value.get("compute_job_id") if isinstance(value, dict) else None
+        latency = (
+            f"{end_date.timestamp() - completed[job]:.3f} s"
+            if job in completed and end_date
+            else "?"
+        )
+        seconds = runs.get(str(ti_id), [])
+        lines.append(
+            f"map {index}: {state}, job {job}, end_date {latency} after COMPLETED;"
+            f" {len(seconds)} worker run(s), {sum(seconds):.1f} slot-seconds"
+        )
+    ends = [completed[job] for job in jobs if job in completed]
+    if ends:
+        lines.append(f"the {len(ends)} jobs ended within {1000 * (max(ends) - min(ends)):.0f} ms")
+    report("case 8: a mapped task whose jobs end together", lines)
+
+    assert {index: i[0] for index, i in instances.items()} == dict.fromkeys(range(maps), "success")
+    assert len(jobs) == maps, f"{len(jobs)} jobs on the server for {maps} maps: {jobs}"
+    for index in range(maps):
+        value = xcoms.get(index)
+        assert isinstance(value, dict), (
+            f"map {index}: return_value is {type(value).__name__}: {value!r}"
+        )
+        assert value["status"] == "COMPLETED" and value["model_status"] == "OK", value
+        assert value["result_url"] and value["run_log_url"], value
+    assert sorted(x["compute_job_id"] for x in xcoms.values()) == sorted(jobs)

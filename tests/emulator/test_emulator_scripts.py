@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import io
 import json
+import time
 import zipfile
 from typing import Any
 
@@ -111,6 +112,28 @@ def test_later_rules_win_and_pre_executing_statuses(emulator: Emulator, token: s
     ]
     connecting = messages[1]["messagePayload"]
     assert connecting["runLogUrl"]  # set once the job left QUEUED
+
+
+def test_held_jobs_stay_queued_until_their_gate_opens_then_end_together(
+    emulator: Emulator, token: str
+) -> None:
+    held = JobScript(queued_seconds=0.01, hold="batch", log_lines=3, lines_per_second=0)
+    emulator.add_script("held-*", held)
+    for n in range(3):
+        submit(emulator, token, job_request(f"held-{n}"))
+    time.sleep(0.5)  # far beyond queued_seconds: only the gate keeps them QUEUED
+    assert {(emulator.job(f"held-{n}") or {}).get("status") for n in range(3)} == {"QUEUED"}
+    emulator.open_gate("batch")
+    ended = [emulator.wait_for_status(f"held-{n}", {"COMPLETED"}) for n in range(3)]
+    assert all(document["modelStatus"] == "OK" for document in ended)
+    completed = [
+        e.at for e in emulator.record.of_kind("job_status") if e.data.get("status") == "COMPLETED"
+    ]
+    opened = emulator.record.of_kind("gate_opened")
+    assert len(completed) == 3 and [e.data for e in opened] == [{"gate": "batch"}]
+    assert min(completed) >= opened[0].at
+    submit(emulator, token, job_request("held-late"))  # an open gate holds nobody
+    emulator.wait_for_status("held-late", {"COMPLETED"})
 
 
 def test_line_template_and_canned_lines() -> None:

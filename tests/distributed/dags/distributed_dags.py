@@ -9,6 +9,7 @@ the provider is wrong, as a second job on the server), not as a plain failure.
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from airflow.sdk import dag
 
@@ -28,15 +29,18 @@ CASES: dict[str, list[tuple[str, bool]]] = {
 }
 
 
+#: Every DAG's arguments but its id.
+DAG_ARGUMENTS: dict[str, Any] = {
+    "schedule": None,
+    "start_date": datetime.datetime(2026, 1, 1),
+    "catchup": False,
+    "max_active_tasks": 64,
+    "default_args": {"retries": 2, "retry_delay": datetime.timedelta(seconds=3)},
+}
+
+
 def _build(dag_id: str, tasks: list[tuple[str, bool]]) -> object:
-    @dag(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime.datetime(2026, 1, 1),
-        catchup=False,
-        max_active_tasks=64,
-        default_args={"retries": 2, "retry_delay": datetime.timedelta(seconds=3)},
-    )
+    @dag(dag_id=dag_id, **DAG_ARGUMENTS)
     def _dag() -> None:
         for task_id, deferrable in tasks:
             InsightJobOperator(
@@ -48,5 +52,18 @@ def _build(dag_id: str, tasks: list[tuple[str, bool]]) -> object:
     return _dag()
 
 
+#: The maps of ``dist_end_together``'s one mapped task.
+TOGETHER_MAPS = 6
+
+
+@dag(dag_id="dist_end_together", **DAG_ARGUMENTS)
+def dist_end_together() -> None:
+    """One mapped deferrable task: the emulator holds its jobs and ends them together."""
+    InsightJobOperator.partial(
+        task_id="solve", deferrable=True, execution_timeout=datetime.timedelta(minutes=20)
+    ).expand(job_request=[{"computeJobType": "SOLVER"}] * TOGETHER_MAPS)
+
+
 for _dag_id, _tasks in CASES.items():
     globals()[_dag_id] = _build(_dag_id, _tasks)
+globals()["dist_end_together"] = dist_end_together()
