@@ -188,21 +188,12 @@ async def set_xcom(
     from airflow.sdk.execution_time.comms import SetXCom
     from airflow.sdk.execution_time.xcom import XCom
 
-    stored = await asyncio.to_thread(
-        XCom.serialize_value,
-        value=value,
-        key=key,
-        task_id=ref.task_id,
-        dag_id=ref.dag_id,
-        run_id=ref.run_id,
-        map_index=ref.map_index,
-    )
-    message = SetXCom(
-        key=key,
-        value=stored,
-        dag_id=ref.dag_id,
-        run_id=ref.run_id,
-        task_id=ref.task_id,
-        map_index=ref.map_index,
-    )
-    await ask(message, timeout)
+    where: dict[str, Any] = {
+        "key": key,
+        "dag_id": ref.dag_id,
+        "run_id": ref.run_id,
+        "task_id": ref.task_id,
+        "map_index": ref.map_index,
+    }
+    stored = await asyncio.to_thread(lambda: XCom.serialize_value(value=value, **where))
+    await ask(SetXCom(value=stored, **where), timeout)

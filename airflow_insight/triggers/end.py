@@ -26,7 +26,7 @@ once more, and a downstream task would read a JSON string instead of the result 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from airflow_insight.exceptions import ConfigurationError, InsightError
@@ -160,13 +160,8 @@ async def _progress_files(
         if not isinstance(url, str) or not url:
             log.warning("Job %s reported no INTSOL incumbent: nothing to download", job_id)
             return
-        try:
-            target = await hook.adownload(settings, job_id, url, plan.solution_path)
-        except (InsightError, OSError) as exc:
-            log.warning("Could not download the incumbent of %s: %s", job_id, exc)
-        else:
-            result["solution_path"] = target
-            log.info("Wrote the latest incumbent of %s to %s", job_id, target)
+        download = hook.adownload(settings, job_id, url, plan.solution_path)
+        await _extra(download, "solution_path", f"the latest incumbent of {job_id}", result, log)
 
 
 async def _picture(
@@ -181,7 +176,7 @@ async def _picture(
 
     from airflow_insight.progress_plot import render_progress_png
 
-    try:
+    async def draw() -> str:
         image = await asyncio.to_thread(
             render_progress_png,
             progress["series"],
@@ -189,12 +184,25 @@ async def _picture(
             target_gap=plan.target_gap,
             stopped_by=progress.get("stopped_by"),
         )
-        written = await awrite_bytes(target, image)
-    except (ConfigurationError, OSError) as exc:
-        log.warning("No solver-progress picture for %s: %s", job_id, exc)
+        return await awrite_bytes(target, image)
+
+    await _extra(
+        draw(), "progress_plot_path", f"the solver-progress picture of {job_id}", result, log
+    )
+
+
+async def _extra(
+    write: Coroutine[Any, Any, str], key: str, what: str, result: dict[str, Any], log: Any
+) -> None:
+    """Write one extra file; its place goes into ``result[key]``. A failure is a warning only,
+    as on the worker: the job's own end decided the task already."""
+    try:
+        written = await write
+    except (ConfigurationError, InsightError, OSError) as exc:
+        log.warning("Could not write %s: %s", what, exc)
     else:
-        result["progress_plot_path"] = written
-        log.info("Wrote the solver-progress picture of %s to %s", job_id, written)
+        result[key] = written
+        log.info("Wrote %s to %s", what, written)
 
 
 async def after_the_end(
