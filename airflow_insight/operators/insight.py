@@ -386,13 +386,13 @@ class InsightJobOperator(BaseOperator):
         job_id = decision.job_id
         if not self.wait_for_termination or self.deferrable:
             document = self._submit_unfollowed(decision, payload)
-            url = self._push_link(context, job_id, document)
+            self._push_link(context, job_id, document)
             if not self.wait_for_termination:
                 return self.hook.job_result(JobOutcome.from_job_document(job_id, document))
             if isinstance(decision, Reattach):
                 # Said as in blocking mode: the task log shows which job a retry went back to.
                 self.log.info("Re-attaching to Insight compute job %s", job_id)
-            self._defer(context, job_id, url)
+            self._defer(context, job_id)
         return self._follow_blocking(context, decision, payload)
 
     def _follow_blocking(self, context: Context, decision: Decision, payload: bytes | None) -> Any:
@@ -688,16 +688,15 @@ class InsightJobOperator(BaseOperator):
         self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document
 
-    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> str:
-        """Push the job id and the extra link's URL; the URL."""
+    def _push_link(self, context: Context, job_id: str, document: Mapping[str, Any] | None) -> None:
+        """Push the job id and the extra link's URL."""
         settings = self.settings
         ui_base = settings.ui_base_url or settings.base_url
         url = job_ui_url(ui_base, job_id, document)
         context["ti"].xcom_push(key=JOB_ID_XCOM_KEY, value=job_id)
         context["ti"].xcom_push(key=INSIGHT_JOB_URL_XCOM_KEY, value=url)
-        return url
 
-    def _defer(self, context: Context, job_id: str, url: str) -> None:
+    def _defer(self, context: Context, job_id: str) -> None:
         from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
 
         ti = context["ti"]
@@ -709,13 +708,13 @@ class InsightJobOperator(BaseOperator):
             end_by=end_by_for(getattr(ti, "start_date", None), self.execution_timeout),
             unreachable_limit_seconds=self.unreachable_limit_seconds,
             progress=None if self._progress is None else self._progress.to_json(),
-            end=self._end_plan(job_id, url),
+            end=self._end_plan(),
         )
         self._active_job_id = None  # from now on the trigger owns the job
         # No defer timeout: the trigger enforces end_by itself and cancels the job then.
         self.defer(trigger=InsightJobTrigger(**kwargs), method_name="execute_complete")
 
-    def _end_plan(self, job_id: str, url: str) -> dict[str, Any] | None:
+    def _end_plan(self) -> dict[str, Any] | None:
         """What the trigger needs to end a successful task itself, or None: a worker resumes it
         (``resume_on_worker``; the reason is logged)."""
         from airflow_insight.triggers.end import EndPlan, resume_reason, worker_needed
@@ -730,8 +729,9 @@ class InsightJobOperator(BaseOperator):
         if why is not None:
             self.log.info("The task resumes on a worker when the job ends: %s", why)
             return None
+        # No XComs in the plan: the job id and the link were pushed before deferring, and Airflow
+        # clears a task's XComs only when a new try starts, never for a task its trigger ends.
         return EndPlan(
-            xcoms={JOB_ID_XCOM_KEY: job_id, INSIGHT_JOB_URL_XCOM_KEY: url},
             results_path=self.results_path,
             solution_path=self.solution_path,
             progress_plot_path=self.progress_plot_path,

@@ -333,7 +333,7 @@ class InsightJobTrigger(BaseTrigger):
             return None
         if xcoms is None:
             return None  # The job failed: the worker raises it (retries, callbacks as ever).
-        if not await self._pushed(ref, xcoms):
+        if not await self._pushed(ref, xcoms, "a worker resumes it to end it"):
             return None
         await after_the_end(self._hook, settings, plan, job_id, self.log)
         self.log.info(
@@ -341,17 +341,18 @@ class InsightJobTrigger(BaseTrigger):
         )
         return task_success_event()
 
-    async def _pushed(self, ref: TaskInstanceRef, xcoms: Mapping[str, Any]) -> bool:
-        """Push the task's XComs as its worker would; False (logged) when that failed."""
+    async def _pushed(self, ref: TaskInstanceRef, xcoms: Mapping[str, Any], fallback: str) -> bool:
+        """Push the task's XComs as its worker would; False when that failed, logged with
+        ``fallback`` (what happens instead)."""
         try:
             for key, value in xcoms.items():
                 await supervisor.set_xcom(ref, key, value)
         except (SupervisorUnavailable, TypeError, ValueError, OSError) as exc:  # or the backend's
             self.log.warning(
-                "Could not push the XComs of Insight compute job %s's task (%s): a worker"
-                " resumes it to end it",
+                "Could not push the XComs of Insight compute job %s's task (%s): %s",
                 self.compute_job_id,
                 exc,
+                fallback,
             )
             return False
         return True

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from airflow_insight.compat import features
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, job_ui_url
 from airflow_insight.protocol.progress import ProgressOptions
@@ -171,12 +172,12 @@ class InsightJobStartTrigger(InsightJobTrigger):
         )
         if isinstance(decision, Submit):
             watch = await self._submit(settings, decision.job_id)
-            self._plan_the_end(settings)
+            await self._job_chosen(settings)
             return watch
         assert isinstance(decision, Reattach)  # choose_started_job never reuses
         self._set_job(decision.job_id)
         self._document = decision.document
-        self._plan_the_end(settings)
+        await self._job_chosen(settings)
         self.log.info("Re-attaching to Insight compute job %s from the triggerer", decision.job_id)
         return await super()._start_watch(settings)
 
@@ -199,8 +200,25 @@ class InsightJobStartTrigger(InsightJobTrigger):
         self.compute_job_id = job_id
         self._mark = Watermark(job_id, 0, -1)
 
-    def _plan_the_end(self, settings: ConnectionSettings) -> None:
-        """The plan the task ends with here: the DAG file's, with this job's XComs and the
+    async def _job_chosen(self, settings: ConnectionSettings) -> None:
+        """Push the job id and the link now, as a worker pushes them before deferring (the link
+        works while the job runs, and the end has one request less per XCom), then plan the
+        end; XComs that could not be pushed now go into the plan, pushed at the end."""
+        url = job_ui_url(
+            settings.ui_base_url or settings.base_url, self.compute_job_id, self._document
+        )
+        xcoms = {JOB_ID_XCOM_KEY: self.compute_job_id, INSIGHT_JOB_URL_XCOM_KEY: url}
+        ref = self.ti_ref
+        if (
+            ref is not None
+            and features.end_in_triggerer().on
+            and await self._pushed(ref, xcoms, "pushed when the task ends")
+        ):
+            xcoms = {}
+        self._plan_the_end(xcoms)
+
+    def _plan_the_end(self, xcoms: Mapping[str, Any]) -> None:
+        """The plan the task ends with here: the DAG file's, with the XComs still to push and the
         rendered paths; none (a worker ends it) when a rendered path is a local one."""
         if self.end_plan is None:
             return
@@ -213,12 +231,10 @@ class InsightJobStartTrigger(InsightJobTrigger):
         if why is not None:
             self.log.info("The task resumes on a worker when the job ends: %s", why)
             return
-        job_id = self.compute_job_id
-        url = job_ui_url(settings.ui_base_url or settings.base_url, job_id, self._document)
         plan = EndPlan.from_json(self.end_plan)
         self.end = dataclasses.replace(
             plan,
-            xcoms={JOB_ID_XCOM_KEY: job_id, INSIGHT_JOB_URL_XCOM_KEY: url},
+            xcoms=dict(xcoms),
             results_path=self.results_path,
             solution_path=self.solution_path,
             progress_plot_path=self.progress_plot_path,

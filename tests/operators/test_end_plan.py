@@ -9,12 +9,11 @@ import pytest
 from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.triggers.end import EndPlan, worker_needed
 
-URL = "http://ui.example/jobs/j-1"
 
 
 def _plan(**arguments: Any) -> dict[str, Any] | None:
     operator = InsightJobOperator(task_id="solve", deferrable=True, **arguments)
-    return operator._end_plan("j-1", URL)
+    return operator._end_plan()
 
 
 def test_with_nothing_for_a_worker_the_trigger_gets_the_whole_end() -> None:
@@ -27,8 +26,8 @@ def test_with_nothing_for_a_worker_the_trigger_gets_the_whole_end() -> None:
         on_finish="delete",
     )
     assert plan is not None
+    # The job id and the link were pushed before deferring: the plan pushes no XCom of its own.
     assert EndPlan.from_json(plan) == EndPlan(
-        xcoms={"compute_job_id": "j-1", "insight_job_url": URL},
         results_path="s3://aws_default@bucket/results.zip",
         solution_path="gs://bucket/incumbent.sol",
         progress_plot_path="file:///shared/plot.png",
@@ -36,7 +35,7 @@ def test_with_nothing_for_a_worker_the_trigger_gets_the_whole_end() -> None:
         target_gap=0.02,
         delete=True,
     )
-    assert _plan() == EndPlan(xcoms={"compute_job_id": "j-1", "insight_job_url": URL}).to_json()
+    assert _plan() == EndPlan().to_json()
 
 
 @pytest.mark.parametrize(
@@ -66,7 +65,7 @@ def test_a_subclass_with_its_own_execute_complete_resumes_on_a_worker() -> None:
         def execute_complete(self, context: Any, event: Any) -> Any:
             return {"mine": super().execute_complete(context, event)}
 
-    assert Mine(task_id="solve", deferrable=True)._end_plan("j-1", URL) is None
+    assert Mine(task_id="solve", deferrable=True)._end_plan() is None
 
 
 def test_the_reason_names_the_local_path_and_what_to_give_instead() -> None:

@@ -44,7 +44,7 @@ def _stored(context: Any) -> Any:
 class RecordingOperator(InsightJobOperator):
     """Records the task state store, its job-id XCom and the trigger kwargs when deferring."""
 
-    def _defer(self, context: Any, job_id: str, url: str) -> None:
+    def _defer(self, context: Any, job_id: str) -> None:
         ti = context["ti"]
         seen: dict[str, Any] = {
             "job_id": job_id,
@@ -60,7 +60,7 @@ class RecordingOperator(InsightJobOperator):
             real_defer(**kwargs)
 
         self.defer = defer  # type: ignore[method-assign]
-        super()._defer(context, job_id, url)
+        super()._defer(context, job_id)
 
 
 with _dag("td_success") as td_success:
