@@ -594,3 +594,11 @@ def test_case8_a_mapped_task_whose_jobs_end_together(bed: Bed) -> None:
         assert value["status"] == "COMPLETED" and value["model_status"] == "OK", value
         assert value["result_url"] and value["run_log_url"], value
     assert sorted(x["compute_job_id"] for x in xcoms.values()) == sorted(jobs)
+    # The job id the worker pushed before deferring stays when the triggerer ends the task.
+    pushed = bed.postgres.query(
+        "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s"
+        " AND task_id = 'solve' AND key = 'compute_job_id'",
+        dag_id,
+        run_id,
+    )
+    assert sorted(row[0] for row in pushed) == sorted(jobs)

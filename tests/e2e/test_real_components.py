@@ -59,6 +59,9 @@ FANOUT_TASKS = 4
 #: loaded machine Airflow 3.3's scheduler otherwise takes that process's late exit for the
 #: resumed try's and fails it (seen for the worker resume only).
 END = dataclasses.replace(QUICK, name="e2e-end", queued_seconds=10.0)
+#: A mapped deferrable task's jobs, held until every map is deferred, then ended together.
+MAPPED = dataclasses.replace(QUICK, name="e2e-mapped", hold="e2e_mapped")
+MAPPED_TASKS = 3
 #: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
 BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
 #: The run-log logger in a trigger log: the shared short name, or the trigger's older own name.
@@ -160,7 +163,17 @@ for name, callback in (("e2e_end", None), ("e2e_end_worker", _note_success)):
 
         seen(solve.output)
     globals()[name] = _end()
-""".replace("FANOUT_TASKS", str(FANOUT_TASKS))
+
+# Mapped: starts on a worker on every line (start_from_trigger is the class's, not a map's),
+# ends in the triggerer where Airflow can.
+@dag(dag_id="e2e_mapped", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False)
+def _mapped():
+    InsightJobOperator.partial(
+        task_id="solve", deferrable=True, silence_limit_seconds=5.0,
+        execution_timeout=datetime.timedelta(minutes=5),
+    ).expand(job_request=[{"computeJobType": "SOLVER"}] * MAPPED_TASKS)
+e2e_mapped = _mapped()
+""".replace("FANOUT_TASKS", str(FANOUT_TASKS)).replace("MAPPED_TASKS", str(MAPPED_TASKS))
 
 
 def _supervisor_forwards_sigterm() -> bool:
@@ -219,6 +232,7 @@ def airflow(
     emulator.add_script("e2e_start*", QUICK)
     emulator.add_script("e2e_block*", BLOCKING)
     emulator.add_script("e2e_end*", END)
+    emulator.add_script("e2e_mapped*", MAPPED)
     home = tmp_path_factory.mktemp("e2e") / "airflow"
     (home / "dags").mkdir(parents=True)
     (home / "pids").mkdir()
@@ -768,3 +782,73 @@ def test_a_successful_deferred_task_ends_in_the_triggerer_with_the_workers_xcoms
     callback = home / "pids" / "success.e2e_end_worker"
     _wait("the success callback", callback.exists, 120)
     assert callback.read_text() == worker_run_id
+
+
+def _maps(api: str, headers: dict[str, str], dag_id: str, run_id: str) -> dict[int, Any]:
+    """``{map index: task instance}`` of the run's mapped ``solve``, as the REST API gives them."""
+    url = f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve/listMapped"
+    found = requests.get(url, headers=headers, timeout=10).json().get("task_instances", [])
+    return {ti["map_index"]: ti for ti in found}
+
+
+def _map_xcom(
+    api: str, headers: dict[str, str], dag_id: str, run_id: str, index: int, key: str
+) -> Any:
+    url = (
+        f"{api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/solve/xcomEntries/{key}"
+        f"?map_index={index}"
+    )
+    response = requests.get(url, headers=headers, timeout=10)
+    response.raise_for_status()
+    return response.json()["value"]
+
+
+def test_a_mapped_deferred_task_whose_jobs_end_together_ends_with_its_xcoms(
+    airflow: tuple[Emulator, str, dict[str, str], Path],
+) -> None:
+    """Every map is deferred and followed before the emulator ends all their jobs at once; each
+    map succeeds with its job's result dict, job id and link as XComs (the link and the id were
+    pushed by the worker before deferring and stay when the triggerer ends the task)."""
+    from datetime import datetime
+
+    emulator, api, headers, home = airflow
+    dag_id = "e2e_mapped"
+    run_id = _trigger_run(api, headers, dag_id)
+
+    def held() -> bool:
+        maps = _maps(api, headers, dag_id, run_id)
+        followed = {e.compute_job_id for e in emulator.record.of_kind("subscribe")}
+        jobs = {derive_job_id(dag_id, run_id, "solve", index, 1) for index in maps}
+        deferred = [ti for ti in maps.values() if ti["state"] == "deferred"]
+        return len(deferred) == MAPPED_TASKS and jobs <= followed
+
+    _wait("every map to be deferred and its job followed", held, 180)
+    emulator.open_gate("e2e_mapped")
+
+    def ended() -> dict[int, Any] | None:
+        maps = _maps(api, headers, dag_id, run_id)
+        done = all(ti["state"] in ("success", "failed") for ti in maps.values())
+        return maps if done and len(maps) == MAPPED_TASKS else None
+
+    maps = _wait("every map to end", ended, 180)
+    lines = []
+    for index, ti in sorted(maps.items()):
+        job_id = derive_job_id(dag_id, run_id, "solve", index, 1)
+        assert ti["state"] == "success", _task_log(home, dag_id)[-3000:]
+        result = _map_xcom(api, headers, dag_id, run_id, index, "return_value")
+        assert isinstance(result, dict), result
+        assert result["compute_job_id"] == job_id and result["status"] == "COMPLETED", result
+        assert _map_xcom(api, headers, dag_id, run_id, index, "compute_job_id") == job_id
+        link = _map_xcom(api, headers, dag_id, run_id, index, "insight_job_url")
+        assert link.startswith(emulator.base_url), link
+        completed = next(
+            e.at
+            for e in emulator.record.of_kind("job_status")
+            if e.compute_job_id == job_id and e.data["status"] == "COMPLETED"
+        )
+        completed_wall = time.time() - (time.monotonic() - completed)
+        latency = datetime.fromisoformat(ti["end_date"]).timestamp() - completed_wall
+        lines.append(f"map {index}: job {job_id}, COMPLETED to task end_date {latency:.2f} s")
+    if features.end_in_triggerer().on:
+        assert "the task ends here, in the triggerer" in _trigger_log(home, dag_id, "solve")
+    print(f"\n--- e2e_mapped on Airflow {airflow_version()} ---\n" + "\n".join(lines))
