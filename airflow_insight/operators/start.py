@@ -3,7 +3,7 @@ triggerer, and the ``StartTriggerArgs`` that make Airflow start it there.
 
 Decided once, when the DAG file builds the operator: Airflow serializes ``start_from_trigger`` and
 ``start_trigger_args`` with the DAG, and the scheduler defers the task from them without running
-any of our code. Where the start cannot move, the task starts on a worker as before; the reasons
+any of our code. Where the start cannot move, the task starts on a worker, submits and defers; the reasons
 (read in Airflow's source, see ``docs/design.md``):
 
 * feature ``start in triggerer`` off (the scheduler or the triggerer of this Airflow lacks it);

@@ -9,7 +9,7 @@ draw the progress picture, delete the job) and ends the task with Airflow's ``Ta
 whose XComs are the ones the worker would push: ``return_value`` (the same dict) and the plan's
 own (the job id and the extra link's URL).
 
-Anything else goes back to the worker as before, with the usual event: a failed, cancelled or
+Anything else goes back to the worker with the usual event: a failed, cancelled or
 model-failed job (so retries, ``AirflowFailException`` and failure callbacks behave as ever; a
 ``TaskFailedEvent`` would fail the task without the exception's message and, before Airflow 3.3,
 without retries, see ``docs/design.md``), a timeout, an error, an Airflow line without end events
