@@ -308,6 +308,9 @@ class InsightJobOperator(BaseOperator):
             job_id=self.job_id,
             job_request=self.job_request,
             execute_overridden=type(self).execute is not InsightJobOperator.execute,
+            start_hooks=bool(getattr(self, "on_execute_callback", None))
+            or bool(getattr(self, "_pre_execute_hook", None))
+            or type(self).pre_execute is not InsightJobOperator.pre_execute,
         )
         if self.start_in_triggerer_off is not None:
             return

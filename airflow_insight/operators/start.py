@@ -3,14 +3,15 @@ triggerer, and the ``StartTriggerArgs`` that make Airflow start it there.
 
 Decided once, when the DAG file builds the operator: Airflow serializes ``start_from_trigger`` and
 ``start_trigger_args`` with the DAG, and the scheduler defers the task from them without running
-any of our code. Where the start cannot move, the task starts on a worker, submits and defers; the reasons
-(read in Airflow's source, see ``docs/design.md``):
+any of our code. Where the start cannot move, the task starts on a worker, submits and defers;
+the reasons (read in Airflow's source, see ``docs/design.md``):
 
 * feature ``start in triggerer`` off (the scheduler or the triggerer of this Airflow lacks it);
 * not deferrable, or ``wait_for_termination=False`` (there is nothing to follow);
 * a local ``payload`` path: it names a file on a worker's disk, not the triggerer's (an
   object-storage URL is read by the trigger);
-* a subclass that overrides ``execute`` (the start in the triggerer never calls it);
+* a subclass that overrides ``execute`` (the start in the triggerer never calls it), or an
+  ``on_execute_callback`` or ``pre_execute`` (Airflow runs them only where a worker starts a task);
 * a fixed ``job_id``: a trigger rebuilt on another triggerer could not tell its own finished job
   from an earlier run's, which it would delete and submit again;
 * a ``job_request`` that is not plain JSON (an ``XComArg``, say): the trigger kwargs are stored as
@@ -43,6 +44,7 @@ def why_not_in_triggerer(
     job_id: str | None,
     job_request: Mapping[str, Any] | None,
     execute_overridden: bool = False,
+    start_hooks: bool = False,
 ) -> str | None:
     """Why the task cannot start in the triggerer (None: it can)."""
     feature = features.start_in_triggerer()
@@ -56,6 +58,8 @@ def why_not_in_triggerer(
         return "a fixed job_id"
     if execute_overridden:
         return "a subclass overrides execute, which a start in the triggerer would skip"
+    if start_hooks:
+        return "an on_execute_callback or pre_execute runs only where a worker starts the task"
     try:
         json.dumps(job_request)
     except (TypeError, ValueError):

@@ -10,7 +10,6 @@ from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.triggers.end import EndPlan, worker_needed
 
 
-
 def _plan(**arguments: Any) -> dict[str, Any] | None:
     operator = InsightJobOperator(task_id="solve", deferrable=True, **arguments)
     return operator._end_plan()

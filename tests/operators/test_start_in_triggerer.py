@@ -72,6 +72,8 @@ def test_a_deferrable_task_without_payload_starts_in_the_triggerer_and_is_serial
         ({"deferrable": True, "payload": "/data/model.zip"}, "local payload path"),
         ({"deferrable": True, "job_id": "fixed-1"}, "fixed job_id"),
         ({"deferrable": True, "job_request": {"x": object()}}, "not plain JSON"),
+        ({"deferrable": True, "on_execute_callback": lambda context: None}, "on_execute_callback"),
+        ({"deferrable": True, "pre_execute": lambda context: None}, "pre_execute"),
     ],
 )
 def test_what_cannot_start_in_the_triggerer_starts_on_a_worker(
