@@ -162,6 +162,8 @@ class Sample:
     client_cpu_seconds: float
     emulator_rss_mb: float
     jobs_ended: int
+    #: The machine's one-minute load average: other work shows up in every figure.
+    load_1m: float = 0.0
 
     @classmethod
     def take(
@@ -176,6 +178,7 @@ class Sample:
             client_cpu_seconds=round(times.user + times.system, 2),
             emulator_rss_mb=round(emulator.memory_info().rss / 2**20, 2),
             jobs_ended=ended,
+            load_1m=round(os.getloadavg()[0], 2),
         )
 
 
@@ -464,12 +467,12 @@ def render(figures: dict[str, Any]) -> str:
         f"cpu per job {figures['cpu_seconds_per_job']} s"
         f"  fd growth {figures['client_fd_growth']}  correct {figures['correct']}",
         f"load {figures['load_average_start']} -> {figures['load_average_end']}",
-        "   at_s  client_rss_mb  client_fds  emulator_rss_mb  jobs_ended",
+        "   at_s  client_rss_mb  client_fds  emulator_rss_mb  jobs_ended  load_1m",
     ]
     for row in figures["milestones"]:
         lines.append(
             f"{row['at_seconds']:7.0f}  {row['client_rss_mb']:13.1f}  {row['client_fds']:10d}"
-            f"  {row['emulator_rss_mb']:15.1f}  {row['jobs_ended']:10d}"
+            f"  {row['emulator_rss_mb']:15.1f}  {row['jobs_ended']:10d}  {row['load_1m']:7.1f}"
         )
     for name, slopes in figures["slopes_per_hour"].items():
         lines.append(f"slope per hour {name}: {slopes}")

@@ -146,6 +146,15 @@ def _submit(rest: InsightRestClient, job_id: str) -> str | None:
 
 
 async def _follow(job_id: str, reporter: Reporter) -> None:
+    """Follow one job; whatever escapes the trigger is that job's (wrong) end, not the soak's."""
+    try:
+        status, rest_lines = await _trigger_to_its_end(job_id)
+    except Exception as exc:
+        status, rest_lines = f"raised {type(exc).__name__}: {exc}", []
+    reporter.job_ended(job_id, "deferred", status, rest_lines)
+
+
+async def _trigger_to_its_end(job_id: str) -> tuple[str, list[str]]:
     """``InsightJobTrigger.run()`` to its one event, then what ``execute_complete`` reads."""
     from airflow_insight.hooks.insight import InsightHook
     from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
@@ -165,7 +174,7 @@ async def _follow(job_id: str, reporter: Reporter) -> None:
         )
     else:
         status = f"{payload.get('kind')}: {payload.get('message', '')}"
-    reporter.job_ended(job_id, "deferred", status, rest_lines)
+    return status, rest_lines
 
 
 async def _stream(
