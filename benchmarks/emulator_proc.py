@@ -90,17 +90,19 @@ def _handle(emulator: Any, process: Any, command: dict[str, Any]) -> dict[str, A
     if op == "requests":
         counts: dict[str, int] = {}
         since = float(command.get("since", 0.0))
+        until = float(command.get("until", "inf"))
         for entry in emulator.record.of_kind("http_request"):
-            if entry.at >= since:
+            if since <= entry.at < until:
                 key = f"{entry.data['method']} {_path_kind(entry.data['path'])}"
                 counts[key] = counts.get(key, 0) + 1
         return {"counts": counts}
     if op == "frames":
         since = float(command.get("since", 0.0))
+        until = float(command.get("until", "inf"))
         kinds = ("ping", "pong", "ws_received", "update_token", "ws_open", "ws_close")
         return {
             "counts": {
-                kind: sum(1 for e in emulator.record.of_kind(kind) if e.at >= since)
+                kind: sum(1 for e in emulator.record.of_kind(kind) if since <= e.at < until)
                 for kind in kinds
             }
         }
@@ -132,6 +134,13 @@ def _handle(emulator: Any, process: Any, command: dict[str, Any]) -> dict[str, A
             "cpu_seconds": times_.user + times_.system,
             "rss_mb": process.memory_info().rss / 2**20,
         }
+    if op == "run_log":
+        return {"lines": emulator.run_log(command["job_id"])}
+    if op == "drop_sockets":
+        return {"dropped": emulator.drop_sockets()}
+    if op == "restart":
+        emulator.restart(float(command.get("down_seconds", 1.0)))
+        return {"ok": True}
     if op == "clear":
         emulator.record.clear()
         return {"ok": True}

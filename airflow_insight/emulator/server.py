@@ -227,19 +227,22 @@ class Emulator:
         finally:
             loop.close()
 
-    async def _listen(self) -> int:
+    async def _listen(self, port: int | None = None) -> int:
         self._runner = web.AppRunner(
             build_app(self.hub), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
         site = web.TCPSite(
-            self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context()
+            self._runner,
+            self.config.host,
+            self.config.port if port is None else port,
+            ssl_context=self._ssl_context(),
         )
         await site.start()
         server = site._server  # aiohttp exposes the bound address only here
         assert isinstance(server, asyncio.Server)
-        port: int = server.sockets[0].getsockname()[1]
-        return port
+        bound: int = server.sockets[0].getsockname()[1]
+        return bound
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.config.tls_cert_path:
@@ -275,6 +278,38 @@ class Emulator:
         await asyncio.gather(*closing, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def restart(self, down_seconds: float = 1.0) -> None:
+        """Restart the server as a crash and a restart would, keeping what its database keeps.
+
+        Every socket is cut (no close frame) and the port stops listening for ``down_seconds``,
+        then listens again on the same port. Jobs (which keep running), tokens, rules and faults
+        survive, as a real server's stored jobs and signed tokens would.
+        """
+        loop = self._loop
+        if loop is None or self._port is None:
+            raise RuntimeError("the emulator is not running")
+        done = asyncio.run_coroutine_threadsafe(self._restart(self._port, down_seconds), loop)
+        done.result(timeout=down_seconds + 30.0)
+
+    async def _restart(self, port: int, down_seconds: float) -> None:
+        self._drop_sockets(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.record.add("restart", {"down_seconds": down_seconds})
+        await asyncio.sleep(down_seconds)
+        await self._listen(port)
+
+    def drop_sockets(self, close_code: int | None = None) -> int:
+        """Drop every open socket now (abort, or close with ``close_code``); how many."""
+        dropped: int = self._call(lambda: self._drop_sockets(close_code))
+        return dropped
+
+    def _drop_sockets(self, close_code: int | None) -> int:
+        connections = list(self.hub.connections.values())
+        for connection in connections:
+            connection.drop(close_code)
+        return len(connections)
 
     def __enter__(self) -> Emulator:
         return self.start()
