@@ -699,6 +699,7 @@ def test_a_deferrable_task_without_payload_starts_in_the_triggerer(
         f" {created.connection_id}; trigger log lines naming the start: ---"
     )
     print("\n".join(line for line in trigger_log.splitlines() if "triggerer" in line))
+    print(f"--- its XComs: return_value {json.dumps(result)}; compute_job_id {job_id} ---")
 
 
 def _ended(
