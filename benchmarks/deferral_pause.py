@@ -86,6 +86,7 @@ def bench_deferral_pause():
             task_id=name,
             job_request={"computeJobType": "SOLVER", "solver": {"problemType": "MIP"}},
             payload=os.environ["BENCH_MODEL"],
+            start_in_triggerer=True,
             solver_progress=True,
             stop_rules=[StopAtGap(float(os.environ["BENCH_GAP"]))],
             deferrable=DEFERRABLE,

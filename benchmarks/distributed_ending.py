@@ -77,7 +77,10 @@ def modes(payload: Path) -> list[Mode]:
     from airflow_insight.operators.insight import InsightJobOperator
 
     has_flag = "resume_on_worker" in inspect.signature(InsightJobOperator.__init__).parameters
-    probe = InsightJobOperator(task_id="probe", deferrable=True)
+    asks = "start_in_triggerer" in inspect.signature(InsightJobOperator.__init__).parameters
+    probe = InsightJobOperator(
+        task_id="probe", deferrable=True, **({"start_in_triggerer": True} if asks else {})
+    )
     starts_in_triggerer = bool(getattr(probe, "start_from_trigger", False))
     local = f"payload={str(payload)!r}"
     no_flag = "the operator has no resume_on_worker argument: the worker resume is its only path"
@@ -91,7 +94,7 @@ def modes(payload: Path) -> list[Mode]:
         Mode(
             "trigger_start",
             "start and end in the triggerer",
-            "",
+            "start_in_triggerer=True" if asks else "",
             None
             if starts_in_triggerer
             else "the operator does not set start_from_trigger for a task without a payload",

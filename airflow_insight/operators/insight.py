@@ -220,6 +220,11 @@ class InsightJobOperator(BaseOperator):
         ``on_success_callback`` (Airflow drops it for a task its trigger ended), or the
         OpenLineage provider (its task events are sent by the worker). True keeps the worker
         resume always.
+    :param start_in_triggerer: deferrable mode, Airflow 3.3 on: start the task in the triggerer
+        (Airflow's ``start_from_trigger``), where its trigger submits the job, so no worker runs
+        any part of a task that also ends there. Needs no payload or an object-storage URL as
+        payload. Default False: Airflow 3.3.2's triggerer can deadlock when many such tasks of
+        one DAG start at once while triggers log heavily (``docs/design.md``).
     """
 
     template_fields: Sequence[str] = (
@@ -254,6 +259,7 @@ class InsightJobOperator(BaseOperator):
         progress_plot_path: str | None = None,
         solution_path: str | None = None,
         resume_on_worker: bool = False,
+        start_in_triggerer: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -286,6 +292,7 @@ class InsightJobOperator(BaseOperator):
         self.progress_plot_path = progress_plot_path
         self.solution_path = solution_path
         self.resume_on_worker = resume_on_worker
+        self.start_in_triggerer = start_in_triggerer
         #: The handler of the job followed in blocking mode (its summary goes into the result).
         self._handler: SolverProgress | None = None
         self._hook: InsightHook | None = None
@@ -302,6 +309,7 @@ class InsightJobOperator(BaseOperator):
         from airflow_insight.operators import start
 
         self.start_in_triggerer_off = start.why_not_in_triggerer(
+            asked=self.start_in_triggerer,
             deferrable=self.deferrable,
             wait_for_termination=self.wait_for_termination,
             payload=self.payload,

@@ -1,10 +1,12 @@
 """Whether a deferrable :class:`~airflow_insight.operators.insight.InsightJobOperator` starts in the
 triggerer, and the ``StartTriggerArgs`` that make Airflow start it there.
 
-Decided once, when the DAG file builds the operator: Airflow serializes ``start_from_trigger`` and
-``start_trigger_args`` with the DAG, and the scheduler defers the task from them without running
-any of our code. Where the start cannot move, the task starts on a worker, submits and defers;
-the reasons (read in Airflow's source, see ``docs/design.md``):
+Only where the operator asks for it (``start_in_triggerer=True``: see ``docs/design.md`` for the
+triggerer deadlock that keeps it opt-in). Decided once, when the DAG file builds the operator:
+Airflow serializes ``start_from_trigger`` and ``start_trigger_args`` with the DAG, and the
+scheduler defers the task from them without running any of our code. Where the start cannot
+move, the task starts on a worker, submits and defers; the reasons (read in Airflow's source, see
+``docs/design.md``):
 
 * feature ``start in triggerer`` off (the scheduler or the triggerer of this Airflow lacks it);
 * not deferrable, or ``wait_for_termination=False`` (there is nothing to follow);
@@ -38,6 +40,7 @@ NEXT_METHOD = "execute_complete"
 
 def why_not_in_triggerer(
     *,
+    asked: bool,
     deferrable: bool,
     wait_for_termination: bool,
     payload: object,
@@ -46,7 +49,11 @@ def why_not_in_triggerer(
     execute_overridden: bool = False,
     start_hooks: bool = False,
 ) -> str | None:
-    """Why the task cannot start in the triggerer (None: it can)."""
+    """Why the task does not start in the triggerer (None: it does)."""
+    if not asked:
+        # Opt-in: on 3.3.2 a triggerer deadlocked with many such tasks of one DAG (its supervisor
+        # blocked sending their serialized DAGs while the trigger runner blocked logging to it).
+        return "start_in_triggerer=False (the default)"
     feature = features.start_in_triggerer()
     if not feature.on:
         return feature.why_off

@@ -125,6 +125,7 @@ for name in ("e2e_quick", "e2e_slow"):
 def _start():
     InsightJobOperator(task_id="solve", deferrable=True, silence_limit_seconds=5.0,
                        job_request={"computeJobType": "{{ 'SOL' ~ 'VER' }}"},
+                       start_in_triggerer=True,
                        execution_timeout=datetime.timedelta(minutes=5))
 e2e_start = _start()
 

@@ -44,6 +44,7 @@ def test_a_deferrable_task_without_payload_starts_in_the_triggerer_and_is_serial
             accepted_model_statuses=["OK"],
             execution_timeout=datetime.timedelta(minutes=5),
             solver_progress=["INTSOL"],
+            start_in_triggerer=True,
         )
     assert operator.start_from_trigger is True
     assert operator.start_in_triggerer_off is None
@@ -79,7 +80,7 @@ def test_a_deferrable_task_without_payload_starts_in_the_triggerer_and_is_serial
 def test_what_cannot_start_in_the_triggerer_starts_on_a_worker(
     arguments: dict[str, Any], why: str
 ) -> None:
-    operator = InsightJobOperator(task_id="solve", **arguments)
+    operator = InsightJobOperator(task_id="solve", start_in_triggerer=True, **arguments)
     assert operator.start_from_trigger is False
     assert operator.start_trigger_args is None
     off = operator.start_in_triggerer_off or ""
@@ -92,25 +93,35 @@ def test_what_cannot_start_in_the_triggerer_starts_on_a_worker(
 @needs_feature
 def test_an_object_storage_payload_is_read_in_the_triggerer() -> None:
     url = "s3://aws_default@bucket/{{ ds }}/model.zip"
-    operator = InsightJobOperator(task_id="solve", deferrable=True, payload=url)
+    operator = InsightJobOperator(
+        task_id="solve", deferrable=True, payload=url, start_in_triggerer=True
+    )
     assert operator.start_from_trigger is True
     args = operator.start_trigger_args
     assert args is not None and (args.trigger_kwargs or {})["payload"] == url
 
 
 def test_a_subclass_that_overrides_execute_starts_on_a_worker() -> None:
-    operator = ExecuteOverridden(task_id="solve", deferrable=True)
+    operator = ExecuteOverridden(task_id="solve", deferrable=True, start_in_triggerer=True)
     assert operator.start_from_trigger is False
     if features.start_in_triggerer().on:
         assert "overrides execute" in (operator.start_in_triggerer_off or "")
 
 
+def test_a_deferrable_task_starts_on_a_worker_unless_asked() -> None:
+    """Opt-in: the default keeps the start on a worker, and says so."""
+    operator = InsightJobOperator(task_id="solve", deferrable=True)
+    assert operator.start_from_trigger is False
+    assert operator.start_trigger_args is None
+    assert operator.start_in_triggerer_off == "start_in_triggerer=False (the default)"
+
+
 def test_mapped_tasks_start_on_a_worker() -> None:
     """Airflow takes a mapped task's ``start_from_trigger`` from the class, never from __init__."""
     with DAG("mapped_dag", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
-        InsightJobOperator.partial(task_id="solve", deferrable=True).expand(
-            job_request=[{"computeJobType": "SOLVER"}, {"computeJobType": "SOLVER"}]
-        )
+        InsightJobOperator.partial(
+            task_id="solve", deferrable=True, start_in_triggerer=True
+        ).expand(job_request=[{"computeJobType": "SOLVER"}, {"computeJobType": "SOLVER"}])
     serialized = _serialized_tasks(dag)["solve"]
     assert not serialized.get("start_from_trigger")
     assert serialized.get("start_trigger_args") is None
@@ -120,6 +131,6 @@ def test_mapped_tasks_start_on_a_worker() -> None:
     features.start_in_triggerer().on, reason="this Airflow starts such a task in the triggerer"
 )
 def test_without_the_feature_a_deferrable_task_starts_on_a_worker() -> None:
-    operator = InsightJobOperator(task_id="solve", deferrable=True)
+    operator = InsightJobOperator(task_id="solve", deferrable=True, start_in_triggerer=True)
     assert operator.start_from_trigger is False
     assert operator.start_in_triggerer_off == features.start_in_triggerer().why_off
