@@ -223,13 +223,16 @@ def test_socket_drop_resubscribes_without_losing_lines(
 
 @pytest.mark.parametrize(
     "emulator_config",
-    [EmulatorConfig(ping_interval_seconds=0.05, token_max_age_cap_seconds=1.2)],
-    ids=["token-cap-1.2s"],
+    [EmulatorConfig(ping_interval_seconds=0.05, token_max_age_cap_seconds=4.5)],
+    ids=["token-cap-4.5s"],
 )
 def test_token_refresh_sends_update_token_on_the_open_socket(
     emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _submit(emulator, "token-1", log_lines=25, lines_per_second=10.0, batch_size=1)
+    # The refresh is due with a third of the token's life left: 1.5 s, room for a loaded
+    # 2-core machine to mint the new token before the old one ends. The job runs 6 s, past
+    # the first token's end.
+    _submit(emulator, "token-1", log_lines=60, lines_per_second=10.0, batch_size=1)
     payload = _only_event(asyncio.run(_collect(_trigger("token-1"))))
     assert outcome_from_event(payload).succeeded()
     assert emulator.record.of_kind("update_token"), "no UPDATE_TOKEN reached the emulator"
