@@ -10,7 +10,7 @@ Public API::
     render_progress_png(series, *, title=None, target_gap=None, stopped_by=None) -> bytes
     picture_layout(series, *, target_gap=None, stopped_by=None) -> PictureLayout  # no matplotlib
 
-``series`` is the JSON form of :class:`~airflow_insight.protocol.progress.ProgressSeries` (what
+``series`` is the JSON form of :class:`~airflow_insight.progress.ProgressSeries` (what
 the task's XCom result carries under ``progress.series``) or the series itself; ``stopped_by`` is
 the result's ``progress.stopped_by`` (the rule that stopped the solve, and when).
 
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_insight.exceptions import ConfigurationError
-from airflow_insight.protocol.progress import (
+from airflow_insight.progress import (
     ProgressPoint,
     ProgressSeries,
     gap_text,
