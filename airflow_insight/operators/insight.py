@@ -65,10 +65,10 @@ Kill, interrupt and timeout (decision: a deploy never costs a run):
   the job is left for the next try: only an interactive run cancels on Ctrl-C.
 
 Live solver progress: ``solver_progress`` adds the progress callbacks to the request's
-``solver.callbacks`` (see :class:`~airflow_insight.protocol.progress.ProgressOptions`) and hands one
-:class:`~airflow_insight.protocol.progress.SolverProgress` per followed job to the core, which
+``solver.callbacks`` (see :class:`~airflow_insight.progress.ProgressOptions`) and hands one
+:class:`~airflow_insight.progress.SolverProgress` per followed job to the core, which
 answers every ``APP_MESSAGE`` the moment it is decoded. On the logger ``insight.progress``
-(:data:`~airflow_insight.protocol.progress.PROGRESS_LOGGER`) a first line names the job, then one
+(:data:`~airflow_insight.progress.PROGRESS_LOGGER`) a first line names the job, then one
 compact record per change worth seeing (a new incumbent, a moved gap, else a heartbeat;
 repeats go to DEBUG), a stop rule that fires is logged there as a warning, and the task's result
 carries ``handler.summary()`` under ``"progress"``. In deferrable mode the trigger holds the handler
@@ -103,14 +103,14 @@ from airflow_insight.hooks.task_state import (
 )
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.payloads import payload_bytes as payload_bytes
-from airflow_insight.protocol.events import StatusChanged
-from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.progress import (
+from airflow_insight.progress import (
     ProgressOptions,
     SolverProgress,
     StopAtGap,
     StopRule,
 )
+from airflow_insight.protocol.events import StatusChanged
+from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.reattach import (
     Decision,
     Reattach,
