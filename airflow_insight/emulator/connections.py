@@ -6,7 +6,8 @@ job's timeline never waits for a slow client), and a watchdog pings, checks for 
 closes the socket when its token expires. Pings are sent by the watchdog with ``autoping=False``
 so every pong can be recorded. What a message does and answers is decided in the plain parts
 (``client_messages``, ``sockets``); faults that act on the wire (drop after N messages, refused
-handshake, short token, ignored pongs) are applied here, where the wire is.
+handshake, short token, ignored pongs) are applied here, where the wire is
+(docs/design.md#the-emulators-rooms).
 """
 
 from __future__ import annotations
