@@ -46,6 +46,7 @@ class Pump:
         #: Set to make the watchdog look again before its deadline.
         self._watch = asyncio.Event()
         self._ping_counter = 0
+        self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ the socket's link
 
@@ -58,8 +59,8 @@ class Pump:
         self._watch.set()
 
     def close(self, code: int, reason: str) -> None:
-        """Close with a close frame, in a task of its own."""
-        asyncio.get_running_loop().create_task(self._close(code, reason))
+        """Close with a close frame, in a task of its own (kept here, safe from the GC)."""
+        self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     def abort(self) -> None:
         """Cut the TCP connection now."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_insight.emulator import client_messages
+from airflow_insight.emulator import client_messages, faults
 from airflow_insight.emulator.callbacks import PendingAppMessage
 from airflow_insight.emulator.config import EmulatorConfig
 from airflow_insight.emulator.hub import Hub
@@ -248,3 +248,24 @@ def test_a_socket_that_falls_too_far_behind_is_closed_with_policy_violation(hub:
     assert slow.closed
     assert slow.close_code == CLOSE_POLICY
     assert slow.take_sent() == []
+
+
+def test_expiring_every_token_moves_each_socket_expiry_to_now(hub: Hub, socket: Socket) -> None:
+    hub.expire_tokens()
+
+    assert socket.token_expires_at < EXPIRY
+    assert [e.data for e in hub.record.of_kind("fault")] == [{"fault": "expire-tokens"}]
+
+
+def test_a_drop_fault_at_a_status_closes_the_job_socket_instead_of_sending_it(
+    hub: Hub, socket: Socket
+) -> None:
+    job = _job(hub, "job-1", "QUEUED", [])
+    job.connection_id = socket.id
+    hub.faults.add(faults.DropSocket(status="EXECUTING", close_code=4000))
+
+    hub.set_status(job, "EXECUTING")
+
+    assert socket.closed
+    assert socket.close_code == 4000
+    assert socket.take_sent() == []
