@@ -23,8 +23,8 @@ from airflow_insight.exceptions import InsightError
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.retry import RetryPolicy
-from tests.contract import adapter_async, adapter_sync
-from tests.contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER
+from contract import adapter_async, adapter_sync
+from contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER
 
 DRIVERS: tuple[ModuleType, ModuleType] = (adapter_sync, adapter_async)
 #: The contract suite's short job (30 lines in batches of 3) and fast follower timing.
