@@ -8,11 +8,16 @@ where its tests need something different (its job scripts, an ``AIRFLOW_CONN_*``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.retry import RetryPolicy
+
+#: The ``start_emulator`` fixture: an emulator whose config is ``emulator_config`` with the given
+#: fields replaced.
+StartEmulator = Callable[..., Emulator]
 
 #: Tiny keep-alive intervals: a socket that stops answering pings is closed within seconds.
 QUICK_KEEPALIVE = EmulatorConfig(ping_interval_seconds=0.1, pong_timeout_seconds=2.0)
@@ -102,6 +107,7 @@ __all__ = [
     "MISSED_PONG_CLOSE_CODE",
     "QUICK_KEEPALIVE",
     "READ_TIMEOUT_SECONDS",
+    "StartEmulator",
     "assert_no_secrets",
     "assert_pings_answered",
     "connection_json",

@@ -9,7 +9,7 @@ overrides only the step it needs: ``emulator_config`` for other intervals or cre
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,10 +17,7 @@ import pytest
 from airflow_insight.emulator import Emulator, EmulatorConfig
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
-from support import FAST_RETRY, QUICK_KEEPALIVE, emulator_settings
-
-#: Starts an emulator whose config is ``emulator_config`` with the given fields replaced.
-StartEmulator = Callable[..., Emulator]
+from support import FAST_RETRY, QUICK_KEEPALIVE, StartEmulator, emulator_settings
 
 
 @pytest.fixture
