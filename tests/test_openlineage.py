@@ -109,7 +109,10 @@ def test_without_openlineage_the_operator_reports_no_lineage(connection: None) -
     assert openlineage.operator_lineage({"computeJobId": "x"}) is None
 
 
-@pytest.mark.skipif(not OPENLINEAGE_INSTALLED, reason="apache-airflow-providers-openlineage")
+@pytest.mark.skipif(
+    not OPENLINEAGE_INSTALLED,
+    reason="the optional apache-airflow-providers-openlineage is not installed",
+)
 def test_with_openlineage_the_operator_reports_the_job_facet(connection: None) -> None:
     operator = InsightJobOperator(task_id="solve")
     lineage = operator.get_openlineage_facets_on_complete(_TaskInstance({"return_value": RESULT}))
