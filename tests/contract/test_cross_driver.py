@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
+from support import unused_port
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
@@ -145,12 +145,6 @@ def _counting(send: Callable[..., Any], attempts: list[object]) -> Callable[...,
     return counted
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("case", ["wrong-secret", "closed-port", "wait-not-followed"])
 def test_open_and_wait_behave_the_same_in_both_drivers(
     case: str, caplog: pytest.LogCaptureFixture
@@ -164,7 +158,7 @@ def test_open_and_wait_behave_the_same_in_both_drivers(
             if case == "wrong-secret":
                 secret = "wrong-secret-123"
             elif case == "closed-port":
-                base_url = f"http://127.0.0.1:{_closed_port()}"
+                base_url = f"http://127.0.0.1:{unused_port()}"
             settings = ConnectionSettings(
                 base_url, DEMO_CLIENT_ID, secret, connect_timeout_seconds=1
             )

@@ -8,6 +8,7 @@ where its tests need something different (its job scripts, an ``AIRFLOW_CONN_*``
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,14 @@ def emulator_settings(emulator: Emulator, **overrides: Any) -> ConnectionSetting
         **overrides,
     }
     return ConnectionSettings(**options)
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound once, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def connection_json(emulator: Emulator, *, client_secret: str | None = None) -> str:
@@ -113,4 +122,5 @@ __all__ = [
     "connection_json",
     "emulator_settings",
     "issued_tokens",
+    "unused_port",
 ]
