@@ -1,4 +1,4 @@
-"""Optional OpenLineage facets (issue 5): the facet content, and "no OpenLineage, no lineage".
+"""Optional OpenLineage facets: the facet content, and "no OpenLineage, no lineage".
 
 apache-airflow-providers-openlineage is not installed in this project's environment (and must
 stay optional), so the facet content is tested as the pure function that builds it, and the

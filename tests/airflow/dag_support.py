@@ -15,7 +15,7 @@ from airflow_insight.emulator import Emulator
 from airflow_insight.hooks.insight import RUN_LOG_LOGGER
 
 #: The loggers a run-log record is on, as structlog's console renderer shows them: the shared
-#: one of operator, sensor and trigger (and the adapters' older own names).
+#: one of operator, sensor and trigger, and the adapters' own ``<class>.run_log`` names.
 RUN_LOG_NAMES = (f"[{RUN_LOG_LOGGER}]", "InsightJobTrigger.run_log]", "InsightJobSensor.run_log]")
 #: A run-log line as the emulator's job scripts write it, at the end of a record.
 _EMULATOR_LINE = re.compile(r": run-log line \d+\s*$")

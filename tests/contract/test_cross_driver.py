@@ -174,9 +174,9 @@ def test_open_and_wait_behave_the_same_in_both_drivers(
     assert results["sync"] == results["async"], results
     raised, attempts, socket_warnings = results["sync"]
     expected = {
-        # One token request, refused; no socket warning before the real error (issue 11 #10).
+        # One token request, refused; no socket warning before the real error.
         "wrong-secret": ("AuthenticationError", 1, 0),
-        # One round of token attempts (the policy's 3), not two rounds (issue 11 #10).
+        # One round of token attempts (the policy's 3), not two rounds.
         "closed-port": ("TransportError", 3, 0),
         "wait-not-followed": ("LocalProtocolError", 2, 0),  # the mint and its expiry read
     }[case]

@@ -350,11 +350,10 @@ FLOOD = JobScript(
     completing_seconds=0.01,
 )
 #: A sink slower than the server (150 ms per 200-line batch: a loaded machine formatting a log
-#: record per line): the inbox fills. The async loop used to forward its whole backlog without
-#: giving ``websockets`` a turn, so pings queued unanswered (issue 11 #7: the flood test passed
-#: alone and lost its socket in the loaded full suite); the blocking driver read the socket only
-#: between batches. Measured before the fixes: 7 pongs for 44 pings (async) and 24 for 139
-#: (sync); after: every ping answered.
+#: record per line): the inbox fills. A driver must keep reading the socket and answering pings
+#: while its sink drains the backlog: one that forwards the whole backlog without giving the
+#: socket a turn, or reads it only between batches, leaves pings unanswered until the server
+#: closes the socket for a missed pong.
 SLOW_SINK_FLOOD = dataclasses.replace(FLOOD, log_lines=6_000, lines_per_second=20_000.0)
 SLOW_SINK_SECONDS_PER_LINE = 0.00075
 
@@ -466,7 +465,7 @@ def test_pings_are_answered_during_a_flood(
 #: in the driver's inbox (the sink drains them in about 3 s), and the server gives the answer
 #: only a short limit. A driver that answers in arrival order, behind those lines, lets the limit
 #: run out; the core says which frames need an immediate reply and both drivers answer those as
-#: soon as they are read (issue 9: APP_MESSAGE like pings).
+#: soon as they are read, as pings are.
 CALLBACK_IN_FLOOD = dataclasses.replace(
     SLOW_SINK_FLOOD,
     log_lines=5_000,

@@ -64,7 +64,7 @@ MAPPED = dataclasses.replace(QUICK, name="e2e-mapped", hold="e2e_mapped")
 MAPPED_TASKS = 3
 #: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
 BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
-#: The run-log logger in a trigger log: the shared short name, or the trigger's older own name.
+#: The run-log logger in a trigger log: the shared short name, or the trigger's own one.
 TRIGGER_RUN_LOGS = ('"insight.run_log"', "InsightJobTrigger.run_log")
 
 
