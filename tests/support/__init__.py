@@ -1,4 +1,7 @@
-"""What every test folder shares: settings and clients for an emulator, and the secrets check.
+"""What every test folder shares: an emulator's settings and connection, a free port, checks.
+
+The checks: no secret leaked (``assert_no_secrets``), the keep-alive held
+(``assert_pings_answered``).
 
 Test code imports it by its name from the ``tests`` folder, ``from support import …`` (see
 ``docs/contributing.md#tests``). Its fixtures live in ``support.fixtures``, which the root
@@ -12,7 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
+from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.retry import RetryPolicy
 
@@ -110,8 +113,6 @@ def assert_pings_answered(emulator: Emulator) -> None:
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
-    "DEMO_CLIENT_ID",
-    "DEMO_CLIENT_SECRET",
     "FAST_RETRY",
     "MISSED_PONG_CLOSE_CODE",
     "QUICK_KEEPALIVE",
