@@ -29,11 +29,12 @@ slow to give its first answer. The entry leaves the Variable when the trigger en
 Kill and timeout, per Airflow 3.3's trigger life cycle:
 
 * ``end_by`` (epoch seconds, from ``execution_timeout``) reached: the trigger cancels the remote
-  job and reports ``timeout`` (as before).
+  job and reports ``timeout``.
 * ``on_kill``: Airflow 3.3.2 calls it for a user's action *and* when a triggerer's process group
-  is signalled or a stalled triggerer recovers (see :mod:`.kill`). Decision: before cancelling,
-  the trigger asks its supervisor for the task instance's state (``GetTaskStates``) and reads the
-  stored watermarks (the latest try and job that wrote one); :func:`.kill.decide` cancels only
+  is signalled or a stalled triggerer recovers (``docs/design.md#one-kill-decision``). Decision:
+  before cancelling, the trigger asks its supervisor for the task instance's state
+  (``GetTaskStates``) and reads the stored watermarks (the latest try and job that wrote one);
+  :func:`~airflow_insight.hooks.kill_decision.for_deferred_trigger` cancels only
   when the deferral ended without this trigger's event (failed, success, cleared, ...) or a later
   try follows another job; a still-``deferred`` task (a deploy, a move) keeps its job running and
   the log says so. When the supervisor cannot answer (absent, shutting down, an error), nothing is
@@ -82,13 +83,14 @@ from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent, task_success_e
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
 from airflow_insight.hooks.insight import RUN_LOG_PREFIX, EventLog, InsightHook
+from airflow_insight.hooks.kill_decision import KillDecision, for_deferred_trigger
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.triggers import kill, log_delivery
+from airflow_insight.triggers import log_delivery
 from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
 from airflow_insight.triggers.payload import TriggerPayload
 from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
@@ -421,7 +423,7 @@ class InsightJobTrigger(BaseTrigger):
                 await self._cancel_hint(),
             )
             return
-        if decision.action is kill.KillAction.LEAVE_RUNNING:
+        if not decision.cancels:
             self.log.warning("Leaving Insight compute job %s running: %s", job_id, decision.reason)
             return
         self._ended = True  # A user ended the task: no watermark to keep for anyone.
@@ -600,7 +602,7 @@ class InsightJobTrigger(BaseTrigger):
 
     # ----------------------------------------------------------------------------- kill
 
-    async def _kill_decision(self) -> kill.KillDecision | str:
+    async def _kill_decision(self) -> KillDecision | str:
         """The decision, or why it cannot be made (a string)."""
         ref = self.ti_ref
         if ref is None:
@@ -611,8 +613,11 @@ class InsightJobTrigger(BaseTrigger):
             stored = None if writer is None else await writer.reader.latest_for(ref)
         except SupervisorUnavailable as exc:
             return f"the triggerer's supervisor did not answer: {exc}"
-        return kill.decide(
-            state, stored, try_number=ref.try_number, compute_job_id=self.compute_job_id
+        return for_deferred_trigger(
+            state,
+            try_number=ref.try_number,
+            compute_job_id=self.compute_job_id,
+            latest=None if stored is None else (stored.try_number, stored.compute_job_id),
         )
 
     async def _cancel_unless_ended(self, why: str) -> None:
