@@ -182,9 +182,9 @@ async def put_variable(
     await ask(PutVariable(key=key, value=value, description=description), timeout)
 
 
-async def delete_variable(key: str) -> None:
+async def delete_variable(key: str, timeout: float = ASK_TIMEOUT_SECONDS) -> None:
     """Delete Variable ``key`` (a missing one is no error)."""
-    await ask(DeleteVariable(key=key))
+    await ask(DeleteVariable(key=key), timeout)
 
 
 async def set_xcom(

@@ -93,7 +93,9 @@ from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import log_delivery
 from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
 from airflow_insight.triggers.payload import TriggerPayload
-from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
+from airflow_insight.triggers.watermark import writer_for_running_loop
+from airflow_insight.triggers.watermark_store import StoreUnavailable, WatermarkWriter
+from airflow_insight.triggers.watermark_table import Watermark
 
 CLASSPATH = "airflow_insight.triggers.insight.InsightJobTrigger"
 #: The run-log logger of operator, sensor and trigger alike.
@@ -232,7 +234,7 @@ class InsightJobTrigger(BaseTrigger):
         self._ended = False
         #: run() was cancelled before its event (a user's action, a stop or a move).
         self._cancelled = False
-        self._built_at = time.monotonic()  # a resume reads watermarks stored after this
+        self._built_at = time.time()  # a resume reads watermarks stored after this (wall clock)
         self._ref_of: Any = None
         self._ref: TaskInstanceRef | None = None
         #: Inline only: the signals handled here, the handlers they replaced, the one received.
@@ -281,7 +283,7 @@ class InsightJobTrigger(BaseTrigger):
         """The loop's watermark writer; None inline or where watermarks cannot be resumed."""
         if self.ti_ref is None or not features.watermark_resume().on:
             return None
-        return WatermarkWriter.for_running_loop()
+        return writer_for_running_loop()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Follow the job to its end (or ``end_by``); yield exactly one event."""
@@ -483,7 +485,7 @@ class InsightJobTrigger(BaseTrigger):
         reader = writer.reader
         try:
             stored = await reader.find(ref, self.compute_job_id, not_before=self._built_at)
-        except SupervisorUnavailable as exc:
+        except StoreUnavailable as exc:
             self.log.warning("Could not read where an earlier triggerer stopped: %s", exc)
             return
         mark = self._mark
@@ -611,7 +613,7 @@ class InsightJobTrigger(BaseTrigger):
         try:
             state = await supervisor.task_state(ref)
             stored = None if writer is None else await writer.reader.latest_for(ref)
-        except SupervisorUnavailable as exc:
+        except (SupervisorUnavailable, StoreUnavailable) as exc:
             return f"the triggerer's supervisor did not answer: {exc}"
         return for_deferred_trigger(
             state,
