@@ -90,8 +90,9 @@ TABLE: Mapping[str, Row] = {
             " restart, not a user's decision"
         ),
         _RUNNING_AGAIN,
-        "a running task is killed while it runs (a deploy's SIGTERM); a deferred task that runs"
-        " again was cleared and started anew without this trigger",
+        "a blocking task's own process is what runs, so a kill while it is still running is a"
+        " deploy's; a deferred task runs again only after its trigger's event or a user's clear,"
+        " and this trigger sent no event",
     ),
     "deferred": Row(
         _leave(
