@@ -50,7 +50,7 @@ BAD_IMPORTS = [
         "from airflow.sdk import BaseOperator",
         "only through airflow_insight.compat",
     ),
-    ("triggers/kill.py", "import airflow.triggers.base", "only through airflow_insight.compat"),
+    ("triggers/payload.py", "import airflow.triggers.base", "only through airflow_insight.compat"),
     ("hooks/task_state.py", "from airflow.sdk import conf", "only through airflow_insight.compat"),
     ("links.py", "import airflow", "only through airflow_insight.compat"),
 ]
