@@ -242,7 +242,7 @@ class JobTracker:
         job = self.running.get(job_id)
         if job is None:
             return []  # Ended (or unfollowed) while the call was out: its end stands.
-        job.phase = Phase.FINISHED
+        job.move(Phase.FINISHED)
         self.running.pop(job_id, None)
         return [FollowFailed(job_id, error)]
 
@@ -321,7 +321,7 @@ class JobTracker:
         return []
 
     def _job_ended(self, job: FollowedJob, now: float, *, replay_follows: bool) -> list[Event]:
-        job.phase = Phase.FETCHING_RUN_LOG
+        job.move(Phase.FETCHING_RUN_LOG)
         if job.run_log_url is None or job.socket_brought_whole_log():
             # Never ran (e.g. cancelled while queued): there is no run log to fetch. Or the
             # socket brought every line, as RUNLOG_COMPLETED counts them: nothing to fill.
@@ -346,7 +346,7 @@ class JobTracker:
 
     def _finish(self, job: FollowedJob, *, run_log_complete: bool = False) -> list[Event]:
         events: list[Event] = list(job.run_log.flush())
-        job.phase = Phase.FINISHED
+        job.move(Phase.FINISHED)
         self.running.pop(job.job_id, None)
         outcome = JobOutcome(
             compute_job_id=job.job_id,

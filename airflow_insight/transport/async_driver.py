@@ -336,7 +336,7 @@ class AsyncJobFollower:
 
     async def _lost(self, reason: str) -> None:
         await self._close_socket()
-        await self._feed(self.follower.connection_lost(self._clock(), reason))
+        await self._feed(self.follower.connection_lost(self._clock()))
 
     def _answered(self, answer: Answer) -> list[ev.Output]:
         """Feed a finished REST call to the core, on the loop task like every core call."""

@@ -337,4 +337,4 @@ class SyncJobFollower:
 
     def _lost(self, reason: str) -> None:
         self.close()
-        self._feed(lambda now: self.follower.connection_lost(now, reason))
+        self._feed(self.follower.connection_lost)

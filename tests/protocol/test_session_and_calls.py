@@ -56,10 +56,17 @@ def test_every_move_not_in_the_table_raises(state: SessionState, event: SessionI
 
 
 def test_a_second_socket_reported_open_is_a_driver_bug() -> None:
-    follower = TwoChannels(CONFIG)
-    follower.connection_opened("c1", 0.0)
+    session = Session(CONFIG)
+    session.wanted(0.0)
+    assert session.due(0.0)
+    session.opened("c1", 0.0)
     with pytest.raises(LocalProtocolError, match="opened while open"):
-        follower.connection_opened("c2", 0.0)
+        session.opened("c2", 0.0)
+
+
+def test_a_socket_opens_only_when_asked_for() -> None:
+    with pytest.raises(LocalProtocolError, match="opened while idle"):
+        Session(CONFIG).opened("c1", 0.0)
 
 
 def test_an_answer_for_a_call_never_asked_is_a_driver_bug() -> None:
@@ -115,7 +122,7 @@ def test_a_server_that_answers_nothing_fails_each_job_after_the_limit() -> None:
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
     follower.receive_text(EXECUTING, 5.0)
-    follower.connection_lost(6.0, "reset")
+    follower.connection_lost(6.0)
     now, failures = 6.0, []
     while not failures:
         deadline = follower.next_deadline()
@@ -138,7 +145,7 @@ def test_an_http_error_is_an_answer_for_the_unreachable_limit() -> None:
     follower = TwoChannels(CONFIG)
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
-    follower.connection_lost(1.0, "reset")
+    follower.connection_lost(1.0)
     check = next(e for e in follower.tick(50.0) if isinstance(e, ev.ReconcileDue))
     follower.call_failed(check.call_id, ServerError("HTTP 503", status_code=503), 50.0)
     assert not any(isinstance(e, ev.FollowFailed) for e in follower.tick(61.0))
