@@ -206,14 +206,13 @@ class Follower:
             self._jobs.socket_lost(now)
         return []
 
-    def _opened(self, connection_id: str | None, now: float) -> list[Output]:
+    def _opened(self, connection_id: str | None, now: float) -> None:
         """A socket is open: queue ``SUBSCRIBE`` for every job still running (§A5)."""
         self.session.opened(connection_id, now)
         self._opened_once = True
         running = self._jobs.socket_opened(now)
         if running:
             self._queue(m.Subscribe(tuple(job.subscription() for job in running)))
-        return []
 
     def _connect_failed(self, now: float) -> None:
         """A connect attempt failed: back off further."""
@@ -250,7 +249,8 @@ class Follower:
                     return [self._open_socket(refusals)]
                 return []
             case ReconnectDue():
-                return self._opened(result, now)
+                self._opened(result, now)
+                return []
             case ReconcileDue():
                 return self._jobs.document_received(call.job_id, result, now)
             case RunLogFetchDue():

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_REST_CALLS = 8
 
 
-class AsyncJobFollower:
+class AsyncJobFollower(d.Following):
     """Follow compute jobs over one WebSocket session on asyncio; see the module docstring.
 
     Use as an async context manager (or await :meth:`close`)::
@@ -87,6 +87,8 @@ class AsyncJobFollower:
             config, jitter_source=random.Random().random, server=settings.server_name
         )
         self._ws: ClientConnection | None = None
+        # One thread feeds the core: nothing to lock.
+        self._core = contextlib.nullcontext()
         self._inbox: AsyncInbox[d.InboxItem | Answer] = AsyncInbox(INBOX_LIMIT_CHARS)
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends = d.Ends()
@@ -124,31 +126,6 @@ class AsyncJobFollower:
         document = await asyncio.to_thread(self._rest.submit_job, request, payload, connection_id)
         self.follow(str(request["id"]), app_messages=app_messages)
         return document
-
-    def follow(
-        self,
-        job_id: str,
-        *,
-        execution_attempts: int = 0,
-        last_run_log_line: int = -1,
-        app_messages: AppMessageHandler | None = None,
-    ) -> None:
-        """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
-        self._ends.follow(job_id)
-        outputs = self.follower.follow(
-            job_id,
-            execution_attempts=execution_attempts,
-            last_run_log_line=last_run_log_line,
-            now=self._clock(),
-            app_messages=app_messages,
-        )
-        self._inbox.put_urgent(d.Fed(outputs))
-
-    def unfollow(self, job_id: str) -> None:
-        """Stop following a job (it keeps running on the server)."""
-        outputs = self.follower.unfollow(job_id)
-        self._ends.unfollow(job_id)
-        self._inbox.put_urgent(d.Fed(outputs))
 
     async def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """Wait for the end of ``job_id``; its outcome, or None after the timeout."""

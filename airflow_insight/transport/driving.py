@@ -9,13 +9,15 @@ outputs of ``follow``/``unfollow`` (:class:`Fed`) and a finished call (:class:`C
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_insight.exceptions import InsightError, LocalProtocolError
 from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.follower import Follower
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.transport.rest import InsightRestClient
@@ -180,6 +182,54 @@ class Ends:
         if isinstance(end, InsightError):
             raise end
         return end
+
+
+class UrgentLane(Protocol):
+    """The inbox lane the loop takes first (:class:`.SyncInbox`, :class:`.AsyncInbox`)."""
+
+    def put_urgent(self, item: InboxItem) -> None:
+        """Queue ``item`` ahead of every frame."""
+
+
+class Following:
+    """``follow`` and ``unfollow``, the same in both drivers: feed the core at once and park
+    its outputs as one :class:`Fed` item for the loop (which sends and handles them)."""
+
+    follower: Follower
+    _ends: Ends
+    _inbox: UrgentLane
+    _clock: Callable[[], float]
+    #: Held around each core call made outside the loop (a reader thread may feed the core too).
+    _core: contextlib.AbstractContextManager[Any]
+
+    def follow(
+        self,
+        job_id: str,
+        *,
+        execution_attempts: int = 0,
+        last_run_log_line: int = -1,
+        app_messages: AppMessageHandler | None = None,
+    ) -> None:
+        """Follow an existing job (re-attach), resuming after ``last_run_log_line``.
+
+        ``app_messages`` answers the job's solver callbacks (see :mod:`.appmessages`)."""
+        self._ends.follow(job_id)
+        with self._core:
+            outputs = self.follower.follow(
+                job_id,
+                execution_attempts=execution_attempts,
+                last_run_log_line=last_run_log_line,
+                now=self._clock(),
+                app_messages=app_messages,
+            )
+        self._inbox.put_urgent(Fed(outputs))
+
+    def unfollow(self, job_id: str) -> None:
+        """Stop following a job (it keeps running on the server)."""
+        with self._core:
+            outputs = self.follower.unfollow(job_id)
+        self._ends.unfollow(job_id)
+        self._inbox.put_urgent(Fed(outputs))
 
 
 def not_followed(job_id: str) -> LocalProtocolError:

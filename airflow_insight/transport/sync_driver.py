@@ -51,7 +51,7 @@ MIN_WAIT_SECONDS = 0.001
 SEND_TIMEOUT_SECONDS = 10.0
 
 
-class SyncJobFollower:
+class SyncJobFollower(d.Following):
     """Follow compute jobs over one WebSocket session, blocking; see the module docstring.
 
     Use as a context manager (or call :meth:`close`)::
@@ -82,7 +82,7 @@ class SyncJobFollower:
         )
         self._ws: websocket.WebSocket | None = None
         self._reader: threading.Thread | None = None
-        self._inbox = SyncInbox(INBOX_LIMIT_CHARS)
+        self._inbox: SyncInbox = SyncInbox(INBOX_LIMIT_CHARS)
         self._events: collections.deque[ev.Event] = collections.deque()
         self._ends = d.Ends()
         # The core is fed by this thread and, for urgent frames, by the reader thread.
@@ -110,33 +110,6 @@ class SyncJobFollower:
         document = self._rest.submit_job(request, payload, connection_id)
         self.follow(str(request["id"]), app_messages=app_messages)
         return document
-
-    def follow(
-        self,
-        job_id: str,
-        *,
-        execution_attempts: int = 0,
-        last_run_log_line: int = -1,
-        app_messages: AppMessageHandler | None = None,
-    ) -> None:
-        """Follow an existing job (re-attach), resuming after ``last_run_log_line``."""
-        self._ends.follow(job_id)
-        with self._core:
-            outputs = self.follower.follow(
-                job_id,
-                execution_attempts=execution_attempts,
-                last_run_log_line=last_run_log_line,
-                now=self._clock(),
-                app_messages=app_messages,
-            )
-        self._inbox.put_urgent(d.Fed(outputs))
-
-    def unfollow(self, job_id: str) -> None:
-        """Stop following a job (it keeps running on the server)."""
-        with self._core:
-            outputs = self.follower.unfollow(job_id)
-        self._ends.unfollow(job_id)
-        self._inbox.put_urgent(d.Fed(outputs))
 
     def wait(self, job_id: str, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """Drive the session until ``job_id`` ends; its outcome, or None after the timeout."""
