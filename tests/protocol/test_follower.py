@@ -615,6 +615,17 @@ def test_following_while_the_first_socket_opens_asks_for_no_other() -> None:
     assert sent(follower) == []
 
 
+def test_a_job_followed_before_the_first_token_gets_the_socket_once_it_came() -> None:
+    follower = TwoChannels(CONFIG)
+    follower.follow("job-1", now=0.0)  # a hub may follow before its driver's open() ran
+    (mint,) = follower.start(0.0)
+    assert follower.call_succeeded(mint.call_id, LASTING_TOKEN, 0.1) == []
+    (connect,) = follower.tick(0.1)  # the socket asked for by the follow is due
+    assert connect == ev.ReconnectDue(1) and connect.reconnect is False
+    follower.call_succeeded(connect.call_id, "conn-1", 0.2)
+    assert sent(follower) == [m.Subscribe((m.Subscription("job-1", 0, -1),))]
+
+
 def test_frames_come_back_with_the_input_that_made_them_first() -> None:
     """One channel: a frame is an output of the input that made it, ahead of its events, and
     nothing waits in the core for a later socket."""
