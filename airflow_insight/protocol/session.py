@@ -19,9 +19,8 @@ socket already counted as failed; ``LOST`` where no socket is open changes nothi
 report of the same loss). A socket opens only when the core asked for one, so never from ``IDLE``.
 
 Backoff: ``initial * multiplier ** failures`` capped at ``max``, times a jitter factor in
-``[1 - jitter_fraction, 1 + jitter_fraction]`` drawn from ``jitter_source``. A completed handshake
-does not reset it; a socket that has *proven itself* does: one that delivered a message other
-than ``ERROR``, or stayed open for ``stable_connection_seconds``.
+``[1 - jitter_fraction, 1 + jitter_fraction]`` drawn from ``jitter_source``; only a socket that
+proved itself starts it over (``docs/design.md#the-follower``).
 """
 
 from __future__ import annotations
