@@ -10,26 +10,13 @@ Public API::
     render_progress_png(series, *, title=None, target_gap=None, stopped_by=None) -> bytes
     picture_layout(series, *, target_gap=None, stopped_by=None) -> PictureLayout  # no matplotlib
 
-``series`` is the JSON form of :class:`~airflow_insight.protocol.progress.ProgressSeries` (what
+``series`` is the JSON form of :class:`~airflow_insight.progress.ProgressSeries` (what
 the task's XCom result carries under ``progress.series``) or the series itself; ``stopped_by`` is
 the result's ``progress.stopped_by`` (the rule that stopped the solve, and when).
 
-What the picture does, so that it reads the same for a 2-second solve and a 2-hour one:
-
-* **The solver's clock.** The time axis is the solver's own elapsed time (its ``TIME``
-  attribute), not when messages arrived: a solve paused while the task was handed to the
-  triggerer would otherwise look shorter than it was. Seconds, minutes or hours, whichever keeps
-  the numbers short. A series without solver times (an older result) falls back to the arrival
-  times and says so on the axis.
-* **Steps.** Best solution, bound and gap only change at callbacks, so all three are drawn as
-  steps held until the next one (and to the end of the solve), never as slopes across stretches
-  with no data.
-* **No trivial flattening.** The objective axis is scaled to the incumbents and to the bounds
-  that mean something (gap under 100 %); a trivial first bound (0 against an incumbent of
-  18,000) is clipped at the axis edge with a triangle mark and a note. The gap is on a log scale,
-  so 100 % and 1 % both keep their room; a gap of 0 sits on the floor of the axis, marked.
-* **The stop.** The stop rule's target is a dashed line on the gap axis; the moment a rule
-  stopped the solve is a vertical line across both axes, labelled with the rule.
+The picture reads the same for a 2-second solve and a 2-hour one: the solver's own clock on the
+time axis, steps rather than slopes, no flattening by a trivial first bound, and the stop marked
+(see ``docs/design.md#the-solver-progress-picture``).
 """
 
 from __future__ import annotations
@@ -42,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_insight.exceptions import ConfigurationError
-from airflow_insight.protocol.progress import (
+from airflow_insight.progress import (
     ProgressPoint,
     ProgressSeries,
     gap_text,
@@ -92,7 +79,8 @@ class Curve:
 
 @dataclasses.dataclass(frozen=True)
 class PictureLayout:
-    """What the picture shows, computed without matplotlib (see the module docstring)."""
+    """What the picture shows, computed without matplotlib (see
+    ``docs/design.md#the-solver-progress-picture``)."""
 
     #: The time axis: "s", "min" or "h", its label, and whether it is the solver's clock.
     unit: str

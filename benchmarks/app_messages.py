@@ -14,7 +14,7 @@ never asserted):
 The emulator runs in this process (its own thread and event loop) and sends each APP_MESSAGE as
 its solves do (pending until answered, so the answer is matched); the client runs in a child
 process (``python -m benchmarks.app_messages client ...``), so the two never share a GIL. Every
-client follows its jobs with a :class:`~airflow_insight.protocol.progress.SolverProgress`
+client follows its jobs with a :class:`~airflow_insight.progress.SolverProgress`
 handler, so the answer is the real one. Both times come from the emulator's record, on one
 clock: when its writer sent the APP_MESSAGE frame (``ws_sent``) and when it decoded the
 ``APP_MESSAGE_RESPONSE`` (``app_message_response``).
@@ -66,8 +66,8 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
 
     # Every event is formatted and written, as a task log would, but to nowhere.
     logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    from airflow_insight.progress import SolverProgress, StopAtGap
     from airflow_insight.protocol.events import RunLogLines
-    from airflow_insight.protocol.progress import SolverProgress, StopAtGap
     from airflow_insight.settings import ConnectionSettings
     from airflow_insight.transport.rest import InsightRestClient
 

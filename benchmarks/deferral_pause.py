@@ -66,7 +66,7 @@ import pendulum
 from airflow.sdk import dag
 
 from airflow_insight.operators.insight import InsightJobOperator
-from airflow_insight.protocol.progress import StopAtGap
+from airflow_insight.progress import StopAtGap
 from benchmarks.airflow_runs import run_dag_test
 
 DEFERRABLE = os.environ["BENCH_DEFERRABLE"] == "1"

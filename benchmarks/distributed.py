@@ -196,7 +196,7 @@ def fanout(bed: Bed, jobs: int) -> list[Figure]:
             "distributed_end_latency_trigger",
             "End latency: terminal status -> trigger's last record",
             how,
-            "none (issue 10 asks for the figure)",
+            "none (no target was set for this figure)",
             {**latency_summary(to_trigger), "succeeded": succeeded, "run_seconds": round(elapsed)},
         ),
         Figure(

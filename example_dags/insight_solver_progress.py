@@ -27,7 +27,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from airflow_insight.operators.insight import InsightJobOperator
-from airflow_insight.protocol.progress import StopAfterNoImprovement, StopAtGap
+from airflow_insight.progress import StopAfterNoImprovement, StopAtGap
 
 MODEL_DIR = Path(__file__).parent / "models" / "fixed_charge_transport"
 RESULTS_DIR = Path(os.environ.get("AIRFLOW_HOME", "/tmp")) / "insight-results"

@@ -44,15 +44,15 @@ from airflow_insight.hooks.task_state import (
 )
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.payloads import payload_bytes as payload_bytes
-from airflow_insight.protocol.cancel import CancelEnd
-from airflow_insight.protocol.events import StatusChanged
-from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.progress import (
+from airflow_insight.progress import (
     ProgressOptions,
     SolverProgress,
     StopAtGap,
     StopRule,
 )
+from airflow_insight.protocol.cancel import CancelEnd
+from airflow_insight.protocol.events import StatusChanged
+from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.reattach import (
     Decision,
     Reattach,

@@ -30,7 +30,7 @@ class AppMessageHandler(Protocol):
 
     def answer(
         self, message: messages.AppMessage, now: float
-    ) -> tuple[messages.AppMessageResponse, Sequence[events.Event]]:
+    ) -> tuple[messages.AppMessageResponse, Sequence[events.HandlerEvent]]:
         """The response to ``message`` and the events it produced."""
         ...
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.progress import ProgressEvent
 from airflow_insight.protocol.tokens import Token
 
 
@@ -401,6 +400,34 @@ class ServerAnswersAgain:
         )
 
 
+class HandlerEvent(Protocol):
+    """An event a job's ``APP_MESSAGE`` handler (a feature such as solver progress) emits after
+    its answer; the core passes it on untouched.
+
+    The core owns this shape so that it never imports a feature: ``job_id`` routes the event to
+    the job's watch, ``logger_name`` is the logger the adapter writes it on.
+    """
+
+    @property
+    def job_id(self) -> str:
+        """The compute job whose callback produced the event."""
+        ...
+
+    @property
+    def log_level(self) -> int:
+        """A :mod:`logging` level."""
+        ...
+
+    @property
+    def logger_name(self) -> str:
+        """The logger to write the event on (the feature's own, apart from the core's)."""
+        ...
+
+    def describe(self) -> str:
+        """One log line."""
+        ...
+
+
 Event = (
     StatusChanged
     | JobRequeued
@@ -420,8 +447,7 @@ Event = (
     | FollowFailed
     | ServerUnanswered
     | ServerAnswersAgain
-    # What an APP_MESSAGE handler (protocol.progress.SolverProgress) emits after its answer.
-    | ProgressEvent
+    | HandlerEvent
 )
 
 

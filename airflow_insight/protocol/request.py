@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_insight.exceptions import ConfigurationError
-from airflow_insight.protocol.progress import ProgressOptions
+
+
+class SolverCallbacks(Protocol):
+    """What a task asked for in solver callbacks, already validated (the progress feature's
+    ``ProgressOptions``).
+
+    The core defines only this shape: which callbacks to ask for, and the controls that go with
+    them, are the feature's decision, so the request is built without importing a feature.
+    """
+
+    def job_request(self, job_request: Mapping[str, Any]) -> dict[str, Any]:
+        """``job_request`` with the callbacks merged into ``solver.callbacks``."""
+        ...
 
 
 def build_request(
     job_request: Mapping[str, Any] | None,
     job_id: str,
-    progress: ProgressOptions | None = None,
+    progress: SolverCallbacks | None = None,
 ) -> dict[str, Any]:
     """The ``ComputeJobRequest`` to send: the user's fields, our ``id``, run-log messages on,
     and with ``progress`` the progress callbacks merged into ``solver.callbacks``.

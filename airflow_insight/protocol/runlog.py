@@ -29,7 +29,7 @@ new attempt that prints exactly the same first lines and restarts at 0) is that 
 arrive late: they are not forwarded live but from the final REST log, which holds both attempts
 in one text. Forwarding the earlier attempt's lines a second time, shifted after the end, would
 be worse: wrong lines in the task log, and every later position off. Without a kept head (a job
-resumed from a known line) a batch at 0 is taken as a restart, as before.
+resumed from a known line) a batch at 0 is taken as a restart.
 
 Gaps. A batch that starts past the next expected line is buffered until the gap is filled (by a
 later batch, a replay after ``SUBSCRIBE``, or the final REST run log). Buffering is bounded by

@@ -38,11 +38,11 @@ from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent, task_success_e
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
 from airflow_insight.hooks.insight import EventLog, InsightHook, JobWatch, RunLogSink
+from airflow_insight.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.cancel import CancelEnd, CancelResult
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.progress import ProgressOptions, SolverProgress
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import kill, log_delivery
 from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer

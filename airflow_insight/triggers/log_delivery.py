@@ -15,7 +15,7 @@ what this trigger logged has been read once the supervisor has read as much as w
 the wait began. Other triggers keep writing meanwhile, so reads are not observed directly: a drop
 of the queue between two looks is a lower bound of what was read in between, and their sum is
 compared with what was queued. Where the view is missing (not Linux, a log that is not a local
-stream socket, a logging setup without the stream) the trigger fires at once, as before. The
+stream socket, a logging setup without the stream) the trigger fires at once, without waiting. The
 looks back off from 5 ms to 100 ms: many triggers end at once on a busy triggerer, and each look
 wakes the loop the supervisor competes with for CPU. A trigger that reaches the limit says so in
 its event, and the task logs it (the trigger's own warning would go the way of its last lines).

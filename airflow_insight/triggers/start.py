@@ -30,7 +30,7 @@ from typing import Any
 from airflow_insight.compat import features
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, job_ui_url
-from airflow_insight.protocol.progress import ProgressOptions
+from airflow_insight.progress import ProgressOptions
 from airflow_insight.protocol.reattach import Reattach, Submit, TaskIdentity, choose_started_job
 from airflow_insight.protocol.request import build_request
 from airflow_insight.settings import ConnectionSettings

@@ -1,4 +1,4 @@
-"""Live solver progress under ``dag.test()`` (issue 12): a real xpress MIP solved by the emulator.
+"""Live solver progress under ``dag.test()``: a real xpress MIP solved by the emulator.
 
 The model is a seeded 0-1 knapsack whose root node already gets below the 1 % gap of the DAG's
 stop rule while proving optimality takes thousands of nodes, so the rule fires on every run and
@@ -21,7 +21,7 @@ from dag_support import CONSOLE_WITHOUT_LOGGER_NAMES, assert_no_secrets, jobs_of
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
 from airflow_insight.operators.insight import RESUMED_MESSAGE
-from airflow_insight.protocol.progress import PROGRESS_LOGGER
+from airflow_insight.progress import PROGRESS_LOGGER
 
 # The emulator tests' model generator, under the name pytest gives it (``tests`` is its root).
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -171,7 +171,7 @@ def test_a_retry_reattaches_and_its_fresh_handler_answers_the_paused_solve(
 ) -> None:
     """The first try submits and dies: the solve pauses at its first callback, sent to no
     socket. The retry re-attaches (SUBSCRIBE), the emulator re-sends that message, the retry's
-    new handler answers it and the rest, and the gap rule stops the solve as before."""
+    new handler answers it and the rest, and the gap rule stops the solve as in one try."""
     run = DAGS.t_progress_reattach.test(run_conf=run_conf)
     output = capfd.readouterr()
     assert run.state == "success", output.out[-4000:]

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_insight.emulator import Emulator
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.operators.insight import InsightJobOperator, build_request
-from airflow_insight.protocol.progress import StopAtGap
+from airflow_insight.progress import StopAtGap
 
 
 def test_a_connection_that_does_not_exist_fails_without_retries(emulator: Emulator) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from airflow_insight import progress as p
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.protocol import messages as m
-from airflow_insight.protocol import progress as p
 
 # A GLOBALLOG callback as the reference shows APP_MESSAGE, with real Xpress attribute names
 # (key = the attribute's id in the Xpress reference manual).

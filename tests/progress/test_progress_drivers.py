@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from airflow_insight import progress as p
 from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
 from airflow_insight.emulator.scripts import JobScript, ScriptedAppMessage
-from airflow_insight.protocol import progress as p
 from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from airflow_insight import progress as p
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.progress_plot import picture_layout, render_progress_png, write_progress_png
-from airflow_insight.protocol import progress as p
 
 # The plot extra is part of the test extra; without it only the last test could run.
 image = pytest.importorskip("matplotlib.image")

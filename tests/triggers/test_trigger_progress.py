@@ -1,4 +1,4 @@
-"""InsightJobTrigger with solver progress (issue 12): its kwargs carry the options, its watch
+"""InsightJobTrigger with solver progress: its kwargs carry the options, its watch
 answers the job's APP_MESSAGEs, the records are logged once on ``insight.progress`` and the
 ``finished`` event carries the summary. A scripted job sends the messages (the emulator's
 ``ScriptedAppMessage``) and waits for each answer, as a real solve does."""
@@ -15,7 +15,7 @@ from trigger_support import collect, submit
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
 from airflow_insight.exceptions import ConfigurationError
-from airflow_insight.protocol.progress import PROGRESS_LOGGER, ProgressOptions, StopAtGap
+from airflow_insight.progress import PROGRESS_LOGGER, ProgressOptions, StopAtGap
 from airflow_insight.triggers.insight import (
     InsightJobTrigger,
     outcome_from_event,

@@ -1,4 +1,4 @@
-"""Solver-progress DAGs for tests/airflow (issue 12): a real xpress MIP solve stopped by a gap rule.
+"""Solver-progress DAGs for tests/airflow: a real xpress MIP solve stopped by a gap rule.
 
 The model and the output folder come from the run's conf (``dag.test(run_conf=...)``): ``model``
 is the payload, ``out`` the folder for the picture and the incumbent. The ``collect`` task writes
@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, task
 
 from airflow_insight.operators.insight import InsightJobOperator, build_request
-from airflow_insight.protocol.progress import StopAtGap
+from airflow_insight.progress import StopAtGap
 
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 #: The gap the rule stops at: a knapsack's root node gets below it long before it is optimal.
