@@ -41,6 +41,7 @@ from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.unreachable import UnreachableTimer
 from airflow_insight.protocol.wire import COMPUTE_JOBS_PATH
 from airflow_insight.settings import KNOWN_EXTRAS as KNOWN_EXTRAS
 from airflow_insight.settings import ConnectionLike as ConnectionLike
@@ -271,14 +272,20 @@ class InsightHook(BaseHook):
         unreachable_limit_seconds: float | None = None,
         settings: ConnectionSettings | None = None,
     ) -> FollowerConfig:
-        """The follower's knobs: ``unreachable_limit_seconds`` None means the connection's
-        (``settings``, else read here)."""
-        limit = unreachable_limit_seconds
-        if limit is None:
-            limit = (settings or self.get_settings()).unreachable_limit_seconds
+        """The follower's knobs (operator and trigger); the unreachable limit as
+        :meth:`unreachable_timer` reads it."""
+        settings = settings or self.get_settings()
+        limit = _unreachable_limit(unreachable_limit_seconds, settings)
         return FollowerConfig(
             silence_limit_seconds=silence_limit_seconds, unreachable_limit_seconds=limit
         )
+
+    def unreachable_timer(self, unreachable_limit_seconds: float | None) -> UnreachableTimer:
+        """The core's outage timer for a wait outside the follower (the poke-mode sensor):
+        ``unreachable_limit_seconds`` None means the connection's, as for the follower."""
+        settings = self.get_settings()
+        limit = _unreachable_limit(unreachable_limit_seconds, settings)
+        return UnreachableTimer(settings.server_name, limit)
 
     def job_follower(
         self,
@@ -511,6 +518,11 @@ class InsightHook(BaseHook):
             f"To cancel it: cancel compute job {job_id} in Insight, or send DELETE {url}"
             " (REST API, with a bearer token)."
         )
+
+
+def _unreachable_limit(override: float | None, settings: ConnectionSettings) -> float | None:
+    """The unreachable limit of a task: its own argument, else the connection's."""
+    return settings.unreachable_limit_seconds if override is None else override
 
 
 def _cancel_step(rest: InsightRestClient, flow: CancelFlow, step: ReadStatus | SendDelete) -> Step:

@@ -187,9 +187,7 @@ class InsightJobSensor(BaseSensorOperator):
     def _timer(self) -> UnreachableTimer:
         """The poke mode's outage timer (the core's rule, as the follower's), made once."""
         if self._unreachable is None:
-            settings = self.hook.get_settings()
-            limit = self.unreachable_limit_seconds or settings.unreachable_limit_seconds
-            self._unreachable = UnreachableTimer(settings.server_name, limit)
+            self._unreachable = self.hook.unreachable_timer(self.unreachable_limit_seconds)
         return self._unreachable
 
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:

@@ -649,9 +649,11 @@ class InsightJobTrigger(BaseTrigger):
                 settings, "interrupted (SIGINT, Ctrl-C)", CANCEL_WAIT_SECONDS
             )
             cancelled = result.cancelled
-            status = result.status if cancelled else None
+            status = result.status if cancelled or result.end is CancelEnd.ALREADY_ENDED else None
             state = f"cancelled (now {status})" if status else "cancelled"
-            if not cancelled:
+            if result.end is CancelEnd.ALREADY_ENDED:
+                state = f"not cancelled: it had already ended ({result.status})"
+            elif not cancelled:
                 state = f"could NOT be cancelled. {self._hook.cancel_hint(settings, job_id)}"
             cancel_error = JobCancelled(
                 f"Interrupted (Ctrl-C) while following Insight compute job {job_id!r}; the job"
