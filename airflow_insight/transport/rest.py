@@ -66,7 +66,7 @@ from airflow_insight.transport.secrets import announce_secret
 
 log = logging.getLogger(__name__)
 
-#: Re-exported: the token type lives in the core (``Token`` was defined here before).
+#: ``Token`` lives in the core; this module re-exports it for its callers.
 __all__ = ["InsightRestClient", "Token"]
 
 #: The token may come back as plain text or as a JSON string (§B9 #6).
