@@ -55,3 +55,22 @@ def test_off_the_loop_a_running_job_is_cancelled_without_waiting(emulator: Emula
 
 def test_a_job_the_server_does_not_have_is_gone(emulator: Emulator) -> None:
     assert InsightHook().cancel_job_and_wait("never-1", wait_seconds=5).end is CancelEnd.GONE
+
+
+def test_the_hooks_async_calls_share_one_client_and_its_token(emulator: Emulator) -> None:
+    """A triggerer's hook mints one token for its life, not one per REST call."""
+    hook = InsightHook()
+    hook.submit_job(build_request(None, "long-3"))
+    settings = hook.get_settings()
+    assert len(emulator.record.of_kind("token_minted")) == 1  # the submit's
+    emulator.record.clear()
+
+    async def calls() -> None:
+        assert await hook.afind_job(settings, ["none-3", "long-3"]) is not None
+        await hook.acancel_job_and_wait(settings, "long-3", 0, step_bound=30)
+        await hook.acancel_job(settings, "long-3")
+
+    asyncio.run(calls())
+    assert len(emulator.record.of_kind("delete")) == 2  # the calls did reach the server
+    assert emulator.record.of_kind("token_minted") == []  # the submit's token served them all
+    hook.close()
