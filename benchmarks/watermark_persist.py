@@ -7,7 +7,7 @@ Both halves of a triggerer are measured with Airflow's own code on a temporary, 
 
 * **runner** (the process the triggers run in): every job forwards a batch of lines each 100 ms
   (``WatermarkTable.update``, the trigger's per-batch call) and the table is serialised once a
-  second (``to_text``, what :class:`~airflow_insight.triggers.watermark.WatermarkWriter` sends);
+  second (``to_text``, what ``watermark_store.WatermarkWriter`` sends);
 * **supervisor** (the triggerer's main process, which answers the runner): one ``PutVariable``
   of that text per second through ``request_handlers.handle_put_variable`` and the in-process
   execution API, as ``TriggerRunnerSupervisor._handle_request`` does.
@@ -38,7 +38,7 @@ def _setup_airflow() -> None:
 def _runner_cost(jobs: int, seconds: float) -> tuple[float, int]:
     """CPU fraction of the runner-side bookkeeping, and the size of one table write."""
     from airflow_insight.compat.supervisor import TaskInstanceRef
-    from airflow_insight.triggers.watermark import Watermark, WatermarkTable
+    from airflow_insight.triggers.watermark_table import Watermark, WatermarkTable
 
     table = WatermarkTable()
     refs = [TaskInstanceRef("bench_dag", f"run-{n}", "follow", -1, 1) for n in range(jobs)]
@@ -64,7 +64,7 @@ def _supervisor_cost(jobs: int, writes: int) -> tuple[float, float]:
     from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
 
     from airflow_insight.compat.supervisor import TaskInstanceRef
-    from airflow_insight.triggers.watermark import Watermark, WatermarkTable
+    from airflow_insight.triggers.watermark_table import Watermark, WatermarkTable
 
     table = WatermarkTable()
     for n in range(jobs):

@@ -1,4 +1,4 @@
-"""Optional OpenLineage facets (issue 5): the facet content, and "no OpenLineage, no lineage".
+"""Optional OpenLineage facets: the facet content, and "no OpenLineage, no lineage".
 
 apache-airflow-providers-openlineage is not installed in this project's environment (and must
 stay optional), so the facet content is tested as the pure function that builds it, and the
@@ -109,7 +109,10 @@ def test_without_openlineage_the_operator_reports_no_lineage(connection: None) -
     assert openlineage.operator_lineage({"computeJobId": "x"}) is None
 
 
-@pytest.mark.skipif(not OPENLINEAGE_INSTALLED, reason="apache-airflow-providers-openlineage")
+@pytest.mark.skipif(
+    not OPENLINEAGE_INSTALLED,
+    reason="the optional apache-airflow-providers-openlineage is not installed",
+)
 def test_with_openlineage_the_operator_reports_the_job_facet(connection: None) -> None:
     operator = InsightJobOperator(task_id="solve")
     lineage = operator.get_openlineage_facets_on_complete(_TaskInstance({"return_value": RESULT}))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from airflow.sdk.execution_time import comms
@@ -71,6 +71,29 @@ class TaskInstanceRef:
     def state_key(self) -> str:
         """The key of this task instance in a ``GetTaskStates`` answer (per run)."""
         return self.task_id if self.map_index < 0 else f"{self.task_id}_{self.map_index}"
+
+    def states_query(self) -> dict[str, Any]:
+        """The ``GetTaskStates`` criteria naming exactly this task instance."""
+        return {
+            "dag_id": self.dag_id,
+            "run_ids": [self.run_id],
+            "task_ids": [self.task_id],
+            "map_index": self.map_index,
+        }
+
+    def state_in(self, task_states: Any) -> str | None:
+        """This task instance's state in a ``GetTaskStates`` answer (``{run_id: {key: state}}``).
+
+        None is "no state"; an answer that does not name this task instance raises
+        :class:`SupervisorUnavailable`.
+        """
+        run_states = task_states.get(self.run_id) if isinstance(task_states, Mapping) else None
+        if not isinstance(run_states, Mapping) or self.state_key not in run_states:
+            raise SupervisorUnavailable(
+                f"the supervisor knows no such task instance as {self.describe()}"
+            )
+        state = run_states[self.state_key]
+        return None if state is None else str(getattr(state, "value", state))
 
     def describe(self) -> str:
         """``dag/run/task[map]`` try ``n``, for log lines."""
@@ -125,20 +148,10 @@ async def task_state(ref: TaskInstanceRef, timeout: float | None = None) -> str 
 
     ``timeout`` defaults to :data:`TASK_STATE_TIMEOUT_SECONDS`."""
     answer = await ask(
-        GetTaskStates(
-            dag_id=ref.dag_id,
-            run_ids=[ref.run_id],
-            task_ids=[ref.task_id],
-            map_index=ref.map_index,
-        ),
+        GetTaskStates(**ref.states_query()),
         TASK_STATE_TIMEOUT_SECONDS if timeout is None else timeout,
     )
-    states = getattr(answer, "task_states", None)
-    run_states = states.get(ref.run_id) if isinstance(states, dict) else None
-    if not isinstance(run_states, dict) or ref.state_key not in run_states:
-        raise SupervisorUnavailable(f"the answer does not name {ref.describe()}: {answer!r}")
-    state = run_states[ref.state_key]
-    return None if state is None else str(getattr(state, "value", state))
+    return ref.state_in(getattr(answer, "task_states", None))
 
 
 async def variable_keys(prefix: str, timeout: float = ASK_TIMEOUT_SECONDS) -> list[str]:
@@ -169,9 +182,9 @@ async def put_variable(
     await ask(PutVariable(key=key, value=value, description=description), timeout)
 
 
-async def delete_variable(key: str) -> None:
+async def delete_variable(key: str, timeout: float = ASK_TIMEOUT_SECONDS) -> None:
     """Delete Variable ``key`` (a missing one is no error)."""
-    await ask(DeleteVariable(key=key))
+    await ask(DeleteVariable(key=key), timeout)
 
 
 async def set_xcom(

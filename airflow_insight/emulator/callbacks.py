@@ -5,48 +5,9 @@ the solve thread builds the message, hands it to the emulator's loop (``send``) 
 the loop resolves it with the client's answer, the job is deleted, or the answer limit runs out.
 Scripted jobs use the same :class:`PendingAppMessage` from the loop itself.
 
-Which xpress callback each name enables (the names are Insight's, the callbacks FICO's Python
-API; GLOBALLOG is the older name of the MIP, "global search", log):
-
-============  ==========================  ==================================================
-name          xpress callback              fires
-============  ==========================  ==================================================
-GAPNOTIFY     ``addGapNotifyCallback``    when the gap reaches a target the job's controls
-                                          set (``XPRS_MIPRELGAPNOTIFY``, ``..ABSGAPNOTIFY``,
-                                          ``..ABSGAPNOTIFYOBJ``, ``..ABSGAPNOTIFYBOUND``);
-                                          never without one. An answer's controls may set
-                                          the next target.
-INTSOL        ``addIntsolCallback``       at each new incumbent; ``appMessageFile`` is set
-GLOBALLOG     ``addMiplogCallback``       at each MIP log line (``XPRS_MIPLOG``)
-LPLOG         ``addLplogCallback``        every ``XPRS_LPLOG`` simplex iterations
-BARLOG        ``addBarlogCallback``       at each barrier iteration
-CUTLOG        ``addCutlogCallback``       at each cut log line
-============  ==========================  ==================================================
-
-How a job ends (our choices where §B4.7.3 is silent):
-
-* ``interruptSolve: true`` stops the solve as a time or node limit would: the job is
-  ``COMPLETED``, with the modelStatus of a stopped solve (``OK`` with an incumbent,
-  ``UNFINISHED`` without), and the run log names the message that stopped it. An interrupted
-  remote solve cannot be continued (§B4.7.3).
-* No answer within the limit (:attr:`EmulatorConfig.app_message_timeout_seconds`, 60 s by
-  default, or the job script's own ``app_message_timeout_seconds``): the solve is interrupted
-  and the job ends ``FAILED`` without results (§B4.7.3).
-  The limit runs from the first send and is not restarted by a re-send.
-* A socket that drops before the answer arrives: the message stays pending. By default it is
-  re-sent, with the same ``appMessageId``, to the next socket that ``SUBSCRIBE``\\s to the job
-  (§B4.6); with ``resend_app_messages_on_subscribe`` off it is not, and the job fails at the
-  limit unless an answer still arrives (an answer is accepted from any socket).
-* A DELETE interrupts the solve at once (also while a message waits for its answer).
-* An answer whose ``appMessageId`` is not waiting (unknown, already answered, too late) gets
-  ``ERROR`` with ``APP_MESSAGE_NOT_FOUND`` (§B7) and changes nothing.
-
-What the emulator's record keeps (``Record.app_message_exchanges()`` joins them per message):
-``app_message`` (each send and re-send: ``appMessageId``, ``appMessageType``, ``resend``,
-``delivered``, ``appMessage``, ``appMessageFile``), ``app_message_written`` (when the frame
-went out), ``app_message_response`` (each answer: ``appMessageId``, ``interrupt``,
-``controls``, ``matched``), ``app_message_timeout`` and ``solve_finished`` (``stoppedBy``:
-``client``, ``timeout``, ``delete`` or None, and ``seconds``).
+Which xpress callback each name enables, how a job with callbacks ends (interrupt, no answer
+within the limit, a dropped socket, a DELETE, an unknown answer) and what the record keeps:
+docs/design.md#the-emulators-solver-callbacks.
 """
 
 from __future__ import annotations

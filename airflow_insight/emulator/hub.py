@@ -14,9 +14,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from aiohttp import web
+from typing import Any, TypeVar
 
 from airflow_insight.emulator import faults as f
 from airflow_insight.emulator.callbacks import AppAnswer, PendingAppMessage
@@ -24,18 +22,12 @@ from airflow_insight.emulator.config import EmulatorConfig
 from airflow_insight.emulator.jobs import Job
 from airflow_insight.emulator.record import Record
 from airflow_insight.emulator.scripts import JobScript
+from airflow_insight.emulator.sockets import Socket
 from airflow_insight.emulator.tokens import TokenStore
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.statuses import is_terminal
 
-if TYPE_CHECKING:
-    from airflow_insight.emulator.connections import Connection
-
 F = TypeVar("F")
-
-#: Where handlers find the hub and the path prefix.
-HUB_KEY: web.AppKey[Hub] = web.AppKey("hub")
-PREFIX_KEY = web.AppKey("prefix", str)
 
 #: Lines per RUNLOG_UPDATED when replaying after a SUBSCRIBE.
 REPLAY_BATCH_LINES = 1000
@@ -131,7 +123,7 @@ class Hub:
         self.tokens = TokenStore(dict(config.credentials), config.token_max_age_cap_seconds)
         self.faults = FaultRegistry()
         self.jobs: dict[str, Job] = {}
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Socket] = {}
         self._rules: tuple[tuple[str, JobScript], ...] = ()
         self._rules_lock = threading.Lock()
         #: Tasks started outside a job's own timeline (cancellations), kept from the GC.
@@ -175,7 +167,7 @@ class Hub:
 
     # ------------------------------------------------------------------ pushing
 
-    def connection_of(self, job: Job) -> Connection | None:
+    def connection_of(self, job: Job) -> Socket | None:
         """The open socket the job's events go to, if any."""
         if job.connection_id is None:
             return None
@@ -192,7 +184,7 @@ class Hub:
 
     def send_to(
         self,
-        connection: Connection,
+        connection: Socket,
         job: Job,
         message: m.ServerMessage,
         on_sent: Callable[[], None] | None = None,
@@ -314,7 +306,7 @@ class Hub:
         if job.run_log_messages:
             self.push(job, m.RunLogUpdated(job.id, start, tuple(lines)))
 
-    def replay(self, connection: Connection, job: Job, last_line: int) -> None:
+    def replay(self, connection: Socket, job: Job, last_line: int) -> None:
         """Re-send, as RUNLOG_UPDATED batches, the lines after ``last_line`` (§A5)."""
         start = max(last_line + 1, 0)
         for first in range(start, job.flushed_upto + 1, REPLAY_BATCH_LINES):
@@ -340,7 +332,7 @@ class Hub:
     # ------------------------------------------------------------------ solver callbacks
 
     def send_app_message(
-        self, job: Job, pending: PendingAppMessage, connection: Connection | None = None
+        self, job: Job, pending: PendingAppMessage, connection: Socket | None = None
     ) -> None:
         """Send (or re-send, to ``connection``) the job's APP_MESSAGE and keep it pending."""
         resend = connection is not None
@@ -376,7 +368,7 @@ class Hub:
             self.send_to(target, job, message, written)
 
     def _app_message_written(
-        self, connection: Connection, job: Job, pending: PendingAppMessage
+        self, connection: Socket, job: Job, pending: PendingAppMessage
     ) -> None:
         """The APP_MESSAGE is on the wire: note when, and drop the socket if a fault says so."""
         self.record.add(
@@ -395,7 +387,7 @@ class Hub:
             connection.drop(drop.close_code)
 
     def answer_app_message(
-        self, connection: Connection, response: m.AppMessageResponse, controls: dict[str, Any]
+        self, connection: Socket, response: m.AppMessageResponse, controls: dict[str, Any]
     ) -> None:
         """Resume the paused solve with the client's answer, or say the message is unknown."""
         job = self.pending_app_messages.get(response.app_message_id)

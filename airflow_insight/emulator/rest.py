@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
+from airflow_insight.emulator.app_keys import HUB_KEY, PREFIX_KEY
 from airflow_insight.emulator.error_bodies import (
     DOCUMENT_NOT_FOUND,
     FILE_TOO_LARGE,
@@ -26,7 +27,7 @@ from airflow_insight.emulator.error_bodies import (
     ApiError,
     detail,
 )
-from airflow_insight.emulator.hub import HUB_KEY, PREFIX_KEY, Hub
+from airflow_insight.emulator.hub import Hub
 from airflow_insight.emulator.jobs import Job
 from airflow_insight.emulator.record import token_fingerprint
 from airflow_insight.emulator.solving import refusal

@@ -20,13 +20,15 @@ from airflow_insight.emulator import faults as f
 from airflow_insight.emulator import rest
 from airflow_insight.emulator import web as web_client
 from airflow_insight.emulator.airflow_connection import airflow_connection_json
+from airflow_insight.emulator.app_keys import HUB_KEY, PREFIX_KEY
 from airflow_insight.emulator.callbacks import STOPPED_BY_DELETE
 from airflow_insight.emulator.config import EmulatorConfig
-from airflow_insight.emulator.connections import CLOSE_GOING_AWAY, handle_socket
+from airflow_insight.emulator.connections import handle_socket
 from airflow_insight.emulator.error_bodies import ApiError, error_response
-from airflow_insight.emulator.hub import HUB_KEY, PREFIX_KEY, Hub
+from airflow_insight.emulator.hub import Hub
 from airflow_insight.emulator.record import Record, token_fingerprint
 from airflow_insight.emulator.scripts import JobScript
+from airflow_insight.emulator.sockets import CLOSE_GOING_AWAY
 from airflow_insight.emulator.tokens import bearer_from_header
 from airflow_insight.protocol.wire import (
     COMPUTE_JOB_MESSAGES_PATH,
@@ -272,7 +274,7 @@ class Emulator:
         for task in list(self.hub.background):
             task.cancel()
         closing = [
-            connection.ws.close(code=CLOSE_GOING_AWAY, message=b"emulator stopping")
+            connection.link.shut_down(CLOSE_GOING_AWAY, b"emulator stopping")
             for connection in list(self.hub.connections.values())
         ]
         await asyncio.gather(*closing, return_exceptions=True)

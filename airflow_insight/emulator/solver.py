@@ -5,28 +5,9 @@ The emulator hands over the job's payload zip and the ``solver`` object of its
 the request's controls, solves it, streams every optimizer log line to a callback as it is
 produced, and returns the result files of a SOLVER job (protocol §B3.6).
 
-Status mapping (the protocol leaves modelStatus for SOLVER jobs open; these are our choices):
-
-====================================  =====================  ============
-xpress outcome                        solution-status.json   modelStatus
-====================================  =====================  ============
-SOLSTATUS OPTIMAL                     ``Optimal``            ``OK``
-SOLSTATUS FEASIBLE (e.g. MAXTIME hit  ``Solution available``  ``OK``
-with an incumbent)
-SOLSTATUS INFEASIBLE                  ``Infeasible``         ``INFEASIBLE``
-SOLSTATUS UNBOUNDED                   ``Unbounded``          ``UNBOUNDED``
-no solution, search stopped (MIP)     ``No solution found``  ``UNFINISHED``
-no solution, search stopped (LP)      ``Unfinished``         ``UNFINISHED``
-solve failed / never started          ``Unsolved``           ``ERROR``
-no model in the zip, unreadable
-model, bad zip, solver error          ``Unsolved``           ``ERROR``
-action IIS, IIS found                 ``Infeasible``         ``OK``
-action IIS, problem feasible          ``Unsolved``           ``OK``
-====================================  =====================  ============
-
-Why: the job itself COMPLETED in every row, but a client that accepts only ``OK`` (protocol
-§A7) should fail a task whose model did not produce a usable solution, and the modelStatus
-value then names the reason. An IIS job that found its IIS did what was asked, hence ``OK``.
+The protocol leaves modelStatus for SOLVER jobs open: the job COMPLETES in every case and the
+modelStatus names what the solve produced (``OK`` only for a usable solution, or a found IIS);
+the full table is in docs/design.md#the-emulators-solve-outcomes.
 
 The problem name is the model file's name without its extension (``MyProblem.mps`` gives
 ``MyProblem``), which names the result files exactly as §B3.6 shows (``MyProblem.slx``).

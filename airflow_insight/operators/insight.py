@@ -36,12 +36,7 @@ from airflow_insight.compat.sdk import (
 )
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
 from airflow_insight.hooks.insight import InsightHook, RunLogSink, airflow_error
-from airflow_insight.hooks.task_state import (
-    StateAnswer,
-    StopVerdict,
-    TaskInstanceLike,
-    current_task_state,
-)
+from airflow_insight.hooks.task_state import StateAnswer, TaskInstanceLike, current_task_state
 from airflow_insight.links import INSIGHT_JOB_URL_XCOM_KEY, InsightJobLink, job_ui_url
 from airflow_insight.payloads import payload_bytes as payload_bytes
 from airflow_insight.progress import (
@@ -491,26 +486,29 @@ class InsightJobOperator(BaseOperator):
             if self._ti is not None
             else StateAnswer(None, False, "no task instance to ask about")
         )
-        verdict = answer.verdict
-        if verdict.cancels:
+        decision = answer.decision
+        if decision.cancels:
             self.log.warning(
-                "The task instance is now in %s in Airflow: a user stopped it", answer.describe()
+                "The task instance is now in %s in Airflow: a user stopped it (%s)",
+                answer.describe(),
+                decision.reason,
             )
             self._cancel_active()
-        elif verdict is StopVerdict.STILL_OWNED:
+        elif answer.told:
             self.log.warning(
-                "Not cancelling Insight compute job %s: the task instance is still in %s in"
-                " Airflow, so this stop is a worker shutdown or restart, not a user's decision."
-                " The job keeps running; the next try re-attaches to it",
+                "Not cancelling Insight compute job %s: %s (%s). The job keeps running; the next"
+                " try re-attaches to it",
                 job_id,
+                decision.reason,
                 answer.describe(),
             )
         else:
             self.log.warning(
-                "Not cancelling Insight compute job %s: cannot tell whether a user stopped the"
-                " task (%s). The job keeps running and the next try re-attaches to it; cancel"
-                " it on the Insight server if it is no longer wanted",
+                "Not cancelling Insight compute job %s: %s (%s). The job keeps running and the"
+                " next try re-attaches to it; cancel it on the Insight server if it is no longer"
+                " wanted",
                 job_id,
+                decision.reason,
                 answer.describe(),
             )
 

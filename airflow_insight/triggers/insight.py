@@ -13,7 +13,7 @@ Key decisions, each explained in ``docs/design.md#the-triggers-life-cycle``:
 * a trigger rebuilt on another triggerer resumes after the watermark stored by the last one
   (:mod:`.watermark`, :mod:`.shutdown`);
 * ``end_by`` (from ``execution_timeout``) cancels the job; ``on_kill`` cancels only when a user
-  ended the task (:mod:`.kill`), and every cancel is the core's
+  ended the task (``docs/design.md#one-kill-decision``), and every cancel is the core's
   :class:`~airflow_insight.protocol.cancel.CancelFlow` (a job already ended is left alone);
 * inline under ``dag.test()`` SIGINT cancels the job and SIGTERM leaves it running;
 * nothing blocks the loop, and the kwargs hold no secret; the hook is built at the first use,
@@ -38,16 +38,19 @@ from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent, task_success_e
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
 from airflow_insight.hooks.insight import EventLog, InsightHook, JobWatch, RunLogSink
+from airflow_insight.hooks.kill_decision import KillDecision, for_deferred_trigger
 from airflow_insight.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.cancel import CancelEnd, CancelResult
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
-from airflow_insight.triggers import kill, log_delivery
+from airflow_insight.triggers import log_delivery
 from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
 from airflow_insight.triggers.payload import TriggerPayload
-from airflow_insight.triggers.watermark import Watermark, WatermarkWriter
+from airflow_insight.triggers.watermark import writer_for_running_loop
+from airflow_insight.triggers.watermark_store import StoreUnavailable, WatermarkWriter
+from airflow_insight.triggers.watermark_table import Watermark
 
 CLASSPATH = "airflow_insight.triggers.insight.InsightJobTrigger"
 #: Give the loop back after forwarding this many lines, so a flood never blocks it.
@@ -176,7 +179,7 @@ class InsightJobTrigger(BaseTrigger):
         self._ended = False
         #: run() was cancelled before its event (a user's action, a stop or a move).
         self._cancelled = False
-        self._built_at = time.monotonic()  # a resume reads watermarks stored after this
+        self._built_at = time.time()  # a resume reads watermarks stored after this (wall clock)
         self._ref_of: Any = None
         self._ref: TaskInstanceRef | None = None
         #: Inline only: the signals handled here, the handlers they replaced, the one received.
@@ -231,7 +234,7 @@ class InsightJobTrigger(BaseTrigger):
         """The loop's watermark writer; None inline or where watermarks cannot be resumed."""
         if self.ti_ref is None or not features.watermark_resume().on:
             return None
-        return WatermarkWriter.for_running_loop()
+        return writer_for_running_loop()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Follow the job to its end (or ``end_by``); yield exactly one event."""
@@ -381,7 +384,7 @@ class InsightJobTrigger(BaseTrigger):
                 await self._cancel_hint(),
             )
             return
-        if decision.action is kill.KillAction.LEAVE_RUNNING:
+        if not decision.cancels:
             self.log.warning("Leaving Insight compute job %s running: %s", job_id, decision.reason)
             return
         self._ended = True  # A user ended the task: no watermark to keep for anyone.
@@ -444,7 +447,7 @@ class InsightJobTrigger(BaseTrigger):
         reader = writer.reader
         try:
             stored = await reader.find(ref, self.compute_job_id, not_before=self._built_at)
-        except SupervisorUnavailable as exc:
+        except StoreUnavailable as exc:
             self.log.warning("Could not read where an earlier triggerer stopped: %s", exc)
             return
         mark = self._mark
@@ -557,7 +560,7 @@ class InsightJobTrigger(BaseTrigger):
 
     # ----------------------------------------------------------------------------- kill
 
-    async def _kill_decision(self) -> kill.KillDecision | str:
+    async def _kill_decision(self) -> KillDecision | str:
         """The decision, or why it cannot be made (a string)."""
         ref = self.ti_ref
         if ref is None:
@@ -566,10 +569,13 @@ class InsightJobTrigger(BaseTrigger):
         try:
             state = await supervisor.task_state(ref)
             stored = None if writer is None else await writer.reader.latest_for(ref)
-        except SupervisorUnavailable as exc:
+        except (SupervisorUnavailable, StoreUnavailable) as exc:
             return f"the triggerer's supervisor did not answer: {exc}"
-        return kill.decide(
-            state, stored, try_number=ref.try_number, compute_job_id=self.compute_job_id
+        return for_deferred_trigger(
+            state,
+            try_number=ref.try_number,
+            compute_job_id=self.compute_job_id,
+            latest=None if stored is None else (stored.try_number, stored.compute_job_id),
         )
 
     async def _cancel(

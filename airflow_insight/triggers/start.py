@@ -38,7 +38,7 @@ from airflow_insight.storage import aread_payload_bytes
 from airflow_insight.triggers.end import EndPlan, worker_needed
 from airflow_insight.triggers.insight import InsightJobTrigger, end_by_for, trigger_kwargs
 from airflow_insight.triggers.payload import TriggerPayload
-from airflow_insight.triggers.watermark import Watermark
+from airflow_insight.triggers.watermark_table import Watermark
 
 START_CLASSPATH = "airflow_insight.triggers.start.InsightJobStartTrigger"
 #: The key the start trigger's event adds: ``{"compute_job_id": ..., "document": {...}}``.

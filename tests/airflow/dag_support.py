@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator
+import support
+
+from airflow_insight.emulator import Emulator
 from airflow_insight.hooks.insight import RUN_LOG_LOGGER
 
 #: The loggers a run-log record is on, as structlog's console renderer shows them: the shared
-#: one of operator, sensor and trigger (and the adapters' older own names).
+#: one of operator, sensor and trigger, and the adapters' own ``<class>.run_log`` names.
 RUN_LOG_NAMES = (f"[{RUN_LOG_LOGGER}]", "InsightJobTrigger.run_log]", "InsightJobSensor.run_log]")
 #: A run-log line as the emulator's job scripts write it, at the end of a record.
 _EMULATOR_LINE = re.compile(r": run-log line \d+\s*$")
@@ -74,13 +76,8 @@ def run_log_records(output: str, lines: Sequence[str] = ()) -> list[str]:
 
 def assert_no_secrets(text: str, emulator: Emulator) -> None:
     """Neither the client secret nor any token the emulator issued appears in ``text``."""
-    assert text
     # Airflow 3.0's dag.test() leaves structlog unconfigured, so its SDK prints its own debug
     # records on the console, among them the request that registers the connection's password
     # with the secrets masker. That is Airflow's line, not ours, and a real worker logs at INFO.
     text = "\n".join(line for line in text.splitlines() if "msg=MaskSecret(" not in line)
-    tokens = list(emulator.hub.tokens._tokens)  # test-only peek at the issued tokens
-    assert tokens
-    for secret in (DEMO_CLIENT_SECRET, *tokens):
-        where = text.find(secret)
-        assert where < 0, f"a secret in the output: {text[max(0, where - 300) : where + 50]!r}"
+    support.assert_no_secrets(emulator, text)

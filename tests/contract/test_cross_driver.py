@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
+from support import unused_port
 
 from airflow_insight.emulator import DEMO_CLIENT_ID, Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
@@ -23,8 +23,8 @@ from airflow_insight.exceptions import InsightError
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.retry import RetryPolicy
-from tests.contract import adapter_async, adapter_sync
-from tests.contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER
+from contract import adapter_async, adapter_sync
+from contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER
 
 DRIVERS: tuple[ModuleType, ModuleType] = (adapter_sync, adapter_async)
 #: The contract suite's short job (30 lines in batches of 3) and fast follower timing.
@@ -145,12 +145,6 @@ def _counting(send: Callable[..., Any], attempts: list[object]) -> Callable[...,
     return counted
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("case", ["wrong-secret", "closed-port", "wait-not-followed"])
 def test_open_and_wait_behave_the_same_in_both_drivers(
     case: str, caplog: pytest.LogCaptureFixture
@@ -164,7 +158,7 @@ def test_open_and_wait_behave_the_same_in_both_drivers(
             if case == "wrong-secret":
                 secret = "wrong-secret-123"
             elif case == "closed-port":
-                base_url = f"http://127.0.0.1:{_closed_port()}"
+                base_url = f"http://127.0.0.1:{unused_port()}"
             settings = ConnectionSettings(
                 base_url, DEMO_CLIENT_ID, secret, connect_timeout_seconds=1
             )
@@ -180,9 +174,9 @@ def test_open_and_wait_behave_the_same_in_both_drivers(
     assert results["sync"] == results["async"], results
     raised, attempts, socket_warnings = results["sync"]
     expected = {
-        # One token request, refused; no socket warning before the real error (issue 11 #10).
+        # One token request, refused; no socket warning before the real error.
         "wrong-secret": ("AuthenticationError", 1, 0),
-        # One round of token attempts (the policy's 3), not two rounds (issue 11 #10).
+        # One round of token attempts (the policy's 3), not two rounds.
         "closed-port": ("TransportError", 3, 0),
         "wait-not-followed": ("LocalProtocolError", 2, 0),  # the mint and its expiry read
     }[case]

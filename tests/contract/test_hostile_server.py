@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import tracemalloc
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from support import emulator_settings
 
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
+from airflow_insight.emulator import Emulator, EmulatorConfig
 from airflow_insight.emulator import faults as f
 from airflow_insight.exceptions import InsightTimeout, RemoteProtocolError
 from airflow_insight.protocol.events import RunLogLines
@@ -26,7 +27,7 @@ from airflow_insight.transport.bodies import MAX_JSON_BODY_BYTES
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.retry import RetryPolicy
 from airflow_insight.transport.sync_driver import SyncJobFollower
-from tests.contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER, _request
+from contract.test_driver_contract import BASE_SCRIPT, FAST_FOLLOWER, _request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,24 +37,22 @@ READ_TIMEOUT_SECONDS = 1.0
 
 
 @pytest.fixture
-def emulator() -> Any:
-    with Emulator(EmulatorConfig(ping_interval_seconds=0.1, pong_timeout_seconds=5.0)) as running:
-        yield running
+def emulator_config() -> EmulatorConfig:
+    """Pongs may wait while a driver is busy with a hostile answer."""
+    return EmulatorConfig(ping_interval_seconds=0.1, pong_timeout_seconds=5.0)
 
 
 @pytest.fixture
 def settings(emulator: Emulator) -> ConnectionSettings:
-    return ConnectionSettings(
-        base_url=emulator.base_url,
-        client_id=DEMO_CLIENT_ID,
-        client_secret=DEMO_CLIENT_SECRET,
-        connect_timeout_seconds=1.0,
-        read_timeout_seconds=READ_TIMEOUT_SECONDS,
+    """Short timeouts, so an answer that never comes ends the test quickly."""
+    return emulator_settings(
+        emulator, connect_timeout_seconds=1.0, read_timeout_seconds=READ_TIMEOUT_SECONDS
     )
 
 
 @pytest.fixture
-def rest(settings: ConnectionSettings) -> Any:
+def rest(settings: ConnectionSettings) -> Iterator[InsightRestClient]:
+    """One retry at the most: a hostile answer must end in a bounded time."""
     policy = RetryPolicy(max_attempts=2, base_delay_seconds=0.01, max_delay_seconds=0.05)
     with InsightRestClient(settings, retry_policy=policy) as client:
         yield client

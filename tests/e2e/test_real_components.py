@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 import requests
+from support import unused_port
 
 from airflow_insight.compat import features
 from airflow_insight.compat.sdk import airflow_version
@@ -64,7 +64,7 @@ MAPPED = dataclasses.replace(QUICK, name="e2e-mapped", hold="e2e_mapped")
 MAPPED_TASKS = 3
 #: A blocking job long enough to be signalled mid-run and re-attached to by a retry (~25 s).
 BLOCKING = dataclasses.replace(QUICK, name="e2e-blocking", log_lines=250, lines_per_second=10.0)
-#: The run-log logger in a trigger log: the shared short name, or the trigger's older own name.
+#: The run-log logger in a trigger log: the shared short name, or the trigger's own one.
 TRIGGER_RUN_LOGS = ('"insight.run_log"', "InsightJobTrigger.run_log")
 
 
@@ -200,13 +200,6 @@ def _killed_task_retries() -> bool:
 _KILLED_TASK_RETRIES = _killed_task_retries()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -238,7 +231,7 @@ def airflow(
     (home / "dags").mkdir(parents=True)
     (home / "pids").mkdir()
     (home / "dags" / "e2e_dags.py").write_text(DAG_FILE)
-    port = _free_port()
+    port = unused_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -252,8 +245,8 @@ def airflow(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-jwt-secret-" + "x" * 32,
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(unused_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(unused_port()),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_INSIGHT_DEFAULT": emulator.airflow_connection_json(),
         "E2E_PID_DIR": str(home / "pids"),

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import requests
 from connect_proxy import ConnectProxy
+from support import unused_port
 from test_real_components import (
     AIRFLOW,
     QUICK,
-    _free_port,
     _run_log_records,
     _ti_state,
     _trigger_log,
@@ -115,7 +115,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     (home / "pylib" / "e2e_leak.py").write_text(LEAK_MODULE)
     (home / "dags" / "e2e_tls_dags.py").write_text(DAG_FILE)
     proxy = ConnectProxy().__enter__()
-    port = _free_port()
+    port = unused_port()
     inherited = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     env = {
         **inherited,
@@ -135,8 +135,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-jwt-secret-" + "x" * 32,
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(unused_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(unused_port()),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_INSIGHT_DEFAULT": emulator.airflow_connection_json(
             extra={"ca_bundle_path": str(ca.bundle)}

@@ -19,8 +19,7 @@ import requests
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript, ScriptedAppMessage
 from airflow_insight.emulator.faults import parse_fault
-
-from .support import (
+from emulator.support import (
     auth,
     collect,
     connect,

@@ -12,8 +12,7 @@ import websocket
 
 from airflow_insight.emulator import Emulator, JobScript, faults
 from airflow_insight.exceptions import ConfigurationError
-
-from .support import (
+from emulator.support import (
     V2,
     assert_quiet,
     auth,

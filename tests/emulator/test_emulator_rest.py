@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from airflow_insight.emulator import Emulator
-
-from .support import V2, auth, job_request, mint, submit, zip_of
+from emulator.support import V2, auth, job_request, mint, submit, zip_of
 
 
 def _error(response: requests.Response, status: int) -> dict[str, Any]:
@@ -307,7 +306,7 @@ def test_downloads(emulator: Emulator, token: str) -> None:
 
 def test_run_log_not_available_while_queued(start_emulator: Any) -> None:
     emulator = start_emulator()
-    from .support import JobScript
+    from emulator.support import JobScript
 
     emulator.add_script("q", JobScript(queued_seconds=30))
     token = mint(emulator)

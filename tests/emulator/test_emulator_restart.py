@@ -5,8 +5,7 @@ from __future__ import annotations
 import requests
 
 from airflow_insight.emulator import Emulator, JobScript
-
-from .support import auth, connect, job_request, mint, submit, wait_for_close
+from emulator.support import auth, connect, job_request, mint, submit, wait_for_close
 
 #: Long enough to be running across the restart, short enough to end soon after.
 STEADY = JobScript(

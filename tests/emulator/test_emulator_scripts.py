@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator, JobScript
-
-from .support import (
+from emulator.support import (
     auth,
     collect,
     connect,
@@ -147,7 +146,7 @@ def test_demo_script_looks_real_and_scripted_results(start_emulator: Any) -> Non
         NAMED_SCRIPTS["demo"], queued_seconds=0.01, lines_per_second=0, completing_seconds=0.01
     )
     emulator = start_emulator(default_script=fast_demo)
-    from .support import mint
+    from emulator.support import mint
 
     token = mint(emulator)
     messages = _follow(emulator, token, job_request("demo-1", computeJobType="MOSEL"))

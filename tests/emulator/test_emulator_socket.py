@@ -22,8 +22,7 @@ import websocket
 
 from airflow_insight.emulator import Emulator, JobScript
 from airflow_insight.protocol.messages import LEGACY_SPELLING
-
-from .support import (
+from emulator.support import (
     SLOW,
     V2,
     assert_quiet,

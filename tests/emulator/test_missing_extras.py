@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from .support import (
+from emulator.support import (
     CliEmulator,
     auth,
     env_without,

@@ -14,8 +14,7 @@ import pytest
 
 from airflow_insight.emulator import solver as solver_module
 from airflow_insight.emulator.solver import SolveResult, SolverUnavailable, solve_payload
-
-from .support import zip_of
+from emulator.support import zip_of
 
 xpress = pytest.importorskip("xpress", reason="the optional 'xpress' package is not installed")
 

@@ -16,8 +16,7 @@ import requests
 
 from airflow_insight.emulator import Emulator
 from airflow_insight.links import job_ui_url
-
-from .support import job_request, mint, submit, wait_until
+from emulator.support import job_request, mint, submit, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 #: Where a screenshot of the page goes when this environment variable names a folder.

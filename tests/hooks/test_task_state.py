@@ -1,4 +1,4 @@
-"""The kill decision: which task-instance states mean a user stopped the task, and asking for it.
+"""A blocking task's kill asks its supervisor for the task instance's state.
 
 The real supervisor is asked in tests/airflow (dag.test) and tests/e2e (a real worker); here a
 stand-in task instance answers as the supervisor does (``{run_id: {task key: state}}``), fails,
@@ -12,34 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_insight.hooks.task_state import StopVerdict, current_task_state, stop_verdict
-
-
-@pytest.mark.parametrize(
-    ("state", "verdict"),
-    [
-        ("failed", StopVerdict.USER_STOPPED),  # marked failed
-        ("success", StopVerdict.USER_STOPPED),  # marked success
-        ("restarting", StopVerdict.USER_STOPPED),  # cleared while running
-        ("skipped", StopVerdict.USER_STOPPED),
-        ("removed", StopVerdict.USER_STOPPED),
-        ("FAILED", StopVerdict.USER_STOPPED),
-        ("running", StopVerdict.STILL_OWNED),  # a deploy's SIGTERM: still ours
-        ("up_for_retry", StopVerdict.STILL_OWNED),  # heartbeat timeout: the retry re-attaches
-        ("queued", StopVerdict.STILL_OWNED),  # a newer try is on its way
-        ("deferred", StopVerdict.STILL_OWNED),
-        (None, StopVerdict.STILL_OWNED),  # reset by the scheduler (orphaned)
-        ("some_new_state", StopVerdict.UNKNOWN),  # never cancel on a guess
-    ],
-)
-def test_stop_verdict_per_state(state: str | None, verdict: StopVerdict) -> None:
-    assert stop_verdict(state) is verdict
-    assert verdict.cancels is (verdict is StopVerdict.USER_STOPPED)
-
-
-def test_an_unknown_state_never_cancels() -> None:
-    assert stop_verdict("failed", known=False) is StopVerdict.UNKNOWN
-    assert not StopVerdict.UNKNOWN.cancels
+from airflow_insight.hooks.kill_decision import KillAction
+from airflow_insight.hooks.task_state import current_task_state
 
 
 class _TaskInstance:
@@ -65,7 +39,11 @@ class _TaskInstance:
 def test_asks_for_exactly_this_task_instance() -> None:
     ti = _TaskInstance({"r1": {"solve": "failed", "other": "running"}})
     answer = current_task_state(ti)
-    assert (answer.state, answer.known, answer.verdict) == ("failed", True, "user stopped")
+    assert (answer.state, answer.known, answer.decision.action) == (
+        "failed",
+        True,
+        KillAction.CANCEL,
+    )
     assert ti.asked == [{"dag_id": "d", "map_index": -1, "task_ids": ["solve"], "run_ids": ["r1"]}]
 
 
@@ -77,7 +55,7 @@ def test_a_mapped_task_is_read_by_its_map_index_key() -> None:
 @pytest.mark.parametrize("states", [{}, {"r1": {}}, {"r0": {"solve": "failed"}}])
 def test_no_such_task_instance_is_unknown(states: dict[str, Any]) -> None:
     answer = current_task_state(_TaskInstance(states))
-    assert answer.verdict is StopVerdict.UNKNOWN
+    assert answer.decision.action is KillAction.LEAVE_RUNNING and not answer.told
     assert "knows no such task instance" in answer.describe()
 
 
@@ -86,7 +64,7 @@ def test_a_failing_supervisor_is_unknown() -> None:
         raise BrokenPipeError("supervisor gone")
 
     answer = current_task_state(_TaskInstance(broken))
-    assert answer.verdict is StopVerdict.UNKNOWN
+    assert answer.decision.action is KillAction.LEAVE_RUNNING and not answer.told
     assert "BrokenPipeError: supervisor gone" in answer.describe()
 
 
@@ -104,5 +82,5 @@ def test_a_blocked_channel_is_unknown_after_the_timeout() -> None:
         answer = current_task_state(_TaskInstance(blocked), timeout_seconds=0.2)
     finally:
         held.release()
-    assert answer.verdict is StopVerdict.UNKNOWN
+    assert answer.decision.action is KillAction.LEAVE_RUNNING and not answer.told
     assert "no answer from the supervisor" in answer.describe()

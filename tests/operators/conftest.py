@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support import connection_json
 
 from airflow_insight.emulator import Emulator, JobScript
 
@@ -20,8 +21,5 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """The emulator on 127.0.0.1 port 0, and ``insight_default`` pointing at it."""
     with Emulator() as running:
         running.add_script("*", LONG_SCRIPT)
-        connection = running.airflow_connection_json(
-            extra={"connect_timeout_seconds": 2, "read_timeout_seconds": 5}
-        )
-        monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_DEFAULT", connection)
+        monkeypatch.setenv("AIRFLOW_CONN_INSIGHT_DEFAULT", connection_json(running))
         yield running

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import emulator_settings
 
 from airflow_insight import progress as p
-from airflow_insight.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
+from airflow_insight.emulator import Emulator, EmulatorConfig
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
 from airflow_insight.emulator.scripts import JobScript, ScriptedAppMessage
 from airflow_insight.protocol.events import RunLogLines
@@ -24,7 +25,6 @@ from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.async_driver import AsyncJobFollower
 from airflow_insight.transport.rest import InsightRestClient
-from airflow_insight.transport.retry import RetryPolicy
 from airflow_insight.transport.sync_driver import SyncJobFollower
 
 # Room for a loaded 2-core machine; nothing here is a speed assertion.
@@ -48,28 +48,21 @@ SOLVE = JobScript(
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(ping_interval_seconds=0.5, pong_timeout_seconds=30.0)) as running:
+def emulator_config() -> EmulatorConfig:
+    """Pings slow enough that a solve's callbacks, not the keep-alive, fill the socket."""
+    return EmulatorConfig(ping_interval_seconds=0.5, pong_timeout_seconds=30.0)
+
+
+@pytest.fixture
+def emulator(emulator_config: EmulatorConfig) -> Iterator[Emulator]:
+    with Emulator(emulator_config) as running:
         running.add_script("*", SOLVE)
         yield running
 
 
 @pytest.fixture
 def settings(emulator: Emulator) -> ConnectionSettings:
-    return ConnectionSettings(
-        base_url=emulator.base_url,
-        client_id=DEMO_CLIENT_ID,
-        client_secret=DEMO_CLIENT_SECRET,
-        connect_timeout_seconds=5.0,
-        read_timeout_seconds=10.0,
-    )
-
-
-@pytest.fixture
-def rest(settings: ConnectionSettings) -> Iterator[InsightRestClient]:
-    policy = RetryPolicy(max_attempts=5, base_delay_seconds=0.01, max_delay_seconds=0.1)
-    with InsightRestClient(settings, retry_policy=policy) as client:
-        yield client
+    return emulator_settings(emulator, connect_timeout_seconds=5.0, read_timeout_seconds=10.0)
 
 
 def _ignore_lines(batch: RunLogLines) -> None:

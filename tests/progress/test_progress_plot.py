@@ -21,7 +21,9 @@ from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.progress_plot import picture_layout, render_progress_png, write_progress_png
 
 # The plot extra is part of the test extra; without it only the last test could run.
-image = pytest.importorskip("matplotlib.image")
+image = pytest.importorskip(
+    "matplotlib.image", reason="the optional 'plot' extra (matplotlib) is not installed"
+)
 
 REAL_SUMMARY = Path(__file__).with_name("fctp-stopped-at-1pct.json")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

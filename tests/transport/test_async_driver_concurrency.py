@@ -13,14 +13,13 @@ import collections
 import dataclasses
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import emulator_settings
 
 from airflow_insight.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
     Emulator,
     EmulatorConfig,
     JobScript,
@@ -53,24 +52,18 @@ QUICK = JobScript(
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """The emulator, without RUNLOG_COMPLETED: every job's end waits for its run-log GET."""
-    config = EmulatorConfig(
-        ping_interval_seconds=0.05, pong_timeout_seconds=2.0, send_runlog_completed=False
+def emulator_config() -> EmulatorConfig:
+    """Without RUNLOG_COMPLETED: every job's end waits for its run-log GET."""
+    return EmulatorConfig(
+        ping_interval_seconds=0.05,
+        pong_timeout_seconds=2.0,
+        send_runlog_completed=False,
+        default_script=QUICK,
     )
-    with Emulator(config) as running:
-        running.add_script("*", QUICK)
-        yield running
 
 
 def _settings(emulator: Emulator) -> ConnectionSettings:
-    return ConnectionSettings(
-        emulator.base_url,
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        connect_timeout_seconds=2.0,
-        read_timeout_seconds=10.0,
-    )
+    return emulator_settings(emulator, read_timeout_seconds=10.0)
 
 
 def _request(job_id: str) -> dict[str, Any]:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import threading
 
 import pytest
+from support import unused_port
 
 from airflow_insight.exceptions import TransportError
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport import async_handshake
 from airflow_insight.transport.network import tls_context
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_tls_context_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,7 +25,7 @@ def test_tls_context_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(async_handshake, "tls_context", recording)
     settings = ConnectionSettings(
-        f"https://127.0.0.1:{_closed_port()}", "client", "secret", connect_timeout_seconds=2.0
+        f"https://127.0.0.1:{unused_port()}", "client", "secret", connect_timeout_seconds=2.0
     )
 
     async def main() -> threading.Thread:

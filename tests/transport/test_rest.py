@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from support import StartEmulator
 
 from airflow_insight.emulator import Emulator, EmulatorConfig, JobScript, faults
 from airflow_insight.exceptions import (
@@ -31,7 +32,9 @@ from airflow_insight.exceptions import (
     SubmitRejected,
     TransportError,
 )
+from airflow_insight.protocol.wire import V2_JSON
 from airflow_insight.settings import ConnectionSettings
+from airflow_insight.transport.responses import expiry_epoch
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.retry import RetryPolicy
 
@@ -70,32 +73,11 @@ class Clock:
         return self.now
 
 
-StartEmulator = Callable[..., Emulator]
-
-
 @pytest.fixture
-def start_emulator() -> Iterator[StartEmulator]:
-    started: list[Emulator] = []
-
-    def start(**overrides: Any) -> Emulator:
-        options: dict[str, Any] = {
-            "credentials": {CLIENT_ID: SECRET},
-            "default_script": FAST,
-            **overrides,
-        }
-        emulator = Emulator(EmulatorConfig(**options))
-        emulator.start()
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(start_emulator: StartEmulator) -> Emulator:
-    return start_emulator()
+def emulator_config() -> EmulatorConfig:
+    """This module's own credentials and a job that ends at once; ``start_emulator`` and
+    ``emulator`` (the shared fixtures) start from it."""
+    return EmulatorConfig(credentials={CLIENT_ID: SECRET}, default_script=FAST)
 
 
 def settings_for(url: str, **overrides: Any) -> ConnectionSettings:
@@ -119,10 +101,20 @@ def sleeps() -> Sleeps:
 def make_client(sleeps: Sleeps) -> Iterator[Callable[..., InsightRestClient]]:
     clients: list[InsightRestClient] = []
 
-    def make(url: str, *, clock: Callable[[], float] = time.monotonic, **overrides: Any) -> Any:
+    def make(
+        url: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        **overrides: Any,
+    ) -> Any:
         policy = RetryPolicy(max_attempts=5, base_delay_seconds=0.01, max_delay_seconds=0.05)
         client = InsightRestClient(
-            settings_for(url, **overrides), clock=clock, sleep=sleeps, retry_policy=policy
+            settings_for(url, **overrides),
+            clock=clock,
+            wall_clock=wall_clock,
+            sleep=sleeps,
+            retry_policy=policy,
         )
         clients.append(client)
         return client
@@ -189,9 +181,17 @@ def test_server_cap_is_learned_and_token_refreshed_at_two_thirds(
 ) -> None:
     emulator = start_emulator(token_max_age_cap_seconds=3.0)
     clock = Clock()
-    client = make_client(emulator.base_url, clock=clock, token_max_age_seconds=900)
+    # The client's wall clock stands still, so the lifetime it learns is the server's stated
+    # expiry less this moment, whatever the machine's load made the mint take.
+    minted_after = time.time()
+    client = make_client(
+        emulator.base_url, clock=clock, wall_clock=lambda: minted_after, token_max_age_seconds=900
+    )
     first = client.current_token()
-    assert 2.5 < first.lifetime_seconds <= 3.2  # the cap, not the 900 s asked for
+    server_expiry = _server_expiry(emulator, first.value)
+    assert server_expiry < minted_after + 900  # the server capped it
+    # The server's expiry, not the 900 s asked for.
+    assert first.lifetime_seconds == pytest.approx(server_expiry - minted_after)
     assert first.expires_at == pytest.approx(1000.0 + first.lifetime_seconds)
     clock.now += first.lifetime_seconds * 2 / 3 - 0.05
     assert client.current_token() is first
@@ -199,6 +199,18 @@ def test_server_cap_is_learned_and_token_refreshed_at_two_thirds(
     second = client.current_token()
     assert second is not first and second.value != first.value
     assert len(requests_to(emulator, "POST", TOKEN)) == 2
+
+
+def _server_expiry(emulator: Emulator, token: str) -> float:
+    """When the server says ``token`` expires (epoch seconds), asked as the client asks."""
+    response = requests.get(
+        emulator.base_url + TOKEN,
+        headers={"Accept": V2_JSON, "Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    expiry = expiry_epoch(response.json())
+    assert expiry is not None, response.text
+    return expiry
 
 
 def test_refresh_token_mints_a_token_rest_then_uses(emulator: Emulator, make_client: Any) -> None:
@@ -642,7 +654,8 @@ def test_urls_on_another_server_get_no_token(emulator: Emulator, make_client: An
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key."""
-    x509 = pytest.importorskip("cryptography.x509")
+    # Airflow depends on cryptography, so it is always here: no skip that could hide these tests.
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from support import emulator_settings, issued_tokens
 
 from airflow_insight.emulator import Emulator, EmulatorConfig
-from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.secrets import add_secret_listener, remove_secret_listener
@@ -17,9 +17,9 @@ SECRET = "announced-secret-value"
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(credentials={"client": SECRET})) as running:
-        yield running
+def emulator_config() -> EmulatorConfig:
+    """A client secret of this module's own, to find it among what was announced."""
+    return EmulatorConfig(credentials={"client": SECRET})
 
 
 @pytest.fixture
@@ -32,28 +32,20 @@ def heard() -> Iterator[list[str]]:
     remove_secret_listener(values.append)
 
 
-def _settings(emulator: Emulator) -> ConnectionSettings:
-    return ConnectionSettings(base_url=emulator.base_url, client_id="client", client_secret=SECRET)
-
-
-def _issued(emulator: Emulator) -> list[str]:
-    return list(emulator.hub.tokens._tokens)  # test-only peek at the issued tokens
-
-
 def test_the_client_secret_and_every_minted_token_are_announced(
     emulator: Emulator, heard: list[str]
 ) -> None:
-    with InsightRestClient(_settings(emulator)) as rest:
+    with InsightRestClient(emulator_settings(emulator)) as rest:
         assert heard == [SECRET]
         first = rest.current_token().value
         second = rest.refresh_token().value
     assert heard == [SECRET, first, second]
-    assert sorted(_issued(emulator)) == sorted([first, second])
+    assert sorted(issued_tokens(emulator)) == sorted([first, second])
 
 
 def test_the_probe_announces_its_token(emulator: Emulator, heard: list[str]) -> None:
-    assert probe_server(_settings(emulator)).ok
-    assert heard == [SECRET, *_issued(emulator)]
+    assert probe_server(emulator_settings(emulator)).ok
+    assert heard == [SECRET, *issued_tokens(emulator)]
 
 
 def test_a_failing_listener_is_reported_without_the_secret_and_the_mint_goes_on(
@@ -64,10 +56,13 @@ def test_a_failing_listener_is_reported_without_the_secret_and_the_mint_goes_on(
 
     add_secret_listener(broken)
     try:
-        with caplog.at_level(logging.WARNING), InsightRestClient(_settings(emulator)) as rest:
+        with (
+            caplog.at_level(logging.WARNING),
+            InsightRestClient(emulator_settings(emulator)) as rest,
+        ):
             token = rest.current_token().value
     finally:
         remove_secret_listener(broken)
-    assert token in _issued(emulator)
+    assert token in issued_tokens(emulator)
     assert "Could not register a secret for masking (RuntimeError)" in caplog.text
     assert SECRET not in caplog.text and token not in caplog.text

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from trigger_support import SCRIPT, connection_json
+from support import connection_json
+from trigger_support import SCRIPT
 
 from airflow_insight.emulator import Emulator, EmulatorConfig
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,14 @@ from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.triggers import watermark
 from airflow_insight.triggers.end import EndPlan
 from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
-from airflow_insight.triggers.watermark import VARIABLE_PREFIX, read_table
+from airflow_insight.triggers.watermark import VARIABLE_PREFIX
+from airflow_insight.triggers.watermark_store import WatermarkReader
+from airflow_insight.triggers.watermark_table import (
+    FLUSH_INTERVAL_SECONDS,
+    STALE_SECONDS,
+    Watermark,
+    read_table,
+)
 
 USER_ACTION = "__airflow_user_action__"
 #: 900 lines over ~45 s: long enough to stop it mid-run on a loaded machine.
@@ -299,21 +307,21 @@ def test_a_clean_stop_resumes_on_the_next_triggerer_with_nothing_repeated(
 
 
 def test_a_dead_triggerers_table_is_deleted_once_stale(
-    emulator: Emulator, comms: InProcessSupervisorComms, monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, comms: InProcessSupervisorComms
 ) -> None:
     ti = supervisor.TaskInstanceRef.of(new_task_instance("deferred"))
     assert ti is not None
 
     async def store_then_collect() -> None:
-        dead = watermark.WatermarkWriter(writer_id="dead-triggerer")
-        assert await dead.persist_now(ti, watermark.Watermark("gone-1", 1, 5, 1), 5.0)
+        dead = watermark.variables_writer(writer_id="dead-triggerer")
+        assert await dead.persist_now(ti, Watermark("gone-1", 1, 5, 1), 5.0)
         assert comms.watermark_keys() == [dead.key]
-        await watermark.WatermarkReader().collect_stale()
+        await watermark.variables_reader().collect_stale()
         assert comms.watermark_keys() == [dead.key]  # fresh: kept
-        monkeypatch.setattr(watermark, "STALE_SECONDS", 0.0)
-        await asyncio.sleep(0.01)
-        await watermark.WatermarkReader().collect_stale()
+        later = time.time() + STALE_SECONDS + 1  # a reader whose clock is past the lease
+        await WatermarkReader(watermark.VariablesStore(), lambda: later).collect_stale()
         assert comms.watermark_keys() == []
+        await dead.close()
 
     asyncio.run(store_then_collect())
 
@@ -355,7 +363,7 @@ def test_a_crash_loses_no_line_and_repeats_at_most_one_write_interval(
     assert lines_1[resumed_at:] == full[resumed_at : len(lines_1)]
     # At most one write interval of lines (30 lines/s) repeat, plus the 1.2 s forwarded
     # after the write the test waited for; the loaded-machine margin is generous.
-    assert 0 < repeated <= 30 * (watermark.FLUSH_INTERVAL_SECONDS + 1.2) + 30
+    assert 0 < repeated <= 30 * (FLUSH_INTERVAL_SECONDS + 1.2) + 30
     assert f"Resuming after line {stored.last_run_log_line} of attempt" in text_2
 
 
@@ -365,10 +373,11 @@ def test_a_watermark_of_another_job_or_try_is_not_used(
     ti = new_task_instance("deferred", try_number=2)
 
     async def store(job_id: str, try_number: int) -> None:
-        writer = watermark.WatermarkWriter(writer_id=f"test-{job_id}-{try_number}")
+        writer = watermark.variables_writer(writer_id=f"test-{job_id}-{try_number}")
         ref = supervisor.TaskInstanceRef.of(ti)
         assert ref is not None
-        await writer.persist_now(ref, watermark.Watermark(job_id, 1, 99, try_number), 5.0)
+        await writer.persist_now(ref, Watermark(job_id, 1, 99, try_number), 5.0)
+        await writer.close()
 
     asyncio.run(store("other-job", 2))
     asyncio.run(store("stale-1", 1))
@@ -389,18 +398,16 @@ def test_a_resume_never_uses_a_read_older_than_its_trigger(
     assert ti is not None
 
     async def main() -> None:
-        import time
-
-        stopped = watermark.WatermarkWriter(writer_id="stopped-triggerer")
-        reader = watermark.WatermarkReader()
-        await stopped.persist_now(ti, watermark.Watermark("j-1", 1, 5, 1), 5.0)
-        early = time.monotonic()
+        stopped = watermark.variables_writer(writer_id="stopped-triggerer")
+        reader = watermark.variables_reader()
+        await stopped.persist_now(ti, Watermark("j-1", 1, 5, 1), 5.0)
+        early = time.time()
         assert (await reader.find(ti, "j-1", not_before=early)).last_run_log_line == 5
         reads = len(comms.requests)
         assert (await reader.find(ti, "j-1", not_before=early)).last_run_log_line == 5
         assert len(comms.requests) == reads  # shared: no second read
-        await stopped.persist_now(ti, watermark.Watermark("j-1", 1, 9, 1), 5.0)
-        built_after = time.monotonic()
+        await stopped.persist_now(ti, Watermark("j-1", 1, 9, 1), 5.0)
+        built_after = time.time()
         assert (await reader.find(ti, "j-1", not_before=built_after)).last_run_log_line == 9
 
     asyncio.run(main())

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_insight.compat.supervisor import TaskInstanceRef
-from airflow_insight.triggers.watermark import (
+from airflow_insight.triggers.watermark_table import (
     FLUSH_INTERVAL_SECONDS,
     HEARTBEAT_SECONDS,
     STALE_SECONDS,

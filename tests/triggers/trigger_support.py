@@ -27,13 +27,6 @@ SCRIPT = JobScript(
 )
 
 
-def connection_json(emulator: Emulator) -> str:
-    """The Airflow connection for the emulator, in the JSON form of AIRFLOW_CONN_*."""
-    return emulator.airflow_connection_json(
-        extra={"connect_timeout_seconds": 2, "read_timeout_seconds": 5}
-    )
-
-
 RUN_LOG_MARK = "[insight.run_log]"
 
 

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 import websocket
+from support import unused_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO / "docs" / "images"
@@ -62,12 +62,6 @@ EXTRA_KEYS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
@@ -94,7 +88,7 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 def api_server() -> Iterator[str]:
     """A real Airflow API server; yields its base URL."""
     home = Path(tempfile.mkdtemp(prefix="airflow-insight-ui-"))
-    port = _free_port()
+    port = unused_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
