@@ -76,13 +76,13 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
     )
     run_log = logging.getLogger("insight.run_log")
 
-    def count(batch: RunLogLines) -> None:
-        # One log record per line, as the operator's run-log sink writes them.
-        for line in batch.lines:
-            run_log.info(line)
-
     def log_event(event: Any) -> None:
-        # As an adapter does: every event logged once, progress on its own logger.
+        if isinstance(event, RunLogLines):
+            # One log record per line, as the operator's run-log sink writes them.
+            for line in event.lines:
+                run_log.info(line)
+            return
+        # As an adapter does: every other event logged once, progress on its own logger.
         name = getattr(event, "logger_name", "insight.driver")
         logging.getLogger(name).log(event.log_level, event.describe())
 
@@ -97,7 +97,7 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
     if mode == "sync":
         from airflow_insight.transport.sync_driver import SyncJobFollower
 
-        with SyncJobFollower(settings, rest, on_lines=count, on_event=log_event) as driver:
+        with SyncJobFollower(settings, rest, on_event=log_event) as driver:
             driver.open()
             for job_id in job_ids:
                 driver.submit(request(job_id), None, app_messages=handler())
@@ -108,7 +108,7 @@ def _client(mode: str, base_url: str, job_ids: Sequence[str]) -> None:
     from airflow_insight.transport.async_driver import AsyncJobFollower
 
     async def main() -> None:
-        async with AsyncJobFollower(settings, rest, on_lines=count, on_event=log_event) as driver:
+        async with AsyncJobFollower(settings, rest, on_event=log_event) as driver:
             await driver.open()
             for job_id in job_ids:
                 await driver.submit(request(job_id), None, app_messages=handler())

@@ -40,8 +40,8 @@ from benchmarks.jobs import job_request, settings
 log = logging.getLogger("benchmarks.child")
 
 
-def _no_lines(batch: ev.RunLogLines) -> None:
-    del batch
+def _no_lines(event: ev.Event) -> None:
+    del event
 
 
 # --------------------------------------------------------------------------- sync
@@ -159,7 +159,7 @@ async def _follow_with_driver(
     from airflow_insight.transport.async_driver import AsyncJobFollower
 
     rest = InsightRestClient(settings(base_url))
-    async with AsyncJobFollower(settings(base_url), rest, on_lines=_no_lines) as driver:
+    async with AsyncJobFollower(settings(base_url), rest, on_event=_no_lines) as driver:
         await driver.open()
         for job_id in job_ids:
             driver.follow(job_id)
@@ -257,7 +257,7 @@ def idle(base_url: str, job_id: str, settle_seconds: float) -> dict[str, Any]:
         marks["at"] = time.monotonic()
 
     timer = threading.Timer(settle_seconds, mark_start)
-    with SyncJobFollower(settings(base_url), rest, on_lines=_no_lines) as driver:
+    with SyncJobFollower(settings(base_url), rest, on_event=_no_lines) as driver:
         driver.open()
         driver.submit(job_request(job_id))
         timer.start()
@@ -289,7 +289,9 @@ def memory(base_url: str, job_id: str, lines: int, log_path: str) -> dict[str, A
     last_live: dict[str, float] = {}
     forwarded = [0]
 
-    def sink(batch: ev.RunLogLines) -> None:
+    def sink(batch: ev.Event) -> None:
+        if not isinstance(batch, ev.RunLogLines):
+            return
         for line in batch.lines:
             task_log.info("%s", line)
         forwarded[0] += len(batch.lines)
@@ -297,7 +299,7 @@ def memory(base_url: str, job_id: str, lines: int, log_path: str) -> dict[str, A
             last_live["rss_mb"] = rss_mb()
 
     rest = InsightRestClient(settings(base_url))
-    with SyncJobFollower(settings(base_url), rest, on_lines=sink) as driver:
+    with SyncJobFollower(settings(base_url), rest, on_event=sink) as driver:
         driver.open()
         baseline = rss_mb()
         started = time.monotonic()

@@ -7,7 +7,7 @@ that streams ``lines`` run-log lines as fast as the emulator can send them, and 
 line to a logger with a formatting handler, as the task logger does:
 
 * blocking: :class:`~airflow_insight.transport.sync_driver.SyncJobFollower`, lines logged in
-  the driver's ``on_lines`` (the operator's path);
+  the driver's event sink (the operator's path);
 * deferred: a :class:`~airflow_insight.transport.socket_hub.SocketHub` watch whose consumer logs
   each line and yields to the loop every ``LINES_PER_YIELD`` lines (the trigger's path).
 
@@ -80,7 +80,9 @@ def _request(job_id: str) -> dict[str, object]:
 def _blocking(emu: EmulatorProcess, job_id: str, rate: _Rate) -> None:
     logger = _task_logger("blocking")
 
-    def sink(batch: ev.RunLogLines) -> None:
+    def sink(batch: ev.Event) -> None:
+        if not isinstance(batch, ev.RunLogLines):
+            return
         for line in batch.lines:
             logger.info(line)
         rate.add(len(batch.lines))
@@ -89,7 +91,7 @@ def _blocking(emu: EmulatorProcess, job_id: str, rate: _Rate) -> None:
     config = FollowerConfig(silence_limit_seconds=30.0)
     with (
         InsightRestClient(settings) as rest,
-        SyncJobFollower(settings, rest, on_lines=sink, config=config) as driver,
+        SyncJobFollower(settings, rest, on_event=sink, config=config) as driver,
     ):
         driver.open()
         driver.submit(_request(job_id))

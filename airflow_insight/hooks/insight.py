@@ -37,7 +37,7 @@ from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotF
 from airflow_insight.hooks import connection_form
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.cancel import CancelFlow, CancelResult, ReadStatus, SendDelete, Step
-from airflow_insight.protocol.events import RunLogLines
+from airflow_insight.protocol.events import FollowFailed, RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.runlog import split_run_log
@@ -49,7 +49,6 @@ from airflow_insight.settings import ConnectionSettings
 from airflow_insight.settings import base_url as base_url
 from airflow_insight.settings import settings_from_connection as settings_from_connection
 from airflow_insight.storage import is_object_storage_url, write_bytes
-from airflow_insight.transport.async_driver import FollowFailed
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.socket_hub import JobWatch as JobWatch
@@ -107,21 +106,27 @@ class EventLog:
     """Log each core event once, at its level: on its own logger when it names one
     (``logger_name``, e.g. the progress records on ``insight.progress``), else on ``fallback``.
 
-    Run-log lines are not events to log here: they go to :class:`RunLogSink`. ``stale`` says
-    which events are old news by now (an operator's kill already reported them), logged at
-    DEBUG so the task log keeps its order.
+    Run-log lines are not events to log here: they go to ``lines`` (a :class:`RunLogSink`), when
+    given. ``stale`` says which events are old news by now (an operator's kill already reported
+    them), logged at DEBUG so the task log keeps its order.
     """
 
     def __init__(
-        self, fallback: logging.Logger | Any, stale: Callable[[Any], bool] | None = None
+        self,
+        fallback: logging.Logger | Any,
+        stale: Callable[[Any], bool] | None = None,
+        lines: Callable[[RunLogLines], None] | None = None,
     ) -> None:
         self._fallback = fallback
         self._named: dict[str, Any] = {}
         self._stale = stale
+        self._lines = lines
 
     def __call__(self, event: Any) -> None:
         """The follower's event sink."""
         if isinstance(event, RunLogLines):
+            if self._lines is not None:
+                self._lines(event)
             return
         if self._stale is not None and self._stale(event):
             self._fallback.debug("Already reported by the kill: %s", event.describe())
@@ -302,9 +307,8 @@ class InsightHook(BaseHook):
         return SyncJobFollower(
             self.get_settings(),
             self.get_rest_client(),
-            on_lines=on_lines,
             config=config,
-            on_event=EventLog(log or self.log, stale),
+            on_event=EventLog(log or self.log, stale, on_lines),
         )
 
     # ----------------------------------------------------------------------------- the end

@@ -5,8 +5,8 @@ token, open the socket, get a job, fetch a run log) and keeps them in :class:`Ou
 until the driver hands back exactly one answer: a result or an :class:`InsightError`. An answer
 for an id that is not outstanding is a driver bug (:class:`LocalProtocolError`).
 
-:func:`meaning` is the one place that says what an error means to the core (before, each driver
-had its own copy of this, and they differed):
+:func:`meaning` is the one place that says what an error means to the core (no driver decides
+it):
 
 * ``JobNotFound`` (HTTP 404): the job is gone; it finishes as ``DELETED``.
 * ``AuthenticationError`` (401 after the REST client's fresh token, or a refused handshake):
@@ -93,13 +93,6 @@ class OutstandingCalls:
             return self._calls.pop(call_id)
         except KeyError:
             raise LocalProtocolError(f"call {call_id} is not outstanding") from None
-
-    def discard(self, purpose: Purpose, job_id: str | None = None) -> None:
-        """Forget the calls for ``purpose`` and ``job_id``: answered by job, not by id (the
-        core's by-job inputs such as ``job_document_received``)."""
-        for call_id, (call, p, _) in list(self._calls.items()):
-            if p is purpose and getattr(call, "job_id", None) == job_id:
-                del self._calls[call_id]
 
     def pending(self, purpose: Purpose, job_id: str | None = None) -> bool:
         """True while a call for ``purpose`` (and ``job_id``) is outstanding."""

@@ -7,6 +7,10 @@ logs them (the adapter, never the driver) writes the same line for the same even
 :meth:`~airflow_insight.protocol.follower.Follower.call_succeeded` or
 :meth:`~airflow_insight.protocol.follower.Follower.call_failed`.
 
+An event about one job names it (``job_id``); one about the socket or the session says whether
+every job followed on it must hear of it (``for_every_job``): :func:`audience` is the one rule a
+driver or a hub routes by, never the log level.
+
 No event shows a token or a secret: :class:`ReconnectDue` carries the token to open the socket
 with, hidden from ``repr`` and comparison, and no ``describe()`` names it.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import logging
 from typing import ClassVar, Protocol
 
@@ -184,6 +189,11 @@ class ReconnectDue:
         """INFO, or DEBUG during an outage (see :class:`ServerUnanswered`)."""
         return logging.DEBUG if self.quiet else logging.INFO
 
+    @property
+    def for_every_job(self) -> bool:
+        """Every job's log says the socket is being opened, unless an outage line says it."""
+        return not self.quiet
+
     def describe(self) -> str:
         """One log line."""
         if not self.reconnect:
@@ -259,6 +269,11 @@ class ErrorReceived:
     error_type: str | None
     error_message: str | None
 
+    @property
+    def for_every_job(self) -> bool:
+        """An error about no job in particular concerns them all."""
+        return self.job_id is None
+
     def describe(self) -> str:
         """One log line."""
         job = f" about compute job {self.job_id}" if self.job_id else ""
@@ -270,6 +285,8 @@ class MessageRejected:
     """A received text could not be used at all (malformed JSON, missing fields); it was dropped."""
 
     log_level: ClassVar[int] = logging.WARNING
+    #: Nobody can tell which job a frame that could not be read was about.
+    for_every_job: ClassVar[bool] = True
 
     reason: str
 
@@ -302,6 +319,8 @@ class CallFailed:
     job_id: str | None = None
     #: WARNING; DEBUG for a failure without an answer, which the outage lines report instead.
     log_level: int = dataclasses.field(default=logging.WARNING, compare=False)
+    #: A failed call of the socket or the token (no ``job_id``) that every job's log must show.
+    for_every_job: bool = dataclasses.field(default=False, compare=False)
 
     def describe(self) -> str:
         """One log line."""
@@ -319,6 +338,11 @@ class FollowFailed:
     error: InsightError
     #: The server as the follower names it (URL and Airflow connection); for a failure of all.
     server: str = dataclasses.field(default="the Insight server", compare=False)
+
+    @property
+    def for_every_job(self) -> bool:
+        """A failure of the session (no ``job_id``) ends every job."""
+        return self.job_id is None
 
     def describe(self) -> str:
         """One log line (exception messages never carry secrets)."""
@@ -345,6 +369,8 @@ class ServerUnanswered:
     """
 
     log_level: ClassVar[int] = logging.WARNING
+    #: An outage stalls every job followed.
+    for_every_job: ClassVar[bool] = True
 
     server: str
     silent_seconds: float
@@ -388,6 +414,7 @@ class ServerAnswersAgain:
     """The server answered again after a :class:`ServerUnanswered` outage."""
 
     log_level: ClassVar[int] = logging.INFO
+    for_every_job: ClassVar[bool] = True
 
     server: str
     silent_seconds: float
@@ -464,6 +491,24 @@ Output = Event | SendText
 
 #: The calls the core asks a driver to perform, each answered with one result or one error.
 Call = TokenRefreshDue | ReconnectDue | ReconcileDue | RunLogFetchDue
+
+
+class Audience(enum.Enum):
+    """Who hears of an event that names no job."""
+
+    #: Every job followed on the socket (a watch of each gets it).
+    EVERY_JOB = "every job"
+
+
+def audience(event: Event) -> str | Audience | None:
+    """Who must hear of ``event``: its job's id, :attr:`Audience.EVERY_JOB`, or None (only the
+    log of whoever drives the socket)."""
+    job_id: str | None = getattr(event, "job_id", None)
+    if job_id is not None:
+        return job_id
+    # Events about the socket or the session carry the flag; the rest concern no one job.
+    return Audience.EVERY_JOB if getattr(event, "for_every_job", False) else None
+
 
 #: What :class:`~airflow_insight.protocol.runlog.RunLog` produces.
 RunLogEvent = RunLogLines | RunLogGap

@@ -1,95 +1,21 @@
 """The core of a progress WebSocket session: follow any number of compute jobs, sans I/O.
 
-One :class:`Follower` per progress WebSocket *session* (it outlives reconnects). It follows any
-number of jobs, multiplexed by ``computeJobId``. It never reads a clock, sleeps, or touches a
-socket: the driver feeds it received text, the answers to the calls it asked for and the current
-time (a float in the driver's clock, e.g. ``time.monotonic()``), waits until its next deadline,
-and does what comes back. Every input returns one list of outputs (:data:`~.events.Output`):
-frames to send now (:class:`~.events.SendText`, first), then events and calls. Every decision
-lives here or in the parts it is made of, none in the drivers:
+One :class:`Follower` per progress WebSocket *session* (it outlives reconnects), following any
+number of jobs multiplexed by ``computeJobId``. It never reads a clock, sleeps, or touches a
+socket. Its inputs are only what a driver has to tell it:
 
-* :mod:`.session`: the socket's states (one transition table), backoff and the token;
-* :mod:`.tracker` and :mod:`.jobs`: what is known of each job, how it ends, its REST checks;
-* :mod:`.runlog`: every line forwarded once and in order;
-* :mod:`.calls`: the calls asked for, by id, and what an error answer means;
-* :mod:`.replies` and :mod:`.appmessages`: pongs and the answers to solver callbacks, and which
-  frames a driver must hand over the moment it reads them.
+* :meth:`~Follower.start`, :meth:`~Follower.follow`, :meth:`~Follower.unfollow`;
+* :meth:`~Follower.receive_text` (a text frame), :meth:`~Follower.connection_lost`;
+* :meth:`~Follower.call_succeeded` / :meth:`~Follower.call_failed` (a call it asked for, by id);
+* :meth:`~Follower.tick` (the time; wait until :meth:`~Follower.next_deadline` between ticks).
 
-Driver loop (sync shown; the async driver is the same with ``await``)::
-
-    follower = Follower(FollowerConfig(...), jitter_source=random.Random().random, server=url)
-    events = deque()
-
-    def feed(outputs):                                   # every input's answer
-        for output in outputs:
-            if isinstance(output, SendText):
-                ws.send(output.text)                     # on failure: connection_lost(now)
-            else:
-                events.append(output)
-
-    feed(follower.start(clock()))                        # asks for the first token
-    ...                                                  # feed(follow(job_id, now=...)) any time
-    while follower.active:
-        if not events:
-            text = recv(until=follower.next_deadline())  # None on timeout
-            if text is not None:
-                feed(follower.receive_text(text, clock()))
-            feed(follower.tick(clock()))
-        while events:
-            event = events.popleft()
-            on_event(event)                              # the adapter logs it, once
-            if isinstance(event, Call):                  # TokenRefreshDue, ReconnectDue,
-                try:                                     # ReconcileDue, RunLogFetchDue
-                    result = perform(event)              # mint / open socket / GET ...
-                except InsightError as exc:
-                    feed(follower.call_failed(event.call_id, exc, clock()))
-                else:
-                    feed(follower.call_succeeded(event.call_id, result, clock()))
-    a closed / broken socket -> feed(follower.connection_lost(now))
-
-Each call's result: ``TokenRefreshDue`` a :class:`~.tokens.Token`; ``ReconnectDue`` the socket's
-``connection-id`` (or None); ``ReconcileDue`` the job document; ``RunLogFetchDue`` the text. A
-call may be answered late (the async driver runs REST calls in threads) but exactly once.
-
-Decisions where the protocol is silent (the per-job ones, about statuses, the end of a job, the
-complete-log shortcut and REST checks, are in :mod:`.tracker`; the automatic replies in
-:mod:`.replies`):
-
-* ``SUBSCRIBE`` goes out after every ``connection_opened`` for all jobs still followed, and also
-  from :meth:`Follower.follow` on an open socket, even when the ``connection-id`` header worked:
-  the documented fallback (§B9 #5) costs one message, and the replayed lines are deduplicated.
-  Call ``follow`` after the submit returned, so the server knows the job.
-* ``lastRunLogLine`` is the last line forwarded *without a gap*, so the server's replay fills
-  holes (see :mod:`.runlog`); ``executionAttempts`` is 0 until a status names it.
-* Reconnect backoff: see :mod:`.session` (``jitter_source`` is a ``random.Random().random``-like
-  callable owned by the driver; without one, no jitter). The core never gives up reconnecting:
-  REST checks keep every job moving; what an error means is decided in :mod:`.calls`.
-* A completed handshake does not reset the backoff; a socket that has *proven itself* does:
-  one that delivered a message other than ``ERROR`` (status, run log, JSON ping...), or stayed
-  open for ``stable_connection_seconds``. A socket lost before that counts as one more failure,
-  so a server that accepts the handshake and closes at once is retried with growing delays, not
-  every ``reconnect_initial_delay_seconds`` forever. ``ERROR`` does not count because a server
-  refusing us (a bad token, say) typically sends one and then closes.
-* ``connection_lost`` during a connect attempt (between ``ReconnectDue`` and
-  ``connection_opened``/``connection_failed``) counts as that attempt failing: the attempt's
-  state is cleared and a reconnect is scheduled with backoff, so the socket always comes back.
-* The core owns the token in use (one :class:`~.tokens.Token`, value and timing): a refreshed
-  one queues ``UPDATE_TOKEN`` when a socket is open (a closed socket gets it at its handshake).
-  A handshake refused as unauthorised gets one fresh token and one more try (:mod:`.tokens`).
-* :meth:`Follower.start` asks for the first token; if it cannot be had (refused credentials, or
-  no answer within the REST client's retries) the session fails at once (:class:`FollowFailed`
-  for every job, and the driver's ``open`` raises): without a token nothing can go on, and
-  trying again in the submit would only double the wait.
-* Unreachable server: when neither the socket nor any REST call has answered for
-  ``unreachable_limit_seconds`` while jobs are followed, each job fails with
-  :class:`~airflow_insight.exceptions.ServerUnreachable` (retryable; the next try re-attaches).
-  A REST error *with* an HTTP answer (5xx, 404) counts as an answer; a network failure does not.
-* An outage reads like one: the first call that fails without an answer while jobs are
-  followed emits :class:`~.events.ServerUnanswered` (a warning that says when the limit ends
-  the task), then one about every ``outage_report_interval_seconds`` while nothing answers,
-  and :class:`~.events.ServerAnswersAgain` at the first answer. Meanwhile the failed calls
-  and the reconnect attempts are DEBUG events: a dead server is a handful of lines, not one
-  warning per retry.
+Every input returns one list of outputs: frames to send now (:class:`~.events.SendText`) first,
+then events; the events that are calls (``TokenRefreshDue``, ``ReconnectDue``, ``ReconcileDue``,
+``RunLogFetchDue``) are answered exactly once, possibly late. State changes only through the
+session table (:mod:`.session`) and the job phase table (:mod:`.jobs`); per-job decisions are in
+:mod:`.tracker`, what an error answer means in :mod:`.calls`, automatic replies in
+:mod:`.replies`. The driver loop, the answer of each call and the decisions where the protocol
+is silent (resubscribing, backoff, the first token, outages): ``docs/design.md#the-follower``.
 """
 
 from __future__ import annotations
@@ -97,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec
 
 from airflow_insight.exceptions import InsightError, RemoteProtocolError, ServerUnreachable
@@ -183,7 +109,7 @@ class Follower:
 
     @property
     def is_open(self) -> bool:
-        """True between ``connection_opened`` and ``connection_lost``/``connection_failed``."""
+        """True from a ``ReconnectDue`` answered until the socket is lost."""
         return self.session.is_open
 
     @property
@@ -205,21 +131,6 @@ class Follower:
     def active(self) -> bool:
         """True while some followed job has not finished."""
         return bool(self._jobs.running)
-
-    @property
-    def last_connection_error(self) -> str | None:
-        """What the driver reported for the last failed connect or lost socket."""
-        return self.session.last_error
-
-    @property
-    def outstanding_calls(self) -> int:
-        """How many calls the driver has not answered yet."""
-        return len(self._calls)
-
-    def status_of(self, job_id: str) -> str | None:
-        """The last status seen for a followed job (None when unknown or not followed)."""
-        job = self._jobs.jobs.get(job_id)
-        return job.status if job else None
 
     def subscriptions(self) -> tuple[m.Subscription, ...]:
         """What a ``SUBSCRIBE`` would carry now: one entry per job still running (§A5)."""
@@ -287,42 +198,32 @@ class Follower:
     # ----------------------------------------------------------------------------- connection
 
     @_input
-    def connection_opened(self, connection_id: str | None, now: float) -> Sequence[Output]:
+    def connection_lost(self, now: float) -> Sequence[Output]:
+        """The open socket closed or broke: schedule a reconnect and REST checks."""
+        if self.session.lost(now):
+            # Texts queued for the dead socket mean nothing to the next one (it gets a SUBSCRIBE).
+            self._outgoing.clear()
+            self._jobs.socket_lost(now)
+        return []
+
+    def _opened(self, connection_id: str | None, now: float) -> None:
         """A socket is open: queue ``SUBSCRIBE`` for every job still running (§A5)."""
         self.session.opened(connection_id, now)
         self._opened_once = True
-        back = self._heard(now)
         running = self._jobs.socket_opened(now)
         if running:
             self._queue(m.Subscribe(tuple(job.subscription() for job in running)))
-        return back
 
-    @_input
-    def connection_lost(self, now: float, reason: str | None = None) -> Sequence[Output]:
-        """The open socket closed or broke: schedule a reconnect and REST checks."""
-        if not self.session.lost(now, reason):
-            return []
-        # Texts queued for the dead socket mean nothing to the next one (it gets a SUBSCRIBE).
+    def _connect_failed(self, now: float) -> None:
+        """A connect attempt failed: back off further."""
+        self.session.failed(now)
         self._outgoing.clear()
-        self._jobs.socket_lost(now)
-        return []
 
-    @_input
-    def connection_failed(self, now: float, error: str | None = None) -> Sequence[Output]:
-        """A connect attempt failed: back off further before the next one."""
-        self.session.failed(now, error)
-        self._outgoing.clear()
-        return []
-
-    # ----------------------------------------------------------------------------- tokens
-
-    @_input
-    def token_refreshed(self, token: Token, now: float) -> Sequence[Output]:
+    def _use_token(self, token: Token) -> None:
         """A token is in use: schedule its refresh; queue ``UPDATE_TOKEN`` on an open socket."""
         self.session.token_in_use(token)
         if self.session.is_open:
             self._queue(m.UpdateToken(token.value))
-        return []
 
     # ----------------------------------------------------------------------------- call answers
 
@@ -335,24 +236,25 @@ class Follower:
 
     def _call_answered(
         self, call: Any, purpose: Purpose, refusals: int, result: Any, now: float
-    ) -> list[Output]:
+    ) -> Sequence[Output]:
         match call:
             case TokenRefreshDue():
-                events = self.token_refreshed(result, now)
+                self._use_token(result)
                 if purpose is Purpose.FIRST_TOKEN and self.session.state is SessionState.IDLE:
                     # The socket opens before the first submit, so the submit can name it.
                     self.session.wanted(now)
                     self.session.due(now)
-                    events.append(self._open_socket(refusals))
-                elif purpose in (Purpose.CONNECT, Purpose.AFTER_REFUSAL):
-                    events.append(self._open_socket(refusals))
-                return events
+                    return [self._open_socket(refusals)]
+                if purpose in (Purpose.CONNECT, Purpose.AFTER_REFUSAL):
+                    return [self._open_socket(refusals)]
+                return []
             case ReconnectDue():
-                return self.connection_opened(result, now)
+                self._opened(result, now)
+                return []
             case ReconcileDue():
-                return self.job_document_received(call.job_id, result, now)
+                return self._jobs.document_received(call.job_id, result, now)
             case RunLogFetchDue():
-                return self.run_log_fetched(call.job_id, result, now)
+                return self._jobs.run_log_fetched(call.job_id, result)
         return []  # pragma: no cover - every call type is handled above
 
     @_input
@@ -389,15 +291,19 @@ class Follower:
                         lambda c: TokenRefreshDue(c, fresh=True), Purpose.AFTER_REFUSAL, again
                     )
                     return [refresh]
-                self.connection_failed(now, str(error))
-                return [CallFailed("Opening the Insight progress socket", str(error))]
+                self._connect_failed(now)
+                return [
+                    CallFailed(
+                        "Opening the Insight progress socket", str(error), for_every_job=True
+                    )
+                ]
             case ReconcileDue():
                 return self._check_failed(call.job_id, kind, error, now)
             case RunLogFetchDue():
                 failed = CallFailed(
                     f"Fetching the run log of {call.job_id}", str(error), call.job_id
                 )
-                return [failed, *self.run_log_unavailable(call.job_id, now)]
+                return [failed, *self._jobs.run_log_unavailable(call.job_id)]
         return []  # pragma: no cover - every call type is handled above
 
     def _token_failed(
@@ -408,18 +314,26 @@ class Follower:
             return self._fail_all(error)
         if purpose is Purpose.REFRESH:
             # Asked again after the token's retry interval (see Session.token_refresh_due).
-            return [CallFailed("Refreshing the Insight token", f"{error}; retrying soon")]
-        self.connection_failed(now, str(error))
-        return [CallFailed("Getting a token for the Insight progress socket", str(error))]
+            return [
+                CallFailed(
+                    "Refreshing the Insight token", f"{error}; retrying soon", for_every_job=True
+                )
+            ]
+        self._connect_failed(now)
+        return [
+            CallFailed(
+                "Getting a token for the Insight progress socket", str(error), for_every_job=True
+            )
+        ]
 
     def _check_failed(
         self, job_id: str, kind: ErrorMeaning, error: InsightError, now: float
     ) -> Sequence[Output]:
         if kind is ErrorMeaning.NOT_FOUND:
-            return self.job_gone(job_id, now)
+            return self._jobs.job_gone(job_id)
         if kind in (ErrorMeaning.PERMANENT, ErrorMeaning.REFUSED):
             return self._jobs.fail(job_id, error)
-        self.reconcile_failed(job_id, now)
+        self._jobs.check_failed(job_id, now)
         return [CallFailed(f"Checking compute job {job_id} over REST", str(error), job_id)]
 
     def _fail_all(self, error: InsightError) -> Sequence[Output]:
@@ -530,8 +444,7 @@ class Follower:
             message = m.decode_server_message(text)
         except (RemoteProtocolError, ValueError, RecursionError) as exc:
             return [MessageRejected(str(exc) or type(exc).__name__)]
-        if self.session.is_open and not isinstance(message, m.ErrorReported):
-            self.session.proven = True
+        self.session.message_received(error=isinstance(message, m.ErrorReported))
         match message:
             case m.PingReceived():
                 self._queue(m.Pong(message.payload))
@@ -553,42 +466,6 @@ class Follower:
                 return [MessageIgnored(reason, message.compute_job_id)]
         return self._jobs.job_message(message, now)
 
-    # ----------------------------------------------------------------------------- REST input
-
-    @_input
-    def job_document_received(
-        self, job_id: str, document: Mapping[str, Any], now: float
-    ) -> Sequence[Output]:
-        """Feed a ``GET /api/compute-jobs/{id}`` document (the answer to ``ReconcileDue``)."""
-        return self._jobs.document_received(job_id, document, now)
-
-    @_input
-    def job_gone(self, job_id: str, now: float) -> Sequence[Output]:
-        """The REST check answered 404: the job no longer exists (§A8, §B9 #13)."""
-        return self._jobs.job_gone(job_id)
-
-    @_input
-    def reconcile_failed(
-        self, job_id: str, now: float, reason: str | None = None
-    ) -> Sequence[Output]:
-        """The REST check failed (network, 5xx after retries): try again on the check schedule."""
-        del reason  # The schedule does not depend on why.
-        self._jobs.check_failed(job_id, now)
-        return []
-
-    @_input
-    def run_log_fetched(self, job_id: str, text: str, now: float) -> Sequence[Output]:
-        """Feed the final REST run log (the answer to ``RunLogFetchDue``); the job finishes."""
-        return self._jobs.run_log_fetched(job_id, text)
-
-    @_input
-    def run_log_unavailable(
-        self, job_id: str, now: float, reason: str | None = None
-    ) -> Sequence[Output]:
-        """The final run log could not be fetched: finish with the lines the socket brought."""
-        del reason  # Buffered lines and gaps are reported either way.
-        return self._jobs.run_log_unavailable(job_id)
-
     # ----------------------------------------------------------------------------- internals
 
     def _queue(self, message: m.ClientMessage) -> None:
@@ -596,7 +473,8 @@ class Follower:
 
 
 def _quietly(event: Output) -> Output:
-    """``event`` at DEBUG when it is a failed call (an outage line says it instead)."""
+    """``event`` at DEBUG and for no job's log when it is a failed call (an outage line, which
+    every job hears of, says it instead)."""
     if isinstance(event, CallFailed):
-        return dataclasses.replace(event, log_level=logging.DEBUG)
+        return dataclasses.replace(event, log_level=logging.DEBUG, for_every_job=False)
     return event

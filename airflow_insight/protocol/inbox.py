@@ -1,29 +1,18 @@
 """How much received text a driver may hold for the core, and what never waits for that room.
 
-A driver reads the socket on its own (a reader thread or task) so that ping frames are answered
-while the loop forwards lines; what it read waits in an *inbox* until the loop feeds it to the
-core. A server that writes run-log lines faster than the task log takes them would grow that
-inbox without end (hours of a deferred flood in one triggerer). The decision, shared by both
-drivers:
+A driver reads the socket on its own (a reader thread or task) so that pings are answered while
+the loop forwards lines; what it read waits in an *inbox* until the loop feeds it to the core.
+The rule, shared by both drivers:
 
-* Run-log and other ordinary frames count against :data:`INBOX_LIMIT_CHARS`. When a frame does
-  not fit, the reader *waits* for room (it never drops a frame: a dropped line is a lost line).
-  While it waits it reads nothing more, so TCP slows the server down and memory stays bounded.
-  A frame larger than the whole limit still enters an empty inbox (the socket library caps a
-  frame's size): otherwise it could never enter.
-* Frames that need an immediate reply (:func:`~.replies.needs_immediate_reply`) never wait:
-  the reader hands them to the core at once; their events then keep their place among the
-  frames without counting against the room, as does the note that the socket closed.
-* Answers of REST calls (and wake-ups after ``follow``/``unfollow``) never queue behind frames:
-  the loop takes them first. Their order relative to frames does not matter to the core: an
-  answer reflects the server later than any frame that arrived before it, which is what a frame
-  still in flight on the network looks like too.
+* Ordinary frames count against :data:`INBOX_LIMIT_CHARS`; a frame that does not fit makes the
+  reader *wait* (never drop: a dropped frame is a lost line), so TCP slows the server down. A
+  frame larger than the whole limit still enters an empty inbox.
+* Frames that need an immediate reply (:func:`~.replies.needs_immediate_reply`) never wait: the
+  reader hands them to the core at once; their events keep their place without counting.
+* Call answers and what ``follow``/``unfollow`` got from the core never queue behind frames.
 
-The room is released as soon as the loop takes a frame, so a reader waits one frame's forwarding
-at a time. What the reader has not read yet waits in the network buffers: a ping or a callback
-that the server wrote *after* a backlog the reader is waiting on is read (and answered at once)
-only when the sink has taken the frames before it. Dropping frames instead would lose lines; the
-4 MiB of room is what keeps that case to sinks far slower than a task log (docs/design.md).
+Why waiting and not dropping, and what it costs a ping behind a backlog:
+``docs/design.md#bounded-inboxes``.
 """
 
 from __future__ import annotations

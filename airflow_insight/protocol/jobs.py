@@ -1,7 +1,9 @@
 """The per-job half of the core: what is known of each followed job, and its REST check schedule.
 
 Each :class:`FollowedJob` moves through :class:`Phase` ``FOLLOWING`` -> ``FETCHING_RUN_LOG`` (a
-terminal status was seen, the REST run log is asked for) -> ``FINISHED``. :class:`CheckSchedule`
+terminal status was seen, the REST run log is asked for) -> ``FINISHED``, by one table
+(:data:`PHASE_TRANSITIONS`); a move the table does not hold raises
+:class:`~airflow_insight.exceptions.LocalProtocolError`. :class:`CheckSchedule`
 keeps the next REST check of every running job in a lazily maintained heap, so a message costs no
 heap operation and the next deadline costs O(log jobs).
 """
@@ -14,13 +16,13 @@ import heapq
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_insight.exceptions import RemoteProtocolError
+from airflow_insight.exceptions import LocalProtocolError, RemoteProtocolError
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.outcome import JobOutcome, document_text
 from airflow_insight.protocol.runlog import RunLog
 
-__all__ = ["CheckSchedule", "FollowedJob", "Phase", "StatusFields"]
+__all__ = ["PHASE_TRANSITIONS", "CheckSchedule", "FollowedJob", "Phase", "StatusFields"]
 
 
 class Phase(enum.Enum):
@@ -30,6 +32,14 @@ class Phase(enum.Enum):
     #: A terminal status was seen; waiting for the REST run log.
     FETCHING_RUN_LOG = "fetching_run_log"
     FINISHED = "finished"
+
+
+#: Phase -> the phases it may move to; a finished job never moves again.
+PHASE_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.FOLLOWING: frozenset({Phase.FETCHING_RUN_LOG, Phase.FINISHED}),
+    Phase.FETCHING_RUN_LOG: frozenset({Phase.FINISHED}),
+    Phase.FINISHED: frozenset(),
+}
 
 
 @dataclasses.dataclass(slots=True)
@@ -53,6 +63,14 @@ class FollowedJob:
     queued_at: float | None = None
     #: Answers this job's ``APP_MESSAGE``s (None: the default answer).
     app_messages: AppMessageHandler | None = None
+
+    def move(self, phase: Phase) -> None:
+        """Move to ``phase`` by :data:`PHASE_TRANSITIONS` (anything else is a core bug)."""
+        if phase not in PHASE_TRANSITIONS[self.phase]:
+            raise LocalProtocolError(
+                f"compute job {self.job_id!r} cannot move from {self.phase.value} to {phase.value}"
+            )
+        self.phase = phase
 
     def subscription(self) -> m.Subscription:
         """This job's entry in a ``SUBSCRIBE``."""

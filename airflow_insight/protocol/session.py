@@ -9,20 +9,18 @@ say, reporting a second socket open while one is), instead of being silently ign
 ::
 
     state         WANTED        DUE          OPENED   FAILED        LOST
-    IDLE          BACKING_OFF   -            OPEN     -             IDLE
+    IDLE          BACKING_OFF   -            -        -             IDLE
     BACKING_OFF   BACKING_OFF   CONNECTING   OPEN     BACKING_OFF   BACKING_OFF
     CONNECTING    CONNECTING    -            OPEN     BACKING_OFF   BACKING_OFF
     OPEN          OPEN          -            -        -             BACKING_OFF
 
-``OPENED`` is allowed from ``IDLE``/``BACKING_OFF`` for a socket the driver opened before the
-core asked (a test, a driver that connects at once); ``LOST`` where no socket is open changes
-nothing (a second report of the same loss); ``FAILED`` while backing off is a late answer to a
-connect attempt the driver gave up on.
+``OPENED`` and ``FAILED`` while backing off are late answers to a connect attempt that a lost
+socket already counted as failed; ``LOST`` where no socket is open changes nothing (a second
+report of the same loss). A socket opens only when the core asked for one, so never from ``IDLE``.
 
 Backoff: ``initial * multiplier ** failures`` capped at ``max``, times a jitter factor in
-``[1 - jitter_fraction, 1 + jitter_fraction]`` drawn from ``jitter_source``. A completed handshake
-does not reset it; a socket that has *proven itself* does: one that delivered a message other
-than ``ERROR``, or stayed open for ``stable_connection_seconds``.
+``[1 - jitter_fraction, 1 + jitter_fraction]`` drawn from ``jitter_source``; only a socket that
+proved itself starts it over (``docs/design.md#the-follower``).
 """
 
 from __future__ import annotations
@@ -64,7 +62,6 @@ _S, _I = SessionState, SessionInput
 #: (state, input) -> next state; anything missing is a driver bug.
 TRANSITIONS: dict[tuple[SessionState, SessionInput], SessionState] = {
     (_S.IDLE, _I.WANTED): _S.BACKING_OFF,
-    (_S.IDLE, _I.OPENED): _S.OPEN,
     (_S.IDLE, _I.LOST): _S.IDLE,
     (_S.BACKING_OFF, _I.WANTED): _S.BACKING_OFF,
     (_S.BACKING_OFF, _I.DUE): _S.CONNECTING,
@@ -109,9 +106,8 @@ class Session:
         self.failures = 0
         self.reconnect_at: float | None = None
         self.opened_at = 0.0
-        #: True once the open socket delivered a message other than ``ERROR``.
-        self.proven = False
-        self.last_error: str | None = None
+        # True once the open socket delivered a message other than ERROR (see message_received).
+        self._proven = False
         #: The token in use (the core's one copy; the REST client may hold the same object).
         self.token: Token | None = None
         self.token_due_at: float | None = None
@@ -159,36 +155,38 @@ class Session:
         self.move(SessionInput.OPENED)
         self.connection_id = connection_id
         self.opened_at = now
-        self.proven = False
+        self._proven = False
         self.reconnect_at = None
 
-    def failed(self, now: float, error: str | None) -> None:
+    def message_received(self, *, error: bool) -> None:
+        """The socket delivered a message; any but ``ERROR`` proves it (a server refusing us
+        typically sends one ``ERROR`` and closes)."""
+        if self.is_open and not error:
+            self._proven = True
+
+    def failed(self, now: float) -> None:
         """A connect attempt failed: back off further."""
         self.move(SessionInput.FAILED)
-        if error is not None:
-            self.last_error = error
         self.connection_id = None
         self.failures += 1
         self.reconnect_at = now + self.backoff(self.failures)
 
-    def lost(self, now: float, reason: str | None) -> bool:
+    def lost(self, now: float) -> bool:
         """The open socket went away (or a connect attempt did): schedule the next one.
 
         Returns True when an open socket was lost (False: nothing was open).
         """
-        if reason is not None:
-            self.last_error = reason
         previous = self.state
         if previous is SessionState.CONNECTING:
             # Lost while a connect attempt is under way: that attempt failed.
-            self.failed(now, None)
+            self.failed(now)
             return False
         self.move(SessionInput.LOST)
         if previous is not SessionState.OPEN:
             return False
         self.connection_id = None
         stable = now - self.opened_at >= self.config.stable_connection_seconds
-        self.failures = 0 if self.proven or stable else self.failures + 1
+        self.failures = 0 if self._proven or stable else self.failures + 1
         self.reconnect_at = now + self.backoff(self.failures)
         return True
 

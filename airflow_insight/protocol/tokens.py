@@ -72,7 +72,3 @@ class Token:
     def refresh_due(self, now: float) -> bool:
         """Tell whether the token should be replaced at ``now``."""
         return now >= self.refresh_due_at
-
-    def expired(self, now: float) -> bool:
-        """Tell whether the token is no longer valid at ``now``."""
-        return now >= self.expires_at

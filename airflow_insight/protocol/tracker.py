@@ -185,7 +185,6 @@ class JobTracker:
         self, job_id: str, document: Mapping[str, Any], now: float
     ) -> list[Event]:
         """A REST job document (the answer to ``ReconcileDue``)."""
-        self._calls.discard(Purpose.CHECK, job_id)
         job = self.jobs.get(job_id)
         if job is None or job.phase is Phase.FINISHED:
             return []
@@ -199,7 +198,6 @@ class JobTracker:
 
     def job_gone(self, job_id: str) -> list[Event]:
         """The REST check answered 404: the job no longer exists (§A8, §B9 #13)."""
-        self._calls.discard(Purpose.CHECK, job_id)
         job = self.jobs.get(job_id)
         if job is None or job.phase is not Phase.FOLLOWING:
             # Finished, or its terminal status is known and the run-log fetch will finish it.
@@ -214,14 +212,12 @@ class JobTracker:
 
     def check_failed(self, job_id: str, now: float) -> None:
         """The REST check failed (network, 5xx after retries): ask again on the schedule."""
-        self._calls.discard(Purpose.CHECK, job_id)
         job = self.jobs.get(job_id)
         if job is not None and job.phase is Phase.FOLLOWING:
             self._schedule_check(job, now)
 
     def run_log_fetched(self, job_id: str, text: str) -> list[Event]:
         """The final REST run log (the answer to ``RunLogFetchDue``); the job finishes."""
-        self._calls.discard(Purpose.RUN_LOG, job_id)
         job = self.jobs.get(job_id)
         if job is None or job.phase is not Phase.FETCHING_RUN_LOG:
             return []
@@ -231,7 +227,6 @@ class JobTracker:
 
     def run_log_unavailable(self, job_id: str) -> list[Event]:
         """The final run log could not be fetched: finish with the lines the socket brought."""
-        self._calls.discard(Purpose.RUN_LOG, job_id)
         job = self.jobs.get(job_id)
         if job is None or job.phase is not Phase.FETCHING_RUN_LOG:
             return []
@@ -242,7 +237,7 @@ class JobTracker:
         job = self.running.get(job_id)
         if job is None:
             return []  # Ended (or unfollowed) while the call was out: its end stands.
-        job.phase = Phase.FINISHED
+        job.move(Phase.FINISHED)
         self.running.pop(job_id, None)
         return [FollowFailed(job_id, error)]
 
@@ -321,7 +316,7 @@ class JobTracker:
         return []
 
     def _job_ended(self, job: FollowedJob, now: float, *, replay_follows: bool) -> list[Event]:
-        job.phase = Phase.FETCHING_RUN_LOG
+        job.move(Phase.FETCHING_RUN_LOG)
         if job.run_log_url is None or job.socket_brought_whole_log():
             # Never ran (e.g. cancelled while queued): there is no run log to fetch. Or the
             # socket brought every line, as RUNLOG_COMPLETED counts them: nothing to fill.
@@ -346,7 +341,7 @@ class JobTracker:
 
     def _finish(self, job: FollowedJob, *, run_log_complete: bool = False) -> list[Event]:
         events: list[Event] = list(job.run_log.flush())
-        job.phase = Phase.FINISHED
+        job.move(Phase.FINISHED)
         self.running.pop(job.job_id, None)
         outcome = JobOutcome(
             compute_job_id=job.job_id,

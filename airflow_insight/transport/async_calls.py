@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow_insight.exceptions import InsightError
 from airflow_insight.protocol import events as ev
-from airflow_insight.transport.driving import RestCall, rest_call
+from airflow_insight.transport.driving import CallAnswer, RestCall, perform, rest_call
 from airflow_insight.transport.rest import InsightRestClient
 
 __all__ = ["Answer", "RestCalls"]
@@ -38,17 +38,17 @@ class Answer:
     call_id: int
     task: asyncio.Task[Any]
 
-    def result(self) -> tuple[Any, InsightError | None] | None:
-        """``(result, None)``, ``(None, error)``, or None for a call cancelled by close().
-        Any other exception is a bug: it is raised."""
+    def answer(self) -> CallAnswer | None:
+        """The call's answer, or None for a call cancelled by close(). Any exception other
+        than an :class:`InsightError` is a bug: it is raised."""
         if self.task.cancelled():
             return None
         error = self.task.exception()
         if isinstance(error, InsightError):
-            return None, error
+            return CallAnswer(self.call_id, error=error)
         if error is not None:
             raise error
-        return self.task.result(), None
+        return CallAnswer(self.call_id, self.task.result())
 
 
 class RestCalls:
@@ -75,9 +75,9 @@ class RestCalls:
         task = self._spawn(self._perform(call))
         task.add_done_callback(lambda done: self._on_answer(Answer(call.call_id, done)))
 
-    async def now(self, call: RestCall) -> Any:
-        """Perform ``call`` and wait for it (``open()``: before the loop task runs)."""
-        return await asyncio.to_thread(rest_call(self._rest, call))
+    async def now(self, call: RestCall) -> CallAnswer:
+        """Perform ``call`` and wait for its answer (``open()``: before the loop task runs)."""
+        return await asyncio.to_thread(perform, call.call_id, rest_call(self._rest, call))
 
     def close(self) -> None:
         """Stop taking calls; a thread still in one ends with it (bounded by its timeouts)."""

@@ -43,7 +43,7 @@ class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
         return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
 
-# Named as before the handshake moved here, so logging setups that name it keep working.
+# Named after the driver that uses it: logging setups configure it under that name.
 _WEBSOCKETS_LOG = _QuietLogger(
     logging.getLogger("airflow_insight.transport.async_driver.websockets")
 )

@@ -3,7 +3,8 @@
 What counts against the room, what waits and what never does is decided in
 :mod:`airflow_insight.protocol.inbox`; this class only moves items. Two lanes: *frames* (the
 socket's frames in arrival order, with the events of frames the reader answered and the note that
-the socket closed) and *urgent* items (finished REST calls, wake-ups), which the loop takes first.
+the socket closed) and *urgent* items (finished REST calls, what ``follow``/``unfollow`` got
+from the core), which the loop takes first.
 One consumer (the driver's loop task); any number of producers, all on the event loop.
 """
 

@@ -2,40 +2,25 @@
 
 A triggerer following 1,000 jobs on one connection holds one socket, not 1,000: the first
 :meth:`SocketHub.watch` for a connection opens an
-:class:`~airflow_insight.transport.async_driver.AsyncJobFollower` (one
-:class:`~airflow_insight.protocol.follower.Follower`, one loop task, one REST client) and every
-later watch on that connection follows its job on the same socket, multiplexed by
-``computeJobId``. Each watcher (a trigger) gets a :class:`JobWatch`: the events of its job, in
-order, ending with exactly one :class:`~airflow_insight.protocol.events.JobFinished` or
-:class:`~airflow_insight.transport.async_driver.FollowFailed`. The watcher logs them itself, so the
-lines land in *its* task's log (the loop task runs in a context of its own).
+:class:`~airflow_insight.transport.async_driver.AsyncJobFollower` (one core, one loop task, one
+REST client) and every later watch on that connection follows its job on the same socket,
+multiplexed by ``computeJobId``. Each watcher (a trigger) gets a :class:`JobWatch`: the events
+of its job, in order, ending with exactly one
+:class:`~airflow_insight.protocol.events.JobFinished` or
+:class:`~airflow_insight.protocol.events.FollowFailed`; the watcher logs them itself, so the
+lines land in *its* task's log.
 
-Lifecycle decisions:
-
-* Sockets are keyed by the caller's connection key (the Airflow conn id), the connection settings
-  and the follower timing: an edited connection, or triggers asking for another silence limit,
-  get their own socket; triggers with the defaults on one connection share one.
-* Two watches of the same job (the triggerer runs a trigger twice, or a sensor and an operator
-  wait on the same job) share one subscription; each gets every event. A watch that joins after
-  the job ended gets the end at once. A watch that missed earlier lines does not get later
-  ones out of order: its ``last_run_log_line`` stays at the last line it got without a gap, so
-  the task's resume method fetches the rest from the REST run log (no duplicates, no gaps).
-* A :class:`~airflow_insight.protocol.events.RunLogGap` (lines the core gave up: the final
-  run-log GET failed, a replay never came) is treated the same way. Both rules are the core's
-  (:class:`~airflow_insight.protocol.runlog.WatchCursor`); if the resume's GET fails too, the
-  rest is missing from the task log (a warning says so; Insight keeps it).
-* :meth:`JobWatch.close` unsubscribes; the job keeps running on the server (cancelling is the
-  trigger's ``on_kill``/timeout decision, never the hub's). When the last watch of a socket
-  closes, the socket closes; the next watch opens a new one.
-* A failure that concerns every job (refused credentials) is sent to every watch and retires the
-  socket from the hub, so the next watch starts afresh.
+The hub only routes: who hears of an event is the core's answer
+(:func:`~airflow_insight.protocol.events.audience`: the job's watches, or every watch of the
+socket), and which run-log lines a watch may take is its
+:class:`~airflow_insight.protocol.runlog.WatchCursor`'s. How sockets are keyed, shared, closed
+and retired: ``docs/design.md#the-socket-hub``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import weakref
 from collections.abc import Coroutine, Hashable, Mapping
 from typing import Any
@@ -50,8 +35,6 @@ from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport.async_driver import AsyncJobFollower
 from airflow_insight.transport.driving import DriverEvent
 from airflow_insight.transport.rest import InsightRestClient
-
-log = logging.getLogger(__name__)
 
 _HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SocketHub] = weakref.WeakKeyDictionary()
 
@@ -137,9 +120,7 @@ class _SharedSocket:
         self.hub = hub
         self.key = key
         self.rest = InsightRestClient(settings)
-        self.driver = AsyncJobFollower(
-            settings, self.rest, on_lines=self._route, on_event=self._on_event, config=config
-        )
+        self.driver = AsyncJobFollower(settings, self.rest, on_event=self._route, config=config)
         self.watches: dict[str, list[JobWatch]] = {}
         #: Run-log lines handed to the watches and not taken yet (bounded: runlog).
         self.waiting = 0
@@ -153,7 +134,7 @@ class _SharedSocket:
         try:
             await self.driver.open()
         except InsightError as exc:
-            self._on_event(FollowFailed(None, exc, self.driver.follower.server))
+            self._route(FollowFailed(None, exc, self.driver.follower.server))
 
     def add(
         self,
@@ -215,24 +196,20 @@ class _SharedSocket:
         await asyncio.to_thread(self.rest.close)
 
     def _route(self, event: DriverEvent) -> None:
-        job_id = getattr(event, "job_id", None)
-        if isinstance(event, ev.JobFinished | FollowFailed) and job_id is not None:
-            self.ended[job_id] = event
-        if job_id is not None:
-            targets = self.watches.get(job_id, [])
-        elif event.log_level >= logging.INFO:
-            # Socket-wide news (a reconnect, a failure for all jobs) goes to every task log.
+        """Hand ``event`` to the watches the core says must hear of it (``ev.audience``)."""
+        audience = ev.audience(event)
+        if isinstance(audience, str):
+            if isinstance(event, ev.JobFinished | FollowFailed):
+                self.ended[audience] = event
+            targets = list(self.watches.get(audience, []))
+        elif audience is ev.Audience.EVERY_JOB:
             targets = [watch for watches in self.watches.values() for watch in watches]
         else:
             targets = []
-        for watch in list(targets):
+        for watch in targets:
             watch.deliver(event)
-        if isinstance(event, FollowFailed) and job_id is None:
+        if isinstance(event, FollowFailed) and event.job_id is None:
             self.hub.retire(self)
-
-    def _on_event(self, event: DriverEvent) -> None:
-        if not isinstance(event, ev.RunLogLines):  # Lines come through on_lines.
-            self._route(event)
 
 
 class SocketHub:

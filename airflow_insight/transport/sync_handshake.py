@@ -58,37 +58,33 @@ def open_socket(settings: ConnectionSettings, token: str) -> tuple[websocket.Web
     return ws, connection_id if isinstance(connection_id, str) and connection_id else None
 
 
-#: Called by the reader thread with each text frame; returns why to stop reading, or None.
-FrameSink = Callable[[str | bytes], "str | None"]
+#: Called by the reader thread with each text frame; returns False to stop reading.
+FrameSink = Callable[[str | bytes], bool]
 #: How long :func:`close_socket` waits for the reader thread (it ends once the socket is shut).
 READER_JOIN_SECONDS = 2.0
 
 
 def start_reader(
-    ws: websocket.WebSocket, on_frame: FrameSink, on_end: Callable[[str], None]
+    ws: websocket.WebSocket, on_frame: FrameSink, on_end: Callable[[], None]
 ) -> threading.Thread:
-    """Read every text frame of ``ws`` in a daemon thread into ``on_frame``; then ``on_end``
-    with why reading ended. ``websocket-client`` answers ping frames inside ``recv_data``, so
-    pongs go out whatever the thread that follows the jobs is doing."""
+    """Read every text frame of ``ws`` in a daemon thread into ``on_frame``, then call
+    ``on_end``. ``websocket-client`` answers ping frames inside ``recv_data``, so pongs go out
+    whatever the thread that follows the jobs is doing."""
 
     def read() -> None:
-        reason = "closed by the server"
         while True:
             try:
                 opcode, data = ws.recv_data(control_frame=True)
             except websocket.WebSocketTimeoutException:
                 continue  # The socket timeout only bounds sends; reading waits for ever.
-            except (websocket.WebSocketException, OSError, ValueError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+            except (websocket.WebSocketException, OSError, ValueError):
                 break
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 break
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                stop = on_frame(data)
-                if stop is not None:
-                    reason = stop
-                    break
-        on_end(reason)
+            is_data = opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY)
+            if is_data and not on_frame(data):
+                break
+        on_end()
 
     reader = threading.Thread(target=read, name="insight-socket-reader", daemon=True)
     reader.start()

@@ -30,10 +30,12 @@ def _log_event(event: DriverEvent) -> None:
 NAME = "async"
 
 
-def _sink(on_line: Callable[[str], None]) -> Callable[[RunLogLines], None]:
-    def forward(batch: RunLogLines) -> None:
-        for line in batch.lines:
-            on_line(line)
+def _sink(on_line: Callable[[str], None]) -> Callable[[DriverEvent], None]:
+    def forward(event: DriverEvent) -> None:
+        if isinstance(event, RunLogLines):
+            for line in event.lines:
+                on_line(line)
+        _log_event(event)
 
     return forward
 
@@ -52,7 +54,7 @@ def follow_job(
 
     async def main() -> JobOutcome | None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
+            settings, rest, on_event=_sink(on_line), config=config
         ) as driver:
             await driver.open()
             await driver.submit(job_request, payload)
@@ -79,7 +81,7 @@ def reattach(
 
     async def main() -> JobOutcome | None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
+            settings, rest, on_event=_sink(on_line), config=config
         ) as driver:
             await driver.open()
             driver.follow(

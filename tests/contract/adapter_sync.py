@@ -28,10 +28,12 @@ def _log_event(event: DriverEvent) -> None:
 NAME = "sync"
 
 
-def _sink(on_line: Callable[[str], None]) -> Callable[[RunLogLines], None]:
-    def forward(batch: RunLogLines) -> None:
-        for line in batch.lines:
-            on_line(line)
+def _sink(on_line: Callable[[str], None]) -> Callable[[DriverEvent], None]:
+    def forward(event: DriverEvent) -> None:
+        if isinstance(event, RunLogLines):
+            for line in event.lines:
+                on_line(line)
+        _log_event(event)
 
     return forward
 
@@ -47,9 +49,7 @@ def follow_job(
     timeout_seconds: float,
 ) -> JobOutcome:
     """Open the socket, submit with its connection-id, follow to the end."""
-    with SyncJobFollower(
-        settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
-    ) as driver:
+    with SyncJobFollower(settings, rest, on_event=_sink(on_line), config=config) as driver:
         driver.open()
         driver.submit(job_request, payload)
         outcome = driver.wait(str(job_request["id"]), timeout_seconds=timeout_seconds)
@@ -70,9 +70,7 @@ def reattach(
     timeout_seconds: float,
 ) -> JobOutcome:
     """Follow a job submitted elsewhere, resuming after ``last_run_log_line``."""
-    with SyncJobFollower(
-        settings, rest, on_lines=_sink(on_line), config=config, on_event=_log_event
-    ) as driver:
+    with SyncJobFollower(settings, rest, on_event=_sink(on_line), config=config) as driver:
         driver.open()
         driver.follow(
             job_id, execution_attempts=execution_attempts, last_run_log_line=last_run_log_line

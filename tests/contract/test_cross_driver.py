@@ -115,7 +115,7 @@ def _open_and_wait(
 
     try:
         if kind == "sync":
-            with SyncJobFollower(settings, rest, on_lines=lambda batch: None) as sync_driver:
+            with SyncJobFollower(settings, rest, on_event=lambda event: None) as sync_driver:
                 sync_driver.open()
                 if job_id is not None:
                     sync_driver.wait(job_id, timeout_seconds=0.5)
@@ -123,7 +123,7 @@ def _open_and_wait(
 
             async def main() -> None:
                 async with AsyncJobFollower(
-                    settings, rest, on_lines=lambda batch: None
+                    settings, rest, on_event=lambda event: None
                 ) as async_driver:
                     await async_driver.open()
                     if job_id is not None:

@@ -24,6 +24,7 @@ from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport import async_handshake, sync_handshake
 from airflow_insight.transport.async_driver import AsyncJobFollower
 from airflow_insight.transport.bodies import MAX_JSON_BODY_BYTES
+from airflow_insight.transport.driving import DriverEvent
 from airflow_insight.transport.rest import InsightRestClient
 from airflow_insight.transport.retry import RetryPolicy
 from airflow_insight.transport.sync_driver import SyncJobFollower
@@ -122,12 +123,13 @@ def _follow_two(
     """Follow both jobs on one socket of ``driver``; their outcomes and forwarded lines."""
     lines: dict[str, list[str]] = {job: [] for job in jobs}
 
-    def sink(batch: RunLogLines) -> None:
-        lines[batch.job_id].extend(batch.lines)
+    def sink(event: DriverEvent) -> None:
+        if isinstance(event, RunLogLines):
+            lines[event.job_id].extend(event.lines)
 
     outcomes: dict[str, JobOutcome | None] = {}
     if driver == "sync":
-        with SyncJobFollower(settings, rest, on_lines=sink, config=FAST_FOLLOWER) as follower:
+        with SyncJobFollower(settings, rest, on_event=sink, config=FAST_FOLLOWER) as follower:
             follower.open()
             for job in jobs:
                 follower.submit(_request(job))
@@ -137,7 +139,7 @@ def _follow_two(
 
     async def main() -> None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=sink, config=FAST_FOLLOWER
+            settings, rest, on_event=sink, config=FAST_FOLLOWER
         ) as follower:
             await follower.open()
             for job in jobs:

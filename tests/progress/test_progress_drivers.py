@@ -19,7 +19,6 @@ from airflow_insight import progress as p
 from airflow_insight.emulator import Emulator, EmulatorConfig
 from airflow_insight.emulator.callbacks import INTERRUPTED_LINE
 from airflow_insight.emulator.scripts import JobScript, ScriptedAppMessage
-from airflow_insight.protocol.events import RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
@@ -65,10 +64,6 @@ def settings(emulator: Emulator) -> ConnectionSettings:
     return emulator_settings(emulator, connect_timeout_seconds=5.0, read_timeout_seconds=10.0)
 
 
-def _ignore_lines(batch: RunLogLines) -> None:
-    del batch
-
-
 def log_event(event: Any) -> None:
     """What an adapter does with each event: progress on its own logger (``logger_name``)."""
     name = getattr(event, "logger_name", "tests.progress.driver")
@@ -78,9 +73,7 @@ def log_event(event: Any) -> None:
 def follow_sync(
     settings: ConnectionSettings, rest: InsightRestClient, request: dict[str, Any], handler: Any
 ) -> JobOutcome | None:
-    with SyncJobFollower(
-        settings, rest, on_lines=_ignore_lines, config=FollowerConfig(), on_event=log_event
-    ) as driver:
+    with SyncJobFollower(settings, rest, config=FollowerConfig(), on_event=log_event) as driver:
         driver.open()
         driver.submit(request, None, app_messages=handler)
         return driver.wait(request["id"], timeout_seconds=LIMIT_SECONDS)
@@ -91,7 +84,7 @@ def follow_async(
 ) -> JobOutcome | None:
     async def main() -> JobOutcome | None:
         async with AsyncJobFollower(
-            settings, rest, on_lines=_ignore_lines, config=FollowerConfig(), on_event=log_event
+            settings, rest, config=FollowerConfig(), on_event=log_event
         ) as driver:
             await driver.open()
             await driver.submit(request, None, app_messages=handler)

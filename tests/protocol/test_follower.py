@@ -14,7 +14,12 @@ from typing import Any, TypeVar
 import pytest
 from core_channels import TwoChannels
 
-from airflow_insight.exceptions import ConfigurationError, ServerError
+from airflow_insight.exceptions import (
+    ConfigurationError,
+    JobNotFound,
+    LocalProtocolError,
+    ServerError,
+)
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.follower import Follower, FollowerConfig
@@ -38,6 +43,13 @@ CONFIG = FollowerConfig(
 # ----------------------------------------------------------------------------- script helpers
 
 
+def wire(message_type: str, payload: Any, job_id: str | None = None) -> str:
+    """A server frame as the server writes it (keys as in the protocol reference, §A6)."""
+    document: dict[str, Any] = {} if job_id is None else {"computeJobId": job_id}
+    document |= {"messageType": message_type, "messagePayload": payload}
+    return json.dumps(document, ensure_ascii=False)
+
+
 def status(
     job_id: str,
     value: str,
@@ -47,18 +59,21 @@ def status(
     run_log_url: str | None = RUN_LOG_URL,
     result_url: str | None = None,
     current: bool = False,
-    spelling: m.Spelling = m.CURRENT_SPELLING,
+    legacy: bool = False,
 ) -> str:
-    report = m.JobStatusReport(
-        job_id,
-        value,
-        model_status,
-        attempts,
-        result_url=result_url,
-        run_log_url=run_log_url,
-        current=current,
-    )
-    return m.encode_server_message(report, spelling)
+    """A ``JOB_STATUS_UPDATED`` (or ``CURRENT_JOB_STATUS``) frame; ``legacy``: 2020 field names."""
+    payload: dict[str, Any] = {
+        "status": value,
+        "modelStatus": model_status,
+        "executionAttempts": attempts,
+        "payloadUrl": None,
+        "runLogUrl": run_log_url,
+    }
+    if legacy:
+        payload |= {"resultsUrl": result_url, "metricsUrl": None, "prettyStatus": value.title()}
+    else:
+        payload |= {"resultUrl": result_url, "jobMetricsUrl": None}
+    return wire("CURRENT_JOB_STATUS" if current else "JOB_STATUS_UPDATED", payload, job_id)
 
 
 def run_log(
@@ -67,9 +82,12 @@ def run_log(
     lines: Sequence[str],
     *,
     end: int | None = None,
-    spelling: m.Spelling = m.CURRENT_SPELLING,
+    legacy: bool = False,
 ) -> str:
-    return m.encode_server_message(m.RunLogUpdated(job_id, start, tuple(lines), end), spelling)
+    """A ``RUNLOG_UPDATED`` frame; ``legacy``: the end line spelled ``endLine``."""
+    last = end if end is not None else start + len(lines) - 1
+    payload = {"startLine": start, "endLine" if legacy else "endLines": last, "lines": list(lines)}
+    return wire("RUNLOG_UPDATED", payload, job_id)
 
 
 def numbered(count: int, start: int = 0) -> list[str]:
@@ -90,23 +108,40 @@ def forwarded(events: Sequence[object]) -> list[str]:
 
 #: A token that never comes due in these tests (the token tests use their own).
 LASTING_TOKEN = Token("tok-0", expires_at=1e9, lifetime_seconds=1e9)
+#: The follower's next deadline when nothing but that token's refresh is scheduled.
+TOKEN_DUE = LASTING_TOKEN.refresh_due_at
 
 
-def tokened(config: FollowerConfig = CONFIG, **kwargs: Any) -> TwoChannels:
-    """A follower holding a token, as after the driver answered its first token call."""
+def tokened(
+    config: FollowerConfig = CONFIG, token: Token = LASTING_TOKEN, **kwargs: Any
+) -> TwoChannels:
+    """A follower holding a token, as after the driver answered its first token call (the
+    socket call that follows it is outstanding)."""
     follower = TwoChannels(config, **kwargs)
-    follower.token_refreshed(LASTING_TOKEN, 0.0)
-    follower.session.token_due_at = None  # Its refresh is not these tests' concern.
+    follower.start(0.0)
+    follower.answer(ev.TokenRefreshDue, token, 0.0)
     return follower
 
 
-def opened(*job_ids: str, config: FollowerConfig = CONFIG) -> TwoChannels:
-    follower = tokened(config)
-    follower.connection_opened("conn-1", 0.0)
+def opened(
+    *job_ids: str, config: FollowerConfig = CONFIG, token: Token = LASTING_TOKEN
+) -> TwoChannels:
+    """A follower with its socket open, following ``job_ids``."""
+    follower = tokened(config, token)
+    follower.answer(ev.ReconnectDue, "conn-1", 0.0)
     for job_id in job_ids:
         follower.follow(job_id, now=0.0)
     follower.data_to_send()
     return follower
+
+
+def reconnect_due(follower: TwoChannels) -> float:
+    """Tick deadline after deadline until the core asks for a socket; when it did."""
+    while True:
+        now = follower.next_deadline()
+        assert now is not None
+        if of_type(follower.tick(now), ev.ReconnectDue):
+            return now
 
 
 def feed(follower: TwoChannels, texts: Sequence[str], now: float = 1.0) -> list[ev.Event]:
@@ -120,8 +155,8 @@ def feed(follower: TwoChannels, texts: Sequence[str], now: float = 1.0) -> list[
 
 
 def test_normal_run_forwards_each_line_once_and_finishes() -> None:
-    follower = TwoChannels(CONFIG)
-    follower.connection_opened("conn-1", 0.0)
+    follower = tokened()
+    follower.answer(ev.ReconnectDue, "conn-1", 0.0)
     assert sent(follower) == []
     follower.follow("job-1", now=0.0)
     # SUBSCRIBE right after following, even though the connection-id header was used (§B9 #5).
@@ -144,10 +179,11 @@ def test_normal_run_forwards_each_line_once_and_finishes() -> None:
     ]
     assert forwarded(events) == numbered(5)
     assert events[-1] == ev.RunLogFetchDue("job-1", RUN_LOG_URL)
-    assert follower.active and follower.status_of("job-1") == "COMPLETED"
+    assert follower.active and follower.following == ("job-1",)
     assert follower.subscriptions() == ()  # a finished job is not resubscribed
 
-    final = follower.run_log_fetched("job-1", "\n".join(numbered(5)) + "\n", 2.0)
+    fetch = follower.outstanding(ev.RunLogFetchDue, "job-1")
+    final = follower.call_succeeded(fetch.call_id, "\n".join(numbered(5)) + "\n", 2.0)
     assert forwarded(final) == []
     (finished,) = final
     assert isinstance(finished, ev.JobFinished)
@@ -164,10 +200,12 @@ def test_normal_run_forwards_each_line_once_and_finishes() -> None:
     )
     assert finished.outcome.verdict() is Verdict.SUCCESS
     assert not follower.active and follower.following == ()
-    assert follower.next_deadline() is None
-    # Answers that come too late change nothing.
-    assert follower.run_log_fetched("job-1", "x", 3.0) == []
-    assert follower.run_log_unavailable("job-1", 3.0) == []
+    assert follower.next_deadline() == TOKEN_DUE
+    # A call is answered once: a second answer is a driver bug, not a second end.
+    with pytest.raises(LocalProtocolError, match="not outstanding"):
+        follower.call_succeeded(fetch.call_id, "x", 3.0)
+    with pytest.raises(LocalProtocolError, match="not outstanding"):
+        follower.call_failed(fetch.call_id, ServerError("HTTP 503", status_code=503), 3.0)
 
 
 def test_duplicate_statuses_and_batches_are_tolerated() -> None:
@@ -195,20 +233,20 @@ def test_out_of_order_batches_are_forwarded_in_order() -> None:
     assert [b.first_line for b in of_type(events, ev.RunLogLines)] == [0, 2]
 
 
-@pytest.mark.parametrize("spelling", [m.CURRENT_SPELLING, m.LEGACY_SPELLING])
-def test_both_end_line_spellings_and_a_wrong_end_value(spelling: m.Spelling) -> None:
+@pytest.mark.parametrize("legacy", [False, True])
+def test_both_end_line_spellings_and_a_wrong_end_value(legacy: bool) -> None:
     follower = opened("job-1")
     events = feed(
         follower,
         [
-            run_log("job-1", 0, numbered(3), spelling=spelling),
+            run_log("job-1", 0, numbered(3), legacy=legacy),
             # The end line disagrees with the lines: the lines are trusted.
-            run_log("job-1", 3, numbered(2, 3), end=99, spelling=spelling),
-            status("job-1", "COMPLETED", "OK", result_url=RESULT_URL, spelling=spelling),
+            run_log("job-1", 3, numbered(2, 3), end=99, legacy=legacy),
+            status("job-1", "COMPLETED", "OK", result_url=RESULT_URL, legacy=legacy),
         ],
     )
     assert forwarded(events) == numbered(5)
-    finished = follower.run_log_fetched("job-1", "\n".join(numbered(5)), 2.0)
+    finished = follower.answer(ev.RunLogFetchDue, "\n".join(numbered(5)), 2.0, "job-1")
     outcome = of_type(finished, ev.JobFinished)[0].outcome
     assert outcome.result_url == RESULT_URL
     assert outcome.last_run_log_line == 4
@@ -225,7 +263,7 @@ def test_gap_is_filled_from_the_final_run_log_without_duplicates() -> None:
         ],
     )
     assert forwarded(events) == numbered(2)
-    final = follower.run_log_fetched("job-1", "\n".join(numbered(8)) + "\n", 2.0)
+    final = follower.answer(ev.RunLogFetchDue, "\n".join(numbered(8)) + "\n", 2.0, "job-1")
     assert forwarded(final) == numbered(6, 2)
     outcome = of_type(final, ev.JobFinished)[0].outcome
     assert outcome.verdict() is Verdict.FAILURE
@@ -237,7 +275,9 @@ def test_run_log_unavailable_flushes_buffered_lines_with_a_gap() -> None:
     follower = opened("job-1")
     feed(follower, [run_log("job-1", 0, ["a"]), run_log("job-1", 3, ["d"])])
     feed(follower, [status("job-1", "COMPLETED", "OK")])
-    final = follower.run_log_unavailable("job-1", 2.0, "HTTP 503")
+    final = follower.refuse(
+        ev.RunLogFetchDue, ServerError("HTTP 503", status_code=503), 2.0, "job-1"
+    )
     assert of_type(final, ev.RunLogGap) == [ev.RunLogGap("job-1", 1, 2)]
     assert forwarded(final) == ["d"]
     assert of_type(final, ev.JobFinished)[0].outcome.last_run_log_line == 3
@@ -283,6 +323,7 @@ def test_requeue_where_the_server_restarts_numbering() -> None:
 
 def test_first_terminal_status_wins() -> None:
     follower = opened("job-1")
+    (check,) = follower.tick(10.0)  # a REST check is out when the statuses arrive
     events = feed(
         follower,
         [
@@ -292,12 +333,17 @@ def test_first_terminal_status_wins() -> None:
             # The same terminal status again fills in fields that were missing.
             status("job-1", "COMPLETED", "OK", result_url=RESULT_URL),
         ],
+        now=11.0,
     )
     assert [e.status for e in of_type(events, ev.StatusChanged)] == ["COMPLETED"]
     assert len(of_type(events, ev.MessageIgnored)) == 2
     assert len(of_type(events, ev.RunLogFetchDue)) == 1
-    assert follower.job_gone("job-1", 2.0) == []  # terminal already seen
-    outcome = of_type(follower.run_log_unavailable("job-1", 2.0), ev.JobFinished)[0].outcome
+    gone = JobNotFound("404", compute_job_id="job-1")
+    assert follower.call_failed(check.call_id, gone, 12.0) == []  # terminal already seen
+    outcome = of_type(
+        follower.refuse(ev.RunLogFetchDue, ServerError("HTTP 503", status_code=503), 12.0, "job-1"),
+        ev.JobFinished,
+    )[0].outcome
     assert (outcome.status, outcome.model_status, outcome.result_url) == (
         "COMPLETED",
         "OK",
@@ -347,47 +393,58 @@ def test_unusable_text_is_rejected_without_raising(text: str | bytes) -> None:
 
 def test_unknown_type_and_unknown_job_are_ignored() -> None:
     follower = opened("job-1")
-    unknown = m.encode_server_message(m.UnknownMessage("NEW_THING", "job-1", {"x": 1}))
+    unknown = wire("NEW_THING", {"x": 1}, "job-1")
     events = feed(follower, [unknown, status("other", "EXECUTING"), run_log("other", 0, ["x"])])
     assert [type(e) for e in events] == [ev.MessageIgnored] * 3
     assert "NEW_THING" in events[0].describe()
     assert all(e.log_level == 10 for e in events)  # debug
-    assert follower.status_of("other") is None
+    assert follower.following == ("job-1",)
 
 
 def test_json_ping_is_answered_with_the_same_payload() -> None:
     follower = opened()
     payload = {"n": 7, "text": "héllo"}
-    events = follower.receive_text(m.encode_server_message(m.PingReceived(payload)), 1.0)
+    events = follower.receive_text(wire("PING", payload), 1.0)
     assert events == [ev.PingAnswered()]
     assert sent(follower) == [m.Pong(payload)]
 
 
 def test_app_message_is_answered_without_interrupting() -> None:
     follower = opened("job-1")
-    text = m.encode_server_message(m.AppMessage("job-1", "app-9", "BARLOG", None, {"a": 1}))
+    text = wire(
+        "APP_MESSAGE",
+        {
+            "appMessageId": "app-9",
+            "appMessageType": "BARLOG",
+            "appMessageFile": None,
+            "appMessage": {"a": 1},
+        },
+        "job-1",
+    )
     events = follower.receive_text(text, 1.0)
     assert events == [ev.AppMessageAnswered("job-1", "app-9", "BARLOG")]
-    (answer,) = sent(follower)
-    assert answer == m.AppMessageResponse("job-1", "app-9", interrupt_solve=False)
-    raw = json.loads(m.encode_client_message(answer))
+    (frame,) = follower.data_to_send()
+    assert m.decode_client_message(frame) == m.AppMessageResponse(
+        "job-1", "app-9", interrupt_solve=False
+    )
+    raw = json.loads(frame)
     assert raw["messagePayload"]["appMessage"] == {"interruptSolve": False}
 
 
 def test_errors_from_the_server() -> None:
     follower = opened("job-1", "job-2")
-    not_found = m.ErrorReported("job-1", m.COMPUTE_JOB_NOT_FOUND, "no such job")
-    events = feed(follower, [m.encode_server_message(not_found)])
+    not_found = {"errorType": "COMPUTE_JOB_NOT_FOUND", "errorMessage": "no such job"}
+    events = feed(follower, [wire("ERROR", not_found, "job-1")])
     assert events == [ev.ReconcileDue("job-1")]
-    anonymous = m.ErrorReported(None, m.COMPUTE_JOB_NOT_FOUND, None)
+    anonymous = {"errorType": "COMPUTE_JOB_NOT_FOUND", "errorMessage": None}
     # job-1's check is still outstanding: it is not asked for twice.
-    assert feed(follower, [m.encode_server_message(anonymous)]) == [
+    assert feed(follower, [wire("ERROR", anonymous)]) == [
         ev.ReconcileDue("job-2"),
     ]
-    stranger = m.ErrorReported("zzz", m.COMPUTE_JOB_NOT_FOUND, None)
-    assert of_type(feed(follower, [m.encode_server_message(stranger)]), ev.MessageIgnored)
-    other = m.ErrorReported(None, m.INVALID_TOKEN, "expired")
-    events = feed(follower, [m.encode_server_message(other)])
+    stranger = wire("ERROR", anonymous, "zzz")
+    assert of_type(feed(follower, [stranger]), ev.MessageIgnored)
+    other = {"errorType": "INVALID_TOKEN", "errorMessage": "expired"}
+    events = feed(follower, [wire("ERROR", other)])
     assert events == [ev.ErrorReceived(None, m.INVALID_TOKEN, "expired")]
     assert "INVALID_TOKEN" in events[0].describe()
 
@@ -397,10 +454,7 @@ def test_errors_from_the_server() -> None:
 
 def test_token_refresh_due_at_two_thirds_of_a_default_lifetime() -> None:
     config = FollowerConfig(silence_limit_seconds=10_000.0, unreachable_limit_seconds=None)
-    follower = opened("job-1", config=config)
-    follower.token_refreshed(Token("tok-1", 900.0, 900.0), 0.0)
-    # The first token was used for the handshake of the open socket: UPDATE_TOKEN is harmless.
-    assert sent(follower) == [m.UpdateToken("tok-1")]
+    follower = opened("job-1", config=config, token=Token("tok-1", 900.0, 900.0))
     assert follower.next_deadline() == pytest.approx(600.0)
     assert follower.tick(599.0) == []
     (mint,) = follower.tick(600.0)
@@ -418,7 +472,8 @@ def test_token_refresh_due_at_two_thirds_of_a_default_lifetime() -> None:
 
 def test_token_refresh_scales_to_three_second_tokens_and_cached_tokens() -> None:
     follower = TwoChannels(CONFIG)
-    follower.token_refreshed(Token("tok-1", 103.0, 3.0), 101.0)
+    follower.start(101.0)
+    follower.answer(ev.TokenRefreshDue, Token("tok-1", 103.0, 3.0), 101.0)
     assert sent(follower) == []  # no socket yet: the handshake carries the token
     assert follower.next_deadline() == pytest.approx(102.0)
     assert follower.tick(101.9) == []
@@ -426,10 +481,10 @@ def test_token_refresh_scales_to_three_second_tokens_and_cached_tokens() -> None
 
 
 def test_tokens_never_show_in_events_or_reprs() -> None:
-    follower = opened("job-1")
-    follower.token_refreshed(Token("s3cr3t-token", 3.0, 3.0), 0.0)
+    follower = opened("job-1", token=Token("tok-1", 3.0, 3.0))
     events = follower.tick(2.0)
     assert events == [ev.TokenRefreshDue()]
+    events += follower.answer(ev.TokenRefreshDue, Token("s3cr3t-token", 5.0, 3.0), 2.1)
     assert all("s3cr3t" not in repr(e) + e.describe() for e in events)
     assert "s3cr3t" not in repr(follower)
     assert "s3cr3t-token" in follower.data_to_send()[0]  # only on the wire
@@ -448,9 +503,8 @@ def test_reconnect_backoff_sequence_then_resubscribe() -> None:
             status("job-2", "QUEUED", run_log_url=None),
         ],
     )
-    follower.connection_lost(5.0, "closed by peer (1006)")
+    follower.connection_lost(5.0)
     assert not follower.is_open and follower.connection_id is None
-    assert follower.last_connection_error == "closed by peer (1006)"
     follower.connection_lost(5.0)  # a second report of the same loss changes nothing
     due_times: list[float] = []
     now = 5.0
@@ -463,9 +517,10 @@ def test_reconnect_backoff_sequence_then_resubscribe() -> None:
         assert reconnect == [ev.ReconnectDue(len(due_times) + 1)]
         due_times.append(deadline - now)
         now = deadline
-        follower.connection_failed(now, "connection refused")
+        follower.refuse(ev.ReconnectDue, ServerError("connection refused", status_code=503), now)
     assert due_times == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0])
-    follower.connection_opened("conn-2", now)
+    now = reconnect_due(follower)
+    follower.answer(ev.ReconnectDue, "conn-2", now)
     assert follower.is_open and follower.connection_id == "conn-2"
     assert sent(follower) == [
         m.Subscribe((m.Subscription("job-1", 2, 69), m.Subscription("job-2", 1, -1)))
@@ -483,16 +538,16 @@ def test_socket_closed_right_after_the_handshake_keeps_backing_off() -> None:
     delays: list[float] = []
     now = 0.0
     for _ in range(5):
-        follower.connection_lost(now, "closed by peer")
+        follower.connection_lost(now)
         deadline = follower.next_deadline()
         assert deadline is not None
         delays.append(deadline - now)
         now = deadline
         assert any(isinstance(e, ev.ReconnectDue) for e in follower.tick(now))
-        follower.connection_opened("conn", now)
+        follower.answer(ev.ReconnectDue, "conn", now)
     assert delays == pytest.approx([1.0, 2.0, 4.0, 4.0, 4.0])
     # An ERROR before the close proves nothing (a server refusing us sends one, then closes).
-    follower.receive_text(m.encode_server_message(m.ErrorReported(None, "X", "no")), now)
+    follower.receive_text(wire("ERROR", {"errorType": "X", "errorMessage": "no"}), now)
     follower.connection_lost(now)
     assert follower.next_deadline() == pytest.approx(now + 4.0)
 
@@ -502,24 +557,23 @@ def test_socket_open_long_enough_starts_the_backoff_over() -> None:
     follower.connection_lost(0.0)
     assert follower.next_deadline() == pytest.approx(0.5)  # job check at 0.5 comes first
     assert ev.ReconnectDue(2) in follower.tick(1.0)
-    follower.connection_opened("conn-2", 1.0)
+    follower.answer(ev.ReconnectDue, "conn-2", 1.0)
     follower.connection_lost(4.0)  # open for 3 s without a message: proven all the same
     assert ev.ReconnectDue(1) in follower.tick(4.5)
 
 
 def test_connection_lost_during_a_connect_attempt_schedules_a_reconnect() -> None:
-    follower = tokened(CONFIG)
+    follower = tokened(CONFIG)  # the first socket call is out
     follower.follow("job-1", now=0.0)
-    assert follower.tick(0.0) == [ev.ReconnectDue(1)]
+    assert follower.outstanding(ev.ReconnectDue) == ev.ReconnectDue(1)
     # The driver reports a loss while the connect is still under way (e.g. a stale socket).
-    follower.connection_lost(0.1, "reset by peer")
+    follower.connection_lost(0.1)
     assert not follower.is_open
-    assert follower.last_connection_error == "reset by peer"
     deadline = follower.next_deadline()
     assert deadline is not None and deadline <= 0.1 + 1.0
     reconnects = [e for e in follower.tick(0.1 + 1.0) if isinstance(e, ev.ReconnectDue)]
     assert reconnects == [ev.ReconnectDue(2)]
-    follower.connection_opened("conn-1", 1.2)
+    follower.answer(ev.ReconnectDue, "conn-1", 1.2)
     assert follower.is_open
 
 
@@ -527,8 +581,8 @@ def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
     delays = []
     for seed in range(20):
         follower = tokened(CONFIG, jitter_source=random.Random(seed).random)
-        follower.connection_opened("c", 0.0)
-        follower.receive_text(m.encode_server_message(m.PingReceived(1)), 0.0)
+        follower.answer(ev.ReconnectDue, "c", 0.0)
+        follower.receive_text(wire("PING", 1), 0.0)
         follower.connection_lost(0.0)
         deadline = follower.next_deadline()
         assert deadline is not None
@@ -537,21 +591,22 @@ def test_jitter_comes_from_the_injected_source_within_bounds() -> None:
     assert len(set(delays)) > 1
     high = tokened(CONFIG, jitter_source=lambda: 1.0)
     high.follow("job-1", now=0.0)
-    assert high.tick(0.0) == [ev.ReconnectDue(1)]
-    high.connection_failed(0.0)
+    assert high.tick(0.0) == []  # the first socket call is out already
+    high.refuse(ev.ReconnectDue, ServerError("refused", status_code=503), 0.0)
     assert high.next_deadline() == pytest.approx(1.2)
 
 
-def test_following_before_any_connection_asks_for_one() -> None:
-    follower = tokened(CONFIG)
-    assert follower.next_deadline() is None
+def test_following_while_the_first_socket_opens_asks_for_no_other() -> None:
+    follower = tokened(CONFIG)  # the first token asked for the socket at once
+    assert follower.outstanding(ev.ReconnectDue).reconnect is False
+    assert follower.next_deadline() == TOKEN_DUE
     follower.follow("job-1", now=3.0)
-    assert follower.tick(3.0) == [ev.ReconnectDue(1)]
+    assert follower.tick(3.0) == []
     # While that connect is under way, another job does not ask for a second one.
     follower.follow("job-2", now=3.05)
     assert follower.tick(3.05) == []
     follower.unfollow("job-2")
-    follower.connection_opened(None, 3.1)
+    follower.answer(ev.ReconnectDue, None, 3.1)
     assert sent(follower) == [m.Subscribe((m.Subscription("job-1", 0, -1),))]
     # Resuming a job another process was following: SUBSCRIBE carries what was forwarded.
     follower.follow("job-0", execution_attempts=2, last_run_log_line=41, now=3.2)
@@ -560,17 +615,33 @@ def test_following_before_any_connection_asks_for_one() -> None:
     assert sent(follower) == []
 
 
+def test_a_job_followed_before_the_first_token_gets_the_socket_once_it_came() -> None:
+    follower = TwoChannels(CONFIG)
+    follower.follow("job-1", now=0.0)  # a hub may follow before its driver's open() ran
+    (mint,) = follower.start(0.0)
+    assert follower.call_succeeded(mint.call_id, LASTING_TOKEN, 0.1) == []
+    (connect,) = follower.tick(0.1)  # the socket asked for by the follow is due
+    assert connect == ev.ReconnectDue(1) and connect.reconnect is False
+    follower.call_succeeded(connect.call_id, "conn-1", 0.2)
+    assert sent(follower) == [m.Subscribe((m.Subscription("job-1", 0, -1),))]
+
+
 def test_frames_come_back_with_the_input_that_made_them_first() -> None:
     """One channel: a frame is an output of the input that made it, ahead of its events, and
     nothing waits in the core for a later socket."""
     follower = Follower(CONFIG)
-    follower.token_refreshed(Token("tok", expires_at=1000.0, lifetime_seconds=1000.0), 0.0)
-    assert follower.connection_opened("conn-1", 0.0) == []  # nothing followed: no SUBSCRIBE
+    (mint,) = follower.start(0.0)
+    token = Token("tok", expires_at=1000.0, lifetime_seconds=1000.0)
+    (connect,) = follower.call_succeeded(mint.call_id, token, 0.0)
+    assert isinstance(connect, ev.ReconnectDue)
+    assert follower.call_succeeded(connect.call_id, "conn-1", 0.0) == []  # no SUBSCRIBE
     outputs = follower.receive_text('{"messageType":"PING","messagePayload":1}', 1.0)
     assert outputs == [ev.SendText('{"messageType":"PONG","messagePayload":1}'), ev.PingAnswered()]
     assert "PONG" not in repr(outputs[0])  # a frame may carry the token: never in a repr
     assert follower.connection_lost(2.0) == []
-    [subscribe] = follower.connection_opened("conn-2", 3.0) or [None]
+    (reconnect,) = follower.tick(2.5)  # proven by the PING: the first backoff delay
+    assert isinstance(reconnect, ev.ReconnectDue)
+    [subscribe] = follower.call_succeeded(reconnect.call_id, "conn-2", 3.0) or [None]
     assert subscribe is None  # still nothing followed
     [frame] = follower.follow("job-1", now=3.5)
     assert isinstance(frame, ev.SendText) and '"SUBSCRIBE"' in frame.text
@@ -590,9 +661,10 @@ def test_silent_job_is_checked_over_rest() -> None:
     assert follower.tick(24.0) == []
     follower.call_failed(check.call_id, ServerError("HTTP 503", status_code=503), 24.5)
     assert follower.next_deadline() == pytest.approx(34.5)
-    events = follower.job_document_received("job-1", {"status": "EXECUTING"}, 25.0)
+    assert follower.tick(34.5) == [ev.ReconcileDue("job-1")]
+    events = follower.answer(ev.ReconcileDue, {"status": "EXECUTING"}, 35.0, "job-1")
     assert events == []  # nothing new
-    assert follower.next_deadline() == pytest.approx(35.0)
+    assert follower.next_deadline() == pytest.approx(45.0)
 
 
 def test_rest_document_reconciles_to_finished() -> None:
@@ -608,14 +680,15 @@ def test_rest_document_reconciles_to_finished() -> None:
         "runLogUrl": RUN_LOG_URL,
         "prettyStatus": "Completed",
     }
-    events = follower.job_document_received("job-1", document, 20.0)
+    assert follower.tick(20.0) == [ev.ReconcileDue("job-1")]  # silent since 1.0
+    events = follower.answer(ev.ReconcileDue, document, 20.0, "job-1")
     assert events == [
         ev.StatusChanged("job-1", "COMPLETED", "OK", 1),
         ev.RunLogFetchDue("job-1", RUN_LOG_URL),
     ]
     # The fetch is outstanding: not asked for again; then it is answered.
     assert follower.tick(30.0) == []
-    final = follower.run_log_fetched("job-1", "line 0\nline 1\nline 2\n", 31.0)
+    final = follower.answer(ev.RunLogFetchDue, "line 0\nline 1\nline 2\n", 31.0, "job-1")
     assert forwarded(final) == ["line 2"]
     outcome = of_type(final, ev.JobFinished)[0].outcome
     assert (outcome.status, outcome.result_url) == ("COMPLETED", RESULT_URL)
@@ -623,21 +696,24 @@ def test_rest_document_reconciles_to_finished() -> None:
 
 def test_bad_rest_document_is_reported() -> None:
     follower = opened("job-1")
-    (event,) = follower.job_document_received("job-1", {"status": None}, 1.0)
+    assert follower.tick(10.0) == [ev.ReconcileDue("job-1")]
+    (event,) = follower.answer(ev.ReconcileDue, {"status": None}, 10.0, "job-1")
     assert isinstance(event, ev.MessageRejected)
-    assert follower.job_document_received("unknown", {"status": "COMPLETED"}, 1.0) == []
+    assert follower.following == ("job-1",)
 
 
 def test_job_gone_finishes_as_deleted() -> None:
     follower = opened("job-1")
     feed(follower, [status("job-1", "EXECUTING"), run_log("job-1", 0, ["last words"])])
-    events = follower.job_gone("job-1", 12.0)
+    assert follower.tick(12.0) == [ev.ReconcileDue("job-1")]
+    gone = JobNotFound("404", compute_job_id="job-1")
+    events = follower.refuse(ev.ReconcileDue, gone, 12.0, "job-1")
     assert events[0] == ev.StatusChanged("job-1", "DELETED", None, 1)
     outcome = of_type(events, ev.JobFinished)[0].outcome
     assert outcome.status == "DELETED" and outcome.verdict() is Verdict.CANCELLED
     assert outcome.detail and "404" in outcome.detail
     assert "last words" in str(outcome.error())
-    assert follower.job_gone("job-1", 13.0) == []
+    assert not follower.active and follower.tick(13.0) == []
 
 
 def test_rest_checks_back_off_while_the_socket_is_down() -> None:
@@ -652,9 +728,9 @@ def test_rest_checks_back_off_while_the_socket_is_down() -> None:
         for event in follower.tick(now):
             if isinstance(event, ev.ReconcileDue):
                 checks.append(now)
-                follower.job_document_received("job-1", {"status": "EXECUTING"}, now)
+                follower.answer(ev.ReconcileDue, {"status": "EXECUTING"}, now, "job-1")
             elif isinstance(event, ev.ReconnectDue):
-                follower.connection_failed(now)
+                follower.refuse(ev.ReconnectDue, ServerError("refused", status_code=503), now)
     gaps = [b - a for a, b in itertools.pairwise(checks)]
     assert checks[0] == pytest.approx(0.5)
     assert gaps == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0])
@@ -664,8 +740,8 @@ def test_rest_checks_back_off_while_the_socket_is_down() -> None:
 
 
 def test_many_jobs_share_one_session() -> None:
-    follower = TwoChannels(CONFIG)
-    follower.connection_opened("conn-1", 0.0)
+    follower = tokened()
+    follower.answer(ev.ReconnectDue, "conn-1", 0.0)
     for job_id in ("a", "b", "c"):
         follower.follow(job_id, now=0.0)
     assert len(sent(follower)) == 3
@@ -741,7 +817,7 @@ def test_config_rejects_unusable_values(kwargs: dict[str, float]) -> None:
 
 
 def completed(job_id: str, total_lines: int | None) -> str:
-    return m.encode_server_message(m.RunLogCompleted(job_id, total_lines))
+    return wire("RUNLOG_COMPLETED", {"totalLines": total_lines}, job_id)
 
 
 def test_runlog_completed_covering_every_line_finishes_without_the_rest_fetch() -> None:
@@ -771,10 +847,10 @@ def test_runlog_completed_covering_every_line_finishes_without_the_rest_fetch() 
         run_log_tail=tuple(numbered(5)),
         run_log_complete=True,
     )
-    assert not follower.active and follower.next_deadline() is None
+    assert not follower.active and follower.next_deadline() == TOKEN_DUE
     # Nothing asks for the run log later either.
     assert follower.tick(1_000.0) == []
-    assert follower.run_log_fetched("job-1", "x", 2.0) == []
+    assert follower.asked == {}
 
 
 def test_an_empty_log_counted_by_runlog_completed_needs_no_fetch() -> None:
@@ -801,7 +877,7 @@ def test_the_rest_run_log_is_still_fetched(script: list[str], why: str) -> None:
     events = feed(follower, [*script, status("job-1", "COMPLETED", "OK")])
     assert of_type(events, ev.RunLogFetchDue) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)], why
     assert of_type(events, ev.JobFinished) == []
-    final = follower.run_log_fetched("job-1", "\n".join(numbered(7)), 2.0)
+    final = follower.answer(ev.RunLogFetchDue, "\n".join(numbered(7)), 2.0, "job-1")
     outcome = of_type(final, ev.JobFinished)[0].outcome
     # The REST log read in full makes the log complete, whatever RUNLOG_COMPLETED said.
     assert (outcome.last_run_log_line, outcome.run_log_complete) == (6, True)
@@ -818,7 +894,7 @@ def test_terminal_status_before_runlog_completed_fetches_at_once_then_ends_early
     (finished,) = late
     assert isinstance(finished, ev.JobFinished)
     assert finished.outcome.run_log_complete and finished.outcome.last_run_log_line == 3
-    assert follower.run_log_fetched("job-1", "\n".join(numbered(4)), 2.0) == []
+    assert follower.answer(ev.RunLogFetchDue, "\n".join(numbered(4)), 2.0, "job-1") == []
     assert follower.tick(1_000.0) == []
 
 
@@ -885,7 +961,7 @@ def test_lines_given_up_earlier_keep_the_log_incomplete() -> None:
     )
     assert of_type(events, ev.RunLogGap) == [ev.RunLogGap("job-1", 1, 2)]
     assert of_type(events, ev.RunLogFetchDue) == [ev.RunLogFetchDue("job-1", RUN_LOG_URL)]
-    final = follower.run_log_fetched("job-1", "a\nb\nc\nd\ne\nf\n", 2.0)
+    final = follower.answer(ev.RunLogFetchDue, "a\nb\nc\nd\ne\nf\n", 2.0, "job-1")
     outcome = of_type(final, ev.JobFinished)[0].outcome
     assert outcome.last_run_log_line == 5
     assert not outcome.run_log_complete
@@ -894,9 +970,16 @@ def test_lines_given_up_earlier_keep_the_log_incomplete() -> None:
 def test_a_failed_fetch_or_a_404_leaves_the_log_not_known_complete() -> None:
     follower = opened("job-1", "job-2")
     feed(follower, [run_log("job-1", 0, numbered(2)), status("job-1", "COMPLETED", "OK")])
-    unavailable = of_type(follower.run_log_unavailable("job-1", 2.0), ev.JobFinished)
+    unavailable = of_type(
+        follower.refuse(ev.RunLogFetchDue, ServerError("HTTP 503", status_code=503), 12.0, "job-1"),
+        ev.JobFinished,
+    )
     assert not unavailable[0].outcome.run_log_complete
-    gone = of_type(follower.job_gone("job-2", 2.0), ev.JobFinished)
+    assert follower.tick(12.0) == [ev.ReconcileDue("job-2")]
+    gone = of_type(
+        follower.refuse(ev.ReconcileDue, JobNotFound("404", compute_job_id="job-2"), 12.0, "job-2"),
+        ev.JobFinished,
+    )
     assert not gone[0].outcome.run_log_complete
 
 
@@ -950,7 +1033,7 @@ def test_checks_stay_right_with_many_jobs_heard_at_different_times() -> None:
             feed(follower, [status(job_id, "EXECUTING", run_log_url=None)], now=now)
             heard[job_id] = now
         follower.data_to_send()
-        expected_deadline = min((at + limit for at in heard.values()), default=None)
+        expected_deadline = min((at + limit for at in heard.values()), default=TOKEN_DUE)
         assert follower.next_deadline() == expected_deadline
         due = sorted(job for job, at in heard.items() if at + limit <= now)
         asked = of_type(follower.tick(now), ev.ReconcileDue)
@@ -1054,7 +1137,7 @@ def test_a_handler_answers_until_the_job_finishes() -> None:
     handler = _StopAtGap()
     follower.follow("job-1", now=0.0, app_messages=handler)
     feed(follower, [status("job-1", "COMPLETED", "OK")])
-    assert follower.status_of("job-1") == "COMPLETED" and follower.active
+    assert follower.following == ("job-1",) and follower.subscriptions() == ()
     follower.data_to_send()
     events = follower.receive_text(APP_MESSAGE_FRAME, 1.5)
     assert events[0] == ev.AppMessageAnswered(
@@ -1087,7 +1170,7 @@ def test_an_outage_is_said_once_with_its_deadline_then_each_minute_then_its_end(
     config = dataclasses.replace(CONFIG, unreachable_limit_seconds=600.0)
     follower = opened("job-1", config=config)
     follower.server = "http://insight:8765 (Airflow connection 'insight_default')"
-    assert follower.connection_lost(10.0, "closed") == []
+    assert follower.connection_lost(10.0) == []
     events = _drive_outage(follower, 10.0, 200.0)
     loud = [event for event in events if event.log_level >= logging.INFO]
     # One warning at the first failed attempt, then about one a minute: nothing per retry.
@@ -1129,7 +1212,7 @@ def test_an_outage_is_said_once_with_its_deadline_then_each_minute_then_its_end(
 def test_an_outage_ends_with_the_unreachable_limit_and_nothing_after() -> None:
     config = dataclasses.replace(CONFIG, unreachable_limit_seconds=90.0)
     follower = opened("job-1", config=config)
-    follower.connection_lost(0.0, "closed")
+    follower.connection_lost(0.0)
     events = _drive_outage(follower, 0.0, 120.0)
     assert not follower.active
     # Up to the job's failure (a driver stops there: nothing is followed any more).
@@ -1148,7 +1231,7 @@ def test_first_connection_says_connecting_and_later_ones_reconnecting() -> None:
     assert first.log_level == logging.INFO
     follower.call_succeeded(first.call_id, "conn-1", 0.1)
     follower.follow("job-1", now=0.1)
-    follower.connection_lost(1.0, "closed")
+    follower.connection_lost(1.0)
     again = [e for e in follower.tick(5.0) if isinstance(e, ev.ReconnectDue)]
     assert len(again) == 1 and again[0].reconnect
     assert again[0].describe().startswith("Reconnecting the Insight progress WebSocket (attempt")

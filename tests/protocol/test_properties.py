@@ -92,9 +92,9 @@ class _Server:
         self.gaps: list[tuple[int, int]] = []
         self.finished: list[ev.JobFinished] = []
         self.follower = TwoChannels(CONFIG)
-        self.follower.token_refreshed(Token("t", 1e9, 1e9), 0.0)
-        self.follower.session.token_due_at = None
-        self.follower.connection_opened("c0", 0.0)
+        (mint,) = self.follower.start(0.0)
+        (connect,) = self.follower.call_succeeded(mint.call_id, Token("t", 1e9, 1e9), 0.0)
+        self.follower.call_succeeded(connect.call_id, "c0", 0.0)
         self.follower.follow(JOB, now=0.0)
         self.follower.data_to_send()
         self.feed(status_frame("EXECUTING", 1))
@@ -151,7 +151,7 @@ class _Server:
                 self.written = max(self.written, start + len(lines))
                 self.feed(batch_frame(start, lines))
             elif kind == "drop":
-                self.handle(self.follower.connection_lost(self.now, "dropped"))
+                self.handle(self.follower.connection_lost(self.now))
             elif kind == "requeue":
                 self.attempts += 1
                 self.feed(status_frame("QUEUED", self.attempts))

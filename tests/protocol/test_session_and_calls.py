@@ -19,6 +19,8 @@ from airflow_insight.exceptions import (
 )
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.follower import FollowerConfig
+from airflow_insight.protocol.jobs import PHASE_TRANSITIONS, FollowedJob, Phase
+from airflow_insight.protocol.runlog import RunLog
 from airflow_insight.protocol.session import TRANSITIONS, Session, SessionInput, SessionState
 from airflow_insight.protocol.tokens import Token
 
@@ -56,10 +58,17 @@ def test_every_move_not_in_the_table_raises(state: SessionState, event: SessionI
 
 
 def test_a_second_socket_reported_open_is_a_driver_bug() -> None:
-    follower = TwoChannels(CONFIG)
-    follower.connection_opened("c1", 0.0)
+    session = Session(CONFIG)
+    session.wanted(0.0)
+    assert session.due(0.0)
+    session.opened("c1", 0.0)
     with pytest.raises(LocalProtocolError, match="opened while open"):
-        follower.connection_opened("c2", 0.0)
+        session.opened("c2", 0.0)
+
+
+def test_a_socket_opens_only_when_asked_for() -> None:
+    with pytest.raises(LocalProtocolError, match="opened while idle"):
+        Session(CONFIG).opened("c1", 0.0)
 
 
 def test_an_answer_for_a_call_never_asked_is_a_driver_bug() -> None:
@@ -115,7 +124,7 @@ def test_a_server_that_answers_nothing_fails_each_job_after_the_limit() -> None:
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
     follower.receive_text(EXECUTING, 5.0)
-    follower.connection_lost(6.0, "reset")
+    follower.connection_lost(6.0)
     now, failures = 6.0, []
     while not failures:
         deadline = follower.next_deadline()
@@ -138,7 +147,7 @@ def test_an_http_error_is_an_answer_for_the_unreachable_limit() -> None:
     follower = TwoChannels(CONFIG)
     follower.call_succeeded(started(follower).call_id, "conn-1", 0.0)
     follower.follow("job-1", now=0.0)
-    follower.connection_lost(1.0, "reset")
+    follower.connection_lost(1.0)
     check = next(e for e in follower.tick(50.0) if isinstance(e, ev.ReconcileDue))
     follower.call_failed(check.call_id, ServerError("HTTP 503", status_code=503), 50.0)
     assert not any(isinstance(e, ev.FollowFailed) for e in follower.tick(61.0))
@@ -184,3 +193,55 @@ def test_a_job_found_ended_at_subscribe_waits_for_its_replay_before_any_fetch() 
     other.receive_text(CURRENT_COMPLETED, 0.1)
     assert other.tick(1.0) == []
     assert [type(e) for e in other.tick(1.1)] == [ev.RunLogFetchDue]
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+@pytest.mark.parametrize("target", list(Phase))
+def test_every_phase_move_not_in_the_table_raises(phase: Phase, target: Phase) -> None:
+    job = FollowedJob("job-1", RunLog("job-1"), next_check_at=0.0, phase=phase)
+    if target in PHASE_TRANSITIONS[phase]:
+        job.move(target)
+        assert job.phase is target
+    else:
+        with pytest.raises(LocalProtocolError, match=f"from {phase.value} to {target.value}"):
+            job.move(target)
+
+
+@pytest.mark.parametrize(
+    ("event", "audience"),
+    [
+        (ev.StatusChanged("job-1", "EXECUTING", None, 1), "job-1"),
+        (ev.CallFailed("Checking compute job job-1 over REST", "503", "job-1"), "job-1"),
+        (ev.ReconnectDue(1), ev.Audience.EVERY_JOB),
+        (ev.ReconnectDue(1, quiet=True), None),  # an outage line says it instead
+        (ev.CallFailed("Opening the socket", "503", for_every_job=True), ev.Audience.EVERY_JOB),
+        (ev.CallFailed("Opening the socket", "refused"), None),
+        (ev.ErrorReceived(None, "INVALID_TOKEN", "expired"), ev.Audience.EVERY_JOB),
+        (ev.MessageRejected("not JSON"), ev.Audience.EVERY_JOB),
+        (ev.FollowFailed(None, ServerError("HTTP 500", status_code=500)), ev.Audience.EVERY_JOB),
+        (ev.ServerUnanswered("s", 1.0, None, None, first=True), ev.Audience.EVERY_JOB),
+        (ev.ServerAnswersAgain("s", 1.0), ev.Audience.EVERY_JOB),
+        (ev.PingAnswered(), None),
+        (ev.MessageIgnored("unknown type"), None),
+        (ev.TokenRefreshDue(), None),
+    ],
+)
+def test_who_hears_of_an_event_is_its_job_or_its_flag(
+    event: ev.Event, audience: str | ev.Audience | None
+) -> None:
+    assert ev.audience(event) == audience
+
+
+def test_a_failed_socket_call_reaches_every_job_unless_an_outage_says_it() -> None:
+    follower = TwoChannels(CONFIG)
+    connect = started(follower)
+    follower.follow("job-1", now=0.0)
+    (answered,) = follower.call_failed(
+        connect.call_id, ServerError("HTTP 502", status_code=502), 0.1
+    )
+    assert ev.audience(answered) is ev.Audience.EVERY_JOB
+    (again,) = [e for e in follower.tick(10.0) if isinstance(e, ev.ReconnectDue)]
+    silent = follower.call_failed(again.call_id, InsightTimeout("no answer"), 10.1)
+    outage, failed = silent
+    assert isinstance(outage, ev.ServerUnanswered) and isinstance(failed, ev.CallFailed)
+    assert ev.audience(outage) is ev.Audience.EVERY_JOB and ev.audience(failed) is None

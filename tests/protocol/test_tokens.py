@@ -18,8 +18,6 @@ def test_rule_scales_down_to_three_second_tokens() -> None:
     assert token.refresh_due_at == pytest.approx(12.0)
     assert not token.refresh_due(11.99)
     assert token.refresh_due(12.0)
-    assert not token.expired(12.5)
-    assert token.expired(13.0)
 
 
 def test_retry_interval_is_a_fraction_of_the_lifetime_with_a_floor() -> None:

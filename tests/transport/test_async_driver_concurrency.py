@@ -30,7 +30,8 @@ from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.transport import async_driver
-from airflow_insight.transport.async_driver import AsyncJobFollower, DriverEvent
+from airflow_insight.transport.async_driver import AsyncJobFollower
+from airflow_insight.transport.driving import DriverEvent
 from airflow_insight.transport.rest import InsightRestClient
 
 #: How long the emulator holds the slow GET: long enough for a short job to live and end in.
@@ -99,8 +100,10 @@ class _Seen:
         self.lines: dict[str, list[str]] = collections.defaultdict(list)
         self.events: list[DriverEvent] = []
 
-    def on_lines(self, batch: ev.RunLogLines) -> None:
-        self.lines[batch.job_id].extend(batch.lines)
+    def on_event(self, event: DriverEvent) -> None:
+        if isinstance(event, ev.RunLogLines):
+            self.lines[event.job_id].extend(event.lines)
+        self.events.append(event)
 
     def fetches_asked(self, job_id: str) -> int:
         asked = [e for e in self.events if isinstance(e, ev.RunLogFetchDue)]
@@ -111,8 +114,7 @@ def _follower(emulator: Emulator, rest: InsightRestClient, seen: _Seen) -> Async
     return AsyncJobFollower(
         _settings(emulator),
         rest,
-        on_lines=seen.on_lines,
-        on_event=seen.events.append,
+        on_event=seen.on_event,
         config=FollowerConfig(silence_limit_seconds=SILENCE_LIMIT_SECONDS),
     )
 
