@@ -323,8 +323,9 @@ def test_tls_failure_points_at_ca_bundle_and_the_bundle_fixes_it(
         trusted = probe_server(_settings(server.base_url, ca_bundle_path=str(cert)))
         unverified = probe_server(_settings(server.base_url, verify_tls=False))
     assert not failed.ok
-    assert "TLS handshake" in failed.message
-    assert "certificate verify failed" in failed.message
+    # The REST client's TLS rule: the cause, then what to do about it.
+    assert "TLS with the Insight server at https://127.0.0.1:" in failed.message
+    assert "not signed by a CA this machine trusts" in failed.message
     assert "ca_bundle_path" in failed.message and "verify_tls" in failed.message
     assert trusted.ok, trusted.message
     assert unverified.ok, unverified.message

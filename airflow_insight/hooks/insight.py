@@ -1,28 +1,16 @@
 """The Airflow hook for FICO Xpress Insight: the adapters' only door to the server.
 
-Operator and sensor reach Insight only through :class:`InsightHook`: it reads the connection, hands
-out the REST calls they make (submit, look up, cancel, download), the blocking follower
-(:meth:`InsightHook.job_follower`) and the end of a job (:meth:`InsightHook.job_end`: an outcome
-becomes the task's result dict or its exception, for operator and sensor alike). No adapter
-imports :mod:`airflow_insight.transport`.
+Operator, sensor and trigger reach Insight only through :class:`InsightHook`: it reads the
+connection, hands out the REST calls they make (submit, look up, cancel, download), the blocking
+follower (:meth:`InsightHook.job_follower`), the trigger's shared-socket watch
+(:meth:`InsightHook.watch_job`) and the end of a job (:meth:`InsightHook.job_end`). No adapter
+imports :mod:`airflow_insight.transport`. One REST client serves a hook for its life, blocking
+and async calls alike (a kill's cancel excepted: it may run inside a signal handler).
 
-Run-log lines go to the logger :data:`RUN_LOG_LOGGER` (``insight.run_log``) in every adapter, one
-record per line, so they stay apart from the adapters' own messages and short where a console
-prints the logger name after each line. (The ``loc=file.py:NN`` after it comes from Airflow's
-``[logging] callsite_parameters``, default ``filename,lineno``, which applies to every logger;
-set it empty to drop it. The task log view of the UI hides both unless asked to show sources.)
-
-Each forwarded line starts with :data:`RUN_LOG_PREFIX` (``"│ "``), because the UI's log page
-shows no logger name: without a mark the server's ``Error: ...`` line reads like the provider's
-own. Why a bar rather than a word such as ``[run log]``: it reads as quoted output, the way a
-terminal or a review tool sets apart text from elsewhere, and a block of run-log lines forms one
-vertical rule down the page; it costs two columns, so the solver's own column layout stays on a
-narrow page; it looks like neither a log level nor the ``[logger]`` names a console prints; and
-the line's own text follows intact, so searching for a solver message still finds it.
-
-The connection's fields and extras, and how they are read into settings, are described in
-:mod:`airflow_insight.settings`; ``settings_from_connection`` and ``base_url`` are re-exported
-here (the ``X as X`` imports) for the code that imported them from this module.
+Run-log lines are forwarded in one place, :class:`RunLogSink`: one record per line on the logger
+:data:`RUN_LOG_LOGGER`, each after the mark :data:`RUN_LOG_PREFIX` (why a bar:
+``docs/design.md#the-run-log-mark``). The connection's fields and extras are read by
+:mod:`airflow_insight.settings`.
 """
 
 from __future__ import annotations
@@ -30,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -48,11 +36,12 @@ from airflow_insight.compat.sdk import (
 from airflow_insight.exceptions import ConfigurationError, InsightError, JobNotFound
 from airflow_insight.hooks import connection_form
 from airflow_insight.protocol.appmessages import AppMessageHandler
+from airflow_insight.protocol.cancel import CancelFlow, CancelResult, ReadStatus, SendDelete, Step
 from airflow_insight.protocol.events import FollowFailed, RunLogLines
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.reattach import is_terminal_document
 from airflow_insight.protocol.runlog import split_run_log
+from airflow_insight.protocol.unreachable import UnreachableTimer
 from airflow_insight.protocol.wire import COMPUTE_JOBS_PATH
 from airflow_insight.settings import KNOWN_EXTRAS as KNOWN_EXTRAS
 from airflow_insight.settings import ConnectionLike as ConnectionLike
@@ -62,20 +51,19 @@ from airflow_insight.settings import settings_from_connection as settings_from_c
 from airflow_insight.storage import is_object_storage_url, write_bytes
 from airflow_insight.transport.probe import probe_server
 from airflow_insight.transport.rest import InsightRestClient
-from airflow_insight.transport.socket_hub import JobWatch, SocketHub
+from airflow_insight.transport.socket_hub import JobWatch as JobWatch
+from airflow_insight.transport.socket_hub import SocketHub
 from airflow_insight.transport.sync_driver import SyncJobFollower
 
 #: The logger of forwarded run-log lines (operator, sensor and trigger alike).
 RUN_LOG_LOGGER = "insight.run_log"
-#: What every forwarded run-log line starts with in the task log (see the module docstring).
+#: What every forwarded run-log line starts with (why: ``docs/design.md#the-run-log-mark``).
 RUN_LOG_PREFIX = "│ "
-#: How often a cancel checks whether the job reached CANCELLED.
-CANCEL_POLL_SECONDS = 0.2
 
 
 class RunLogSink:
     """Forward run-log lines into the task log: one record per line, on :data:`RUN_LOG_LOGGER`,
-    each after :data:`RUN_LOG_PREFIX`."""
+    each after :data:`RUN_LOG_PREFIX`. The one forwarding loop of every adapter."""
 
     def __init__(self) -> None:
         self._log = structlog.get_logger(RUN_LOG_LOGGER)
@@ -84,11 +72,19 @@ class RunLogSink:
         """The follower's line sink: log each line of ``batch``."""
         self.lines(batch.lines)
 
-    def lines(self, lines: Iterable[str]) -> None:
+    def lines(self, lines: Sequence[str]) -> None:
         """Log each of ``lines`` as its own record."""
+        for _ in self.in_chunks(lines, len(lines) or 1):
+            pass
+
+    def in_chunks(self, lines: Sequence[str], size: int) -> Iterator[int]:
+        """Log ``lines`` as :meth:`lines` does, pausing after every ``size`` lines but the last:
+        each pause yields how many are logged, so an event loop can run between chunks."""
         info = self._log.info  # Once per batch: the lazy proxy binds on each attribute access.
-        for line in lines:
+        for count, line in enumerate(lines, start=1):
             info(RUN_LOG_PREFIX + line)
+            if count % size == 0 and count < len(lines):
+                yield count
 
 
 def job_result(settings: ConnectionSettings, outcome: JobOutcome) -> dict[str, Any]:
@@ -200,9 +196,20 @@ class InsightHook(BaseHook):
 
     def get_rest_client(self) -> InsightRestClient:
         """The REST client for this connection, created once per hook (it caches the token)."""
+        return self._rest(self.get_settings())
+
+    def _rest(self, settings: ConnectionSettings) -> InsightRestClient:
+        """The hook's one REST client, made from ``settings`` at the first call (async calls
+        pass the settings they read with ``aget_connection``); thread-safe, so shared."""
         if self._rest_client is None:
-            self._rest_client = InsightRestClient(self.get_settings())
+            self._rest_client = InsightRestClient(settings)
         return self._rest_client
+
+    def close(self) -> None:
+        """Close the REST client (its pooled connections); a later call makes a new one."""
+        rest, self._rest_client = self._rest_client, None
+        if rest is not None:
+            rest.close()
 
     def accepted_model_statuses(self, override: Collection[str] | None = None) -> frozenset[str]:
         """The model statuses counted as success: ``override`` if given, else the connection's."""
@@ -246,39 +253,44 @@ class InsightHook(BaseHook):
         data = self.get_rest_client().download(url, compute_job_id=job_id)
         return _write(target, data)
 
-    def cancel_job_and_wait(
-        self, job_id: str, wait_seconds: float, poll_seconds: float = CANCEL_POLL_SECONDS
-    ) -> str | None:
-        """Cancel ``job_id`` (REST ``DELETE``), then wait up to ``wait_seconds`` for a terminal
-        status; return it, or None when the job did not get there in time.
+    def cancel_job_and_wait(self, job_id: str, wait_seconds: float) -> CancelResult:
+        """Cancel ``job_id`` unless it already ended, then wait up to ``wait_seconds`` for a
+        terminal status (the core's :class:`CancelFlow`); how it ended.
 
         Uses a REST client of its own: a kill runs in the signal handler on the thread it
         interrupted, which may be inside this hook's client holding its token lock (a mint);
-        the shared client would deadlock there. Raises ``JobNotFound`` when the job is gone.
+        the shared client would deadlock there.
         """
-        deadline = time.monotonic() + wait_seconds
+        flow = CancelFlow(job_id, wait_seconds)
         with InsightRestClient(self.get_settings()) as rest:
-            rest.cancel_job(job_id)
-            while True:
-                document = rest.get_job(job_id)
-                if is_terminal_document(document):
-                    return str(document["status"])
-                if time.monotonic() >= deadline:
-                    return None
-                time.sleep(poll_seconds)
+            step = flow.start()
+            while not isinstance(step, CancelResult):
+                step = _cancel_step(rest, flow, step)
+        return step
 
     # ----------------------------------------------------------------------------- following
 
     def follower_config(
-        self, *, silence_limit_seconds: float, unreachable_limit_seconds: float | None = None
+        self,
+        *,
+        silence_limit_seconds: float,
+        unreachable_limit_seconds: float | None = None,
+        settings: ConnectionSettings | None = None,
     ) -> FollowerConfig:
-        """The follower's knobs: ``unreachable_limit_seconds`` None means the connection's."""
-        limit = unreachable_limit_seconds
-        if limit is None:
-            limit = self.get_settings().unreachable_limit_seconds
+        """The follower's knobs (operator and trigger); the unreachable limit as
+        :meth:`unreachable_timer` reads it."""
+        settings = settings or self.get_settings()
+        limit = _unreachable_limit(unreachable_limit_seconds, settings)
         return FollowerConfig(
             silence_limit_seconds=silence_limit_seconds, unreachable_limit_seconds=limit
         )
+
+    def unreachable_timer(self, unreachable_limit_seconds: float | None) -> UnreachableTimer:
+        """The core's outage timer for a wait outside the follower (the poke-mode sensor):
+        ``unreachable_limit_seconds`` None means the connection's, as for the follower."""
+        settings = self.get_settings()
+        limit = _unreachable_limit(unreachable_limit_seconds, settings)
+        return UnreachableTimer(settings.server_name, limit)
 
     def job_follower(
         self,
@@ -334,10 +346,10 @@ class InsightHook(BaseHook):
         No request is made when the outcome says the log is complete and ends at
         ``last_forwarded_line`` (the trigger already forwarded every line).
         """
-        return self._run_log_after(self.get_rest_client, outcome, last_forwarded_line)
+        return self._run_log_after(self.get_settings(), outcome, last_forwarded_line)
 
     def _run_log_after(
-        self, rest: Callable[[], InsightRestClient], outcome: JobOutcome, last_forwarded_line: int
+        self, settings: ConnectionSettings, outcome: JobOutcome, last_forwarded_line: int
     ) -> list[str]:
         if outcome.run_log_url is None:
             return []
@@ -348,7 +360,8 @@ class InsightHook(BaseHook):
             )
             return []
         try:
-            text = rest().get_run_log(outcome.run_log_url, compute_job_id=outcome.compute_job_id)
+            rest = self._rest(settings)
+            text = rest.get_run_log(outcome.run_log_url, compute_job_id=outcome.compute_job_id)
         except InsightError as exc:
             self.log.warning("Could not fetch the run log of %s: %s", outcome.compute_job_id, exc)
             return []
@@ -438,16 +451,16 @@ class InsightHook(BaseHook):
     async def afind_job(
         self, settings: ConnectionSettings, job_ids: Iterable[str]
     ) -> tuple[str, dict[str, Any]] | None:
-        """The first of ``job_ids`` the server has, with its document (one client, off the
-        loop); None when it has none of them."""
+        """The first of ``job_ids`` the server has, with its document (off the loop); None when
+        it has none of them."""
 
         def find() -> tuple[str, dict[str, Any]] | None:
-            with InsightRestClient(settings) as rest:
-                for job_id in job_ids:
-                    try:
-                        return job_id, rest.get_job(job_id)
-                    except JobNotFound:
-                        continue
+            rest = self._rest(settings)
+            for job_id in job_ids:
+                try:
+                    return job_id, rest.get_job(job_id)
+                except JobNotFound:
+                    continue
             return None
 
         return await asyncio.to_thread(find)
@@ -457,52 +470,47 @@ class InsightHook(BaseHook):
         """The error a watch event ends following with (a REST error no retry fixes), or None."""
         return event.error if isinstance(event, FollowFailed) else None
 
-    async def aget_job_status(self, settings: ConnectionSettings, job_id: str) -> str | None:
-        """The job's ``status`` read over REST off the loop; None when the server has no job."""
-
-        def read() -> str | None:
-            with InsightRestClient(settings) as rest:
-                status = rest.get_job(job_id).get("status")
-            return status if isinstance(status, str) else None
-
-        try:
-            return await asyncio.to_thread(read)
-        except JobNotFound:
-            return None
-
     async def acancel_job(self, settings: ConnectionSettings, job_id: str) -> None:
-        """``DELETE`` the job off the loop, with a client of its own (a gone job counts as done)."""
+        """``DELETE`` the job off the loop without waiting (a gone job counts as done)."""
+        await asyncio.to_thread(self._rest(settings).cancel_job, job_id)
 
-        def cancel() -> None:
-            with InsightRestClient(settings) as rest:
-                rest.cancel_job(job_id)
-
-        await asyncio.to_thread(cancel)
+    async def acancel_job_and_wait(
+        self, settings: ConnectionSettings, job_id: str, wait_seconds: float, step_bound: float
+    ) -> CancelResult:
+        """:meth:`cancel_job_and_wait` off the loop, on the hook's client; each step (a read or
+        the ``DELETE``) is bounded by ``step_bound`` seconds (a ``DELETE`` without an answer by
+        then failed)."""
+        flow = CancelFlow(job_id, wait_seconds)
+        rest = self._rest(settings)
+        step = flow.start()
+        while not isinstance(step, CancelResult):
+            try:
+                async with asyncio.timeout(step_bound):
+                    step = await asyncio.to_thread(_cancel_step, rest, flow, step)
+            except TimeoutError:
+                no_answer = f"no answer within {step_bound:g} s"
+                if isinstance(step, SendDelete):
+                    return flow.delete_failed(no_answer)
+                step = flow.status_unreadable(no_answer)
+        return step
 
     async def aforward_run_log_after(
         self, settings: ConnectionSettings, outcome: JobOutcome, last_forwarded_line: int
     ) -> int:
-        """:meth:`forward_run_log_after` off the loop, with a client of its own."""
-
-        def fetch() -> list[str]:
-            with InsightRestClient(settings) as rest:
-                return self._run_log_after(lambda: rest, outcome, last_forwarded_line)
-
-        lines = await asyncio.to_thread(fetch)
+        """:meth:`forward_run_log_after` off the loop."""
+        lines = await asyncio.to_thread(self._run_log_after, settings, outcome, last_forwarded_line)
         RunLogSink().lines(lines)  # logged on the loop, where the trigger's log is routed
         return len(lines)
 
     async def adownload(
         self, settings: ConnectionSettings, job_id: str, url: str, target: str
     ) -> str:
-        """Download ``url`` of ``job_id`` to ``target`` off the loop, with a client of its own;
-        the target written. ``target`` is an object-storage URL (a triggerer has no worker
-        disk); a failure to write is an ``OSError``."""
+        """Download ``url`` of ``job_id`` to ``target`` off the loop; the target written.
+        ``target`` is an object-storage URL (a triggerer has no worker disk); a failure to
+        write is an ``OSError``."""
 
         def download() -> str:
-            with InsightRestClient(settings) as rest:
-                data = rest.download(url, compute_job_id=job_id)
-            return _write(target, data)
+            return _write(target, self._rest(settings).download(url, compute_job_id=job_id))
 
         return await asyncio.to_thread(download)
 
@@ -514,6 +522,30 @@ class InsightHook(BaseHook):
             f"To cancel it: cancel compute job {job_id} in Insight, or send DELETE {url}"
             " (REST API, with a bearer token)."
         )
+
+
+def _unreachable_limit(override: float | None, settings: ConnectionSettings) -> float | None:
+    """The unreachable limit of a task: its own argument, else the connection's."""
+    return settings.unreachable_limit_seconds if override is None else override
+
+
+def _cancel_step(rest: InsightRestClient, flow: CancelFlow, step: ReadStatus | SendDelete) -> Step:
+    """Do one step of a cancel (blocking: a worker's thread, or a thread off the loop)."""
+    if isinstance(step, SendDelete):
+        try:
+            rest.cancel_job(flow.job_id)
+        except InsightError as exc:
+            return flow.delete_failed(str(exc))
+        return flow.deleted(time.monotonic())
+    if step.delay_seconds > 0:
+        time.sleep(step.delay_seconds)
+    try:
+        status = rest.get_job(flow.job_id).get("status")
+    except JobNotFound:
+        return flow.status_read(None, time.monotonic())
+    except InsightError as exc:
+        return flow.status_unreadable(str(exc))
+    return flow.status_read(status if isinstance(status, str) else "", time.monotonic())
 
 
 def _write(target: str | Path, data: bytes) -> str:

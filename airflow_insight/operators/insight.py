@@ -1,83 +1,24 @@
 """The operator that runs one FICO Xpress Insight compute job and follows it to its end.
 
-:class:`InsightJobOperator` submits a ``ComputeJobRequest`` (with an optional payload zip), streams
-the job's run log into the task log line by line, and ends the task per protocol §A7: success
-returns a result dict (the XCom ``return_value``); any other end fails the task with a message
-naming the job, its status, its model status and the last run-log lines.
+:class:`InsightJobOperator` submits a ``ComputeJobRequest`` (with an optional payload zip),
+streams the job's run log into the task log (:class:`~airflow_insight.hooks.insight.RunLogSink`)
+and ends the task per protocol §A7: success returns a result dict (the XCom ``return_value``);
+any other end fails the task with a message naming the job, its status, its model status and the
+last run-log lines. It reaches the server only through
+:class:`~airflow_insight.hooks.insight.InsightHook`.
 
-Run-log lines are logged one record per line by the logger ``insight.run_log``
-(:data:`~airflow_insight.hooks.insight.RUN_LOG_LOGGER`, shared with the sensor and the trigger),
-each after the ``│ `` mark (:data:`~airflow_insight.hooks.insight.RUN_LOG_PREFIX`), so they stay
-apart from the operator's own messages, also in the UI's log page, which shows no logger names. The
-operator reaches the server only through :class:`~airflow_insight.hooks.insight.InsightHook`.
+Key decisions, each explained in ``docs/design.md``:
 
-Order of work in ``execute``: the local checks first (the payload is read and zipped, the request
-built; each mistake is a ``ConfigurationError``), so no token is minted for a task that cannot run;
-a connection id that does not exist fails the same way, at once and without retries.
-
-Retries and re-attaching (decision): the operator does **not** use Airflow's
-``ResumableJobMixin``. It uses ``context["task_state_store"]`` directly and, because Insight lets
-the *caller* choose the job id, stores the id **before** submitting, which closes the mixin's window
-between "submitted" and "persisted". On a later attempt the stored id is read and the job fetched;
-what follows is decided by :func:`airflow_insight.protocol.reattach.choose_job` (pure, with a table
-of tests): 404 submits a fresh job (a new id for the new try); a job not terminal is re-attached
-to (``SUBSCRIBE``) and followed, its whole run log forwarded again from line 0 (this attempt has its
-own task log, and a reader wants the complete log there); ``COMPLETED`` with an accepted model
-status runs nothing again and returns the result; any other terminal status submits a fresh job
-(a fixed ``job_id`` given by the user is reused, so its finished job is deleted first: the server
-would answer 409 otherwise).
-
-Without a task state store (Airflow before 3.3: feature ``re-attach through task_state_store``
-off) the operator looks up the job ids the earlier tries derived, newest first, and re-attaches to
-the first one still running (after a SIGKILL, one job on the server); a finished one is not reused
-(see :mod:`airflow_insight.protocol.reattach`).
-
-Kill, interrupt and timeout (decision: a deploy never costs a run):
-
-* ``on_kill`` cancels the remote job only when a **user** stopped the task. Airflow 3.3 calls it
-  from the task process's ``SIGTERM`` handler (``_on_term`` in
-  ``airflow/sdk/execution_time/task_runner.py``), and two very different events send that signal:
-  a user marking the task failed or success or clearing it (the supervisor's heartbeat is answered
-  409/404/410, ``_send_heartbeat_if_needed`` in ``supervisor.py`` sends ``SIGTERM`` and escalates to
-  ``SIGKILL`` 5 s later), and a worker shutdown by a deploy (the supervisor's ``_forward_signal``
-  passes its own ``SIGTERM`` on to the task, or the process group gets it). So ``on_kill`` first
-  asks the supervisor for the task instance's state in the metadata DB (``GetTaskStates``, through
-  ``RuntimeTaskInstance.get_task_states``; see ``docs/design.md#one-kill-decision``): no longer
-  running (``failed``, ``success``, ``restarting``, ...) means a user's decision, and the job is
-  cancelled (REST ``DELETE``, then up to ``cancel_wait_seconds`` for ``CANCELLED``). Still running,
-  or already Airflow's again (``up_for_retry``, a newer try): the job is left running, and the
-  log says so with its id; the process goes on following it, and if it dies the next try
-  re-attaches. When the state cannot be read within 2 s the job is left running too (never
-  cancel on a guess), and the log names the job so a user can cancel it.
-* ``execution_timeout``: Airflow raises ``AirflowTaskTimeout`` inside ``execute``; the operator
-  cancels the job there and re-raises (Airflow's own ``on_kill`` call after that finds nothing to
-  cancel). In deferrable mode the trigger cancels at ``end_by`` (derived from
-  ``execution_timeout``) itself.
-* Ctrl-C (``SIGINT``, i.e. ``KeyboardInterrupt`` under ``airflow dags test`` or ``dag.test()``)
-  cancels the job this process started or follows, waits like a kill, and fails the task with a
-  message naming the job and what became of it. The interrupt is re-raised as
-  ``AirflowFailException`` (chained to the ``KeyboardInterrupt``), not as itself: Airflow's task
-  runner turns any ``BaseException`` from ``execute`` into an ordinary failure and retries it
-  (``_run_task_and_map_outcome``), and under ``dags test`` that retry would at once submit a new
-  job the user just asked to stop. A supervised task
-  process (any executor) resets ``SIGINT`` to the default action (``_reset_signals`` in
-  ``supervisor.py``), so there an interrupt kills the process without running Python code and
-  the job is left for the next try: only an interactive run cancels on Ctrl-C.
-
-Live solver progress: ``solver_progress`` adds the progress callbacks to the request's
-``solver.callbacks`` (see :class:`~airflow_insight.progress.ProgressOptions`) and hands one
-:class:`~airflow_insight.progress.SolverProgress` per followed job to the core, which
-answers every ``APP_MESSAGE`` the moment it is decoded. On the logger ``insight.progress``
-(:data:`~airflow_insight.progress.PROGRESS_LOGGER`) a first line names the job, then one
-compact record per change worth seeing (a new incumbent, a moved gap, else a heartbeat;
-repeats go to DEBUG), a stop rule that fires is logged there as a warning, and the task's result
-carries ``handler.summary()`` under ``"progress"``. In deferrable mode the trigger holds the handler
-(the options travel in its kwargs). Decisions: a re-attached job (a retry, or a job of a fixed id)
-gets a fresh handler, so its series starts at the re-attach (the server re-sends the message it is
-paused at on ``SUBSCRIBE``), while the stop rules apply as before; a job reused from an earlier try
-(already ``COMPLETED``) has ``"progress": None``, since this try saw none of its solve.
-``wait_for_termination=False`` with progress is refused: nobody would answer the callbacks, and
-the server fails a job whose callback goes unanswered for 60 s.
+* local checks first (payload, request, connection): a task that cannot run mints no token and
+  fails at once, without retries;
+* the job id is stored in ``task_state_store`` *before* submitting, and a later try re-attaches,
+  reuses or resubmits per :func:`airflow_insight.protocol.reattach.choose_job`
+  (``docs/design.md#retries-and-re-attaching``);
+* ``on_kill`` cancels only when a user stopped the task, never on a worker shutdown; a timeout
+  or Ctrl-C cancels, and Ctrl-C fails the task without a retry
+  (``docs/design.md#kill-interrupt-and-timeout``);
+* solver progress answers the job's callbacks in the core and logs on ``insight.progress``
+  (``docs/design.md#solver-progress-in-the-operator``).
 """
 
 from __future__ import annotations
@@ -104,6 +45,7 @@ from airflow_insight.progress import (
     StopAtGap,
     StopRule,
 )
+from airflow_insight.protocol.cancel import CancelEnd
 from airflow_insight.protocol.events import StatusChanged
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.reattach import (
@@ -380,7 +322,8 @@ class InsightJobOperator(BaseOperator):
         self.hook.get_settings()
         payload = payload_from(self.payload)
         fresh_id = self.job_id or self._derived_job_id(context)
-        build_request(self.job_request, fresh_id, self._progress)
+        # A submitted job always takes the fresh id (see choose_job): one request serves it.
+        request = build_request(self.job_request, fresh_id, self._progress)
         decision = self._choose_job(context, fresh_id)
         if isinstance(decision, Reuse):
             self.log.info(
@@ -391,7 +334,7 @@ class InsightJobOperator(BaseOperator):
             self._remember(context, decision.job_id)
         job_id = decision.job_id
         if not self.wait_for_termination or self.deferrable:
-            document = self._submit_unfollowed(decision, payload)
+            document = self._submit_unfollowed(decision, request, payload)
             self._push_link(context, job_id, document)
             if not self.wait_for_termination:
                 return self.hook.job_result(JobOutcome.from_job_document(job_id, document))
@@ -399,9 +342,15 @@ class InsightJobOperator(BaseOperator):
                 # Said as in blocking mode: the task log shows which job a retry went back to.
                 self.log.info("Re-attaching to Insight compute job %s", job_id)
             self._defer(context, job_id)
-        return self._follow_blocking(context, decision, payload)
+        return self._follow_blocking(context, decision, request, payload)
 
-    def _follow_blocking(self, context: Context, decision: Decision, payload: bytes | None) -> Any:
+    def _follow_blocking(
+        self,
+        context: Context,
+        decision: Decision,
+        request: Mapping[str, Any],
+        payload: bytes | None,
+    ) -> Any:
         """Follow the job on this worker over the progress socket until it ends."""
         config = self.hook.follower_config(
             silence_limit_seconds=self.silence_limit_seconds,
@@ -418,7 +367,6 @@ class InsightJobOperator(BaseOperator):
                 driver.follow(job_id, app_messages=handler)
                 document: Mapping[str, Any] = decision.document
             else:
-                request = build_request(self.job_request, job_id, self._progress)
                 document = driver.submit(request, payload, app_messages=handler)
                 self.log.info("Submitted Insight compute job %s", job_id)
             self._push_link(context, job_id, document)
@@ -433,32 +381,27 @@ class InsightJobOperator(BaseOperator):
         The REST run log is not read again when the trigger's outcome says it forwarded the
         whole log (``run_log_complete`` and the event's ``last_run_log_line`` is its last line).
         """
-        from airflow_insight.triggers.insight import (
-            outcome_from_event,
-            progress_from_event,
-            warn_if_log_unread,
-        )
+        from airflow_insight.triggers.insight import warn_if_log_unread
+        from airflow_insight.triggers.payload import TriggerPayload
         from airflow_insight.triggers.start import started_job
 
-        self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, self._event_job_id(event))
+        try:
+            payload = TriggerPayload.from_dict(event)
+        except InsightError as exc:
+            self.log.info("%s (an event of an unknown kind)", RESUMED_MESSAGE)
+            raise airflow_error(exc) from exc
+        self.log.info("%s (Insight compute job %s)", RESUMED_MESSAGE, payload.compute_job_id)
         started = started_job(event)
         if started is not None:
             # Started in the triggerer: the XComs a worker pushes before deferring come now.
             self._push_link(context, *started)
         try:
-            warn_if_log_unread(event, self.log)
-            outcome = outcome_from_event(event)
-            self.hook.forward_run_log_after(outcome, int(event.get("last_run_log_line", -1)))
-            return self._finish(outcome, progress_from_event(event))
+            warn_if_log_unread(payload, self.log)
+            outcome = payload.result()
+            self.hook.forward_run_log_after(outcome, payload.last_run_log_line)
+            return self._finish(outcome, payload.progress)
         except InsightError as exc:
             raise airflow_error(exc) from exc
-
-    def _event_job_id(self, event: Mapping[str, Any]) -> str:
-        """The job a trigger event is about, for the log (any event shape; "?" if none)."""
-        for source in (event, event.get("outcome")):
-            if isinstance(source, Mapping) and isinstance(source.get("compute_job_id"), str):
-                return str(source["compute_job_id"])
-        return "?"
 
     # ----------------------------------------------------------------------------- the end
 
@@ -532,8 +475,8 @@ class InsightJobOperator(BaseOperator):
     def on_kill(self) -> None:
         """Cancel the remote job if a user stopped the task; else leave it for the next try.
 
-        See the module docstring ("Kill, interrupt and timeout") for how a user's decision is
-        told from a worker shutdown.
+        How a user's decision is told from a worker shutdown:
+        ``docs/design.md#kill-interrupt-and-timeout``.
         """
         job_id = self._active_job_id
         if job_id is None:
@@ -584,27 +527,22 @@ class InsightJobOperator(BaseOperator):
         return f"Interrupted (Ctrl-C): Insight compute job {job_id} was cancelled (status {status})"
 
     def _cancel_active(self) -> str | None:
-        """Cancel the active job and wait (bounded); its final status, or None if not known."""
+        """Cancel the active job unless it already ended, and wait (bounded); its final status
+        ("gone" for a job the server no longer has), or None if not known."""
         job_id, self._active_job_id = self._active_job_id, None
         if job_id is None:
             return None
         self.log.warning("Cancelling Insight compute job %s", job_id)
-        try:
-            status = self.hook.cancel_job_and_wait(job_id, self.cancel_wait_seconds)
-        except JobNotFound:
-            self.log.warning("Insight compute job %s is gone", job_id)
+        result = self.hook.cancel_job_and_wait(job_id, self.cancel_wait_seconds)
+        self.log.log(result.log_level, result.describe())
+        if result.end is CancelEnd.GONE:
             return "gone"
-        except InsightError as exc:
-            self.log.error("Cancelling Insight compute job %s failed: %s", job_id, exc)
-            return None
-        if status is None:
-            self.log.warning("Insight compute job %s did not reach CANCELLED in time", job_id)
-        else:
+        if result.end in (CancelEnd.ENDED, CancelEnd.ALREADY_ENDED):
             # A kill runs in a signal handler while the follower holds statuses it has not
             # logged yet (CANCELLING): logged after this line they would read backwards.
             self._cancel_seen_ending = job_id
-            self.log.warning("Insight compute job %s is now %s", job_id, status)
-        return status
+            return result.status
+        return None
 
     def _reported_by_kill(self, event: object) -> bool:
         """A status of the job the kill saw end: older than the kill's line, so not logged."""
@@ -625,7 +563,8 @@ class InsightJobOperator(BaseOperator):
         return self.hook.get_settings()
 
     def _choose_job(self, context: Context, fresh_id: str) -> Decision:
-        """Read the stored id, look the job up, and let the core decide (module docstring)."""
+        """Read the stored id, look the job up, and let the core decide
+        (``docs/design.md#retries-and-re-attaching``)."""
         has_store = context.get("task_state_store") is not None
         stored = self._stored_job_id(context) if has_store else None
         document: dict[str, Any] | None = None
@@ -659,7 +598,8 @@ class InsightJobOperator(BaseOperator):
         return value if isinstance(value, str) and value else None
 
     def _earlier_try_job(self, context: Context) -> tuple[str | None, dict[str, Any] | None]:
-        """No task state store: the newest earlier try's job and its document (module docstring)."""
+        """No task state store: the newest earlier try's job and its document
+        (``docs/design.md#retries-and-re-attaching``)."""
         try_number = int(getattr(context["ti"], "try_number", 1) or 1)
         for earlier in earlier_try_numbers(try_number):
             job_id = self._derived_job_id(context, earlier)
@@ -686,13 +626,14 @@ class InsightJobOperator(BaseOperator):
         if store is not None:
             store.set(STATE_KEY, {"compute_job_id": job_id})
 
-    def _submit_unfollowed(self, decision: Decision, payload: bytes | None) -> Mapping[str, Any]:
+    def _submit_unfollowed(
+        self, decision: Decision, request: Mapping[str, Any], payload: bytes | None
+    ) -> Mapping[str, Any]:
         """Submit without following (fire and forget, or before deferring); a re-attached job's
         document as it is."""
         if not isinstance(decision, Submit):
             return decision.document
         self._active_job_id = decision.job_id
-        request = build_request(self.job_request, decision.job_id, self._progress)
         document = self.hook.submit_job(request, payload)
         self.log.info("Submitted Insight compute job %s", decision.job_id)
         return document

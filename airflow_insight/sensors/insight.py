@@ -14,10 +14,10 @@ Decisions:
 * Poke and reschedule modes read the job over REST once per poke; a 404 means "not there (yet)"
   and a transient REST error means "try at the next poke". In poke mode, pokes that all fail to
   reach the server for ``unreachable_limit_seconds`` (default: the connection's) fail the task
-  with the retryable :class:`~airflow_insight.exceptions.ServerUnreachable`; reschedule mode
-  starts each poke in a new process with no memory of the last, so its sensor ``timeout`` is
-  what bounds a dead server there. The run log is forwarded into the task
-  log once, at the end (a rescheduled sensor is a new instance each poke and would repeat it).
+  with the retryable :class:`~airflow_insight.exceptions.ServerUnreachable`, by the core's one
+  rule (``docs/design.md#the-unreachable-timer``); reschedule mode bounds a dead server by its
+  sensor ``timeout``. The run log is forwarded into the task log once, at the end (a
+  rescheduled sensor is a new instance each poke and would repeat it).
   Deferrable mode streams it live from the triggerer.
 """
 
@@ -29,18 +29,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_insight.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow_insight.exceptions import InsightError, JobNotFound, ServerUnreachable
+from airflow_insight.exceptions import InsightError, JobNotFound
 from airflow_insight.hooks.insight import InsightHook, airflow_error
-from airflow_insight.protocol.events import ServerAnswersAgain, ServerUnanswered
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.protocol.statuses import is_terminal
+from airflow_insight.protocol.unreachable import UnreachableTimer
 from airflow_insight.triggers.end import EndPlan, resume_reason
-from airflow_insight.triggers.insight import (
-    InsightJobTrigger,
-    outcome_from_event,
-    trigger_kwargs,
-    warn_if_log_unread,
-)
+from airflow_insight.triggers.insight import InsightJobTrigger, trigger_kwargs, warn_if_log_unread
+from airflow_insight.triggers.payload import TriggerPayload
 
 if TYPE_CHECKING:
     from airflow_insight.compat.sdk import Context
@@ -96,8 +92,8 @@ class InsightJobSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
         self.resume_on_worker = resume_on_worker
         self._hook: InsightHook | None = None
-        #: Poke mode: when the pokes started failing to reach the server (None: it answered).
-        self._unreachable_since: float | None = None
+        #: Poke mode: how long the pokes have failed to reach the server (made at the first).
+        self._unreachable: UnreachableTimer | None = None
 
     @property
     def hook(self) -> InsightHook:
@@ -163,49 +159,36 @@ class InsightJobSensor(BaseSensorOperator):
         """Resume after the trigger's event: fill the log from REST (unless the trigger forwarded
         all of it, see ``InsightHook.run_log_after``), end like a poke."""
         try:
-            warn_if_log_unread(event, self.log)
-            outcome = outcome_from_event(event)
+            payload = TriggerPayload.from_dict(event)
+            warn_if_log_unread(payload, self.log)
+            outcome = payload.result()
         except InsightError as exc:
             raise airflow_error(exc) from exc
-        self._forward_rest_log(outcome, int(event.get("last_run_log_line", -1)))
+        self._forward_rest_log(outcome, payload.last_run_log_line)
         return self._finish(outcome)
 
     # ----------------------------------------------------------------------------- internals
 
     def _check_reachable(self, exc: InsightError) -> None:
-        """Say the outage (as the follower does: when the task gives up) or raise
+        """Say the outage (one line per failed poke: pokes are ``poke_interval`` apart) or raise
         :class:`ServerUnreachable` once pokes failed for the limit (retryable)."""
-        now = time.monotonic()
-        first = self._unreachable_since is None
-        if self._unreachable_since is None:
-            self._unreachable_since = now
-        settings = self.hook.get_settings()
-        limit = self.unreachable_limit_seconds or settings.unreachable_limit_seconds
-        waited = now - self._unreachable_since
-        if waited >= limit:
-            raise ServerUnreachable(
-                f"no answer from {settings.server_name} for {waited:.0f} s while waiting for"
-                f" Insight compute job {self.compute_job_id} (last error: {exc}); the job may still"
-                " be running there: a retry of the task waits for it again"
-                " (limit: unreachable_limit_seconds)"
-            ) from exc
-        # One line per failed poke: pokes are poke_interval apart (a minute by default).
-        outage = ServerUnanswered(
-            settings.server_name,
-            silent_seconds=waited,
-            gives_up_in_seconds=limit - waited,
-            limit_seconds=limit,
-            first=first,
-            error=str(exc),
-        )
+        timer, now = self._timer(), time.monotonic()
+        outage = timer.unanswered(now, str(exc))
+        if timer.expired(now):
+            raise timer.give_up(now, self.compute_job_id, str(exc)) from exc
         self.log.warning(outage.describe_at(time.time()))
 
     def _answered(self) -> None:
         """The server answered a poke: an outage under way ends, said once."""
-        since, self._unreachable_since = self._unreachable_since, None
-        if since is not None:
-            server = self.hook.get_settings().server_name
-            self.log.info(ServerAnswersAgain(server, time.monotonic() - since).describe())
+        back = None if self._unreachable is None else self._unreachable.answered(time.monotonic())
+        if back is not None:
+            self.log.info(back.describe())
+
+    def _timer(self) -> UnreachableTimer:
+        """The poke mode's outage timer (the core's rule, as the follower's), made once."""
+        if self._unreachable is None:
+            self._unreachable = self.hook.unreachable_timer(self.unreachable_limit_seconds)
+        return self._unreachable
 
     def _finish(self, outcome: JobOutcome) -> dict[str, Any]:
         """The outcome as the operator's result dict, or the job's failure raised (the hook's one

@@ -7,6 +7,7 @@ a header, so no token or secret can leak through them.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -77,16 +78,39 @@ def network_failure(
             " retry later or raise the timeout"
         )
         return NetworkFailure(error, exc, retryable=False)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        error = TransportError(
+            f"the HTTP proxy refused or failed the request to the Insight server at {where}"
+            f" ({reason}); check HTTPS_PROXY and NO_PROXY where Airflow runs"
+        )
+        return NetworkFailure(error, exc, retryable=True)
     if isinstance(
         exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
     ):
-        error = TransportError(
-            f"could not talk to the Insight server at {where} ({reason}); check the host and port"
-            " of the connection and that the server is running"
-        )
+        error = TransportError(_unreachable(where, exc, reason))
         return NetworkFailure(error, exc, retryable=True)
     error = TransportError(f"{method} {display_url(url)} failed ({reason})")
     return NetworkFailure(error, exc, retryable=False)
+
+
+def _unreachable(where: str, exc: BaseException, reason: str) -> str:
+    """The message for a connection that failed, naming a cause a user can act on."""
+    causes = _causes(exc)
+    # urllib3 2 raises NameResolutionError around socket.gaierror; older stacks only the latter.
+    if any(
+        isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError"
+        for cause in causes
+    ):
+        return (
+            f"could not talk to the Insight server at {where}: the host name does not resolve"
+            " (DNS); check the host of the connection"
+        )
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        reason = "connection refused"
+    return (
+        f"could not talk to the Insight server at {where} ({reason}); check the host and port"
+        " of the connection and that the server is running"
+    )
 
 
 def display_url(url: str) -> str:
@@ -171,17 +195,23 @@ def certificate_rejected(where: str, exc: BaseException) -> CertificateRejected 
 
 
 def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The certificate verification error inside ``exc``'s chain (``requests`` and ``urllib3``
-    wrap it in ``reason``, ``args`` and causes), or None."""
-    seen: set[int] = set()
+    """The certificate verification error inside ``exc``'s chain, or None."""
+    return next(
+        (cause for cause in _causes(exc) if isinstance(cause, ssl.SSLCertVerificationError)),
+        None,
+    )
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception inside it, without cycles: ``requests`` and ``urllib3`` wrap
+    the underlying error in ``reason``, ``args``, causes and contexts."""
+    seen: list[BaseException] = []
     pending: list[object] = [exc]
     while pending:
         current = pending.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
+        if not isinstance(current, BaseException) or any(current is known for known in seen):
             continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current
+        seen.append(current)
         pending.extend((getattr(current, "reason", None), current.__cause__, current.__context__))
         pending.extend(current.args)
-    return None
+    return seen

@@ -12,7 +12,10 @@ from airflow_insight.exceptions import RemoteProtocolError
 
 
 def token_text(response: requests.Response) -> str:
-    """Read a token sent as plain text or as a JSON string (§B9 #6), whitespace stripped."""
+    """Read a token sent as plain text or as a JSON string (§B9 #6), whitespace stripped.
+
+    A token is one opaque word: an HTML page, a JSON document or prose is not one.
+    """
     text = response.content.decode("utf-8", "replace").strip()
     if text.startswith('"'):
         try:
@@ -20,7 +23,8 @@ def token_text(response: requests.Response) -> str:
         except ValueError:
             decoded = None
         text = decoded.strip() if isinstance(decoded, str) else ""
-    if not text or any(character.isspace() for character in text):
+    html = "html" in response.headers.get("Content-Type", "").lower()
+    if html or not text or text[0] in "{[<" or any(character.isspace() for character in text):
         raise RemoteProtocolError(
             "the Insight token endpoint answered 200 without a usable token; check that the"
             " connection's host points at an Insight 5 server (v2 API)"

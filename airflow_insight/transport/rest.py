@@ -66,7 +66,7 @@ from airflow_insight.transport.secrets import announce_secret
 
 log = logging.getLogger(__name__)
 
-#: Re-exported: the token type lives in the core (``Token`` was defined here before).
+#: ``Token`` lives in the core; this module re-exports it for its callers.
 __all__ = ["InsightRestClient", "Token"]
 
 #: The token may come back as plain text or as a JSON string (§B9 #6).
@@ -146,14 +146,14 @@ class InsightRestClient:
         settings = self._settings
         started = self._clock()
         started_wall = self._wall_clock()
-        body = {
-            "clientId": settings.client_id,
-            "secret": settings.client_secret,
-            "maxAge": settings.token_max_age_seconds,
-        }
         operation = Operation("requesting an Insight access token", is_token=True)
         response = self._call(
-            "POST", TOKEN_PATH, operation, accept=TOKEN_ACCEPT, json_body=body, authorized=False
+            "POST",
+            TOKEN_PATH,
+            operation,
+            accept=TOKEN_ACCEPT,
+            json_body=self._token_body(),
+            authorized=False,
         )
         value = token_text(response)
         # Before anything (the expiry GET's library logging included) could print it.
@@ -173,9 +173,8 @@ class InsightRestClient:
         Measured from just before the mint request, so the result errs on the long side only by
         the clock difference between us and the server; ``maxAge`` caps it anyway.
         """
-        headers = {"Accept": V2_JSON, "Authorization": f"Bearer {value}"}
         try:
-            response = self._send("GET", self._resolve(TOKEN_PATH), headers=headers)
+            response = self._send("GET", self._resolve(TOKEN_PATH), headers=_token_info(value))
         except NetworkFailure as failure:
             log.debug("Could not read the token expiry (%s); assuming maxAge", failure.error)
             return None
@@ -193,6 +192,39 @@ class InsightRestClient:
             )
             return None
         return remaining
+
+    def _token_body(self) -> dict[str, Any]:
+        settings = self._settings
+        return {
+            "clientId": settings.client_id,
+            "secret": settings.client_secret,
+            "maxAge": settings.token_max_age_seconds,
+        }
+
+    # -- one exchange, as it comes (the connection test) ---------------------------------------
+
+    def token_request_once(self) -> requests.Response:
+        """Send the token request once and return the answer as it comes, whatever its status:
+        no retry, no redirect followed, nothing cached. A failure below HTTP raises the mapped
+        error. For a health check that reads every answer itself."""
+        data = json.dumps(self._token_body()).encode("utf-8")
+        headers = {"Accept": TOKEN_ACCEPT, "Content-Type": V2_JSON}
+        return self._once("POST", headers, data)
+
+    def token_info_once(self, token_value: str) -> requests.Response:
+        """Read ``token_value``'s details (``BearerTokenInfo``) once, as :meth:`token_request_once`
+        sends the token request."""
+        return self._once("GET", _token_info(token_value))
+
+    def _once(
+        self, method: str, headers: Mapping[str, str], data: bytes | None = None
+    ) -> requests.Response:
+        try:
+            # A redirect (to a login page, say) would send the request elsewhere: it is an answer.
+            url = self._resolve(TOKEN_PATH)
+            return self._send(method, url, headers=headers, data=data, follow_redirects=False)
+        except NetworkFailure as failure:
+            failure.reraise()
 
     # -- compute jobs -------------------------------------------------------------------------
 
@@ -426,6 +458,7 @@ class InsightRestClient:
         headers: Mapping[str, str],
         data: bytes | None = None,
         files: Any = None,
+        follow_redirects: bool = True,
     ) -> requests.Response:
         """One HTTP exchange; ``requests`` exceptions become :class:`NetworkFailure`. The body
         is read within bounds (:mod:`.bodies`): a JSON answer's, or a run log's or download's."""
@@ -445,6 +478,7 @@ class InsightRestClient:
                 # Passed on every request: a session-level value loses to REQUESTS_CA_BUNDLE.
                 verify=self._verify,
                 stream=True,
+                allow_redirects=follow_redirects,
             )
             read_body(response, limits, what=f"{method} {display_url(url)}", started=started)
             return response
@@ -500,6 +534,11 @@ class InsightRestClient:
                 " refusing to send credentials there"
             )
         return url
+
+
+def _token_info(token_value: str) -> dict[str, str]:
+    """The headers that read a token's details (``GET api/authentication/token``)."""
+    return {"Accept": V2_JSON, "Authorization": f"Bearer {token_value}"}
 
 
 def _bearer(headers: Mapping[str, str], token: Token) -> dict[str, str]:

@@ -2,72 +2,29 @@
 
 :class:`InsightJobTrigger` follows its job through :meth:`InsightHook.watch_job`, so every
 deferred job on one Insight connection shares one progress socket. It forwards each run-log line
-into the task's log as its own record on the logger ``insight.run_log``, after the ``│ `` mark
-(:data:`~airflow_insight.hooks.insight.RUN_LOG_PREFIX`: apart from the trigger's own messages
-even where no logger name shows), logs every other event once, and yields exactly one event, a
-:class:`~airflow_insight.triggers.payload.TriggerPayload` (see :func:`outcome_from_event`). In a
-triggerer it fires only once the triggerer has read what it logged (up to 15 s): Airflow ends the
-task's trigger log stream on the event, and lines read later would go to the triggerer's own log
-(:mod:`.log_delivery`).
+through the hook's :class:`~airflow_insight.hooks.insight.RunLogSink` (a chunk at a time, so a
+flood never blocks the loop), logs every other event once, and yields exactly one event: a
+:class:`~airflow_insight.triggers.payload.TriggerPayload`, or Airflow's ``TaskSuccessEvent`` when
+its ``end`` plan lets it end a successful task itself (:mod:`.end`). It fires only once the
+triggerer has read what it logged (:mod:`.log_delivery`).
 
-Ending the task (see :mod:`.end`): with an ``end`` plan in its kwargs (the operator and the
-sensor send one unless ``resume_on_worker`` or a worker's disk is needed), a trigger in a
-triggerer that sees its job succeed does the task's end itself, pushes the task's XComs through
-its supervisor and yields Airflow's ``TaskSuccessEvent``, so no worker resumes the task. Every
-other end (a failure, a timeout, an error, inline under ``dag.test()``) yields the payload above.
+Key decisions, each explained in ``docs/design.md#the-triggers-life-cycle``:
 
-Resuming (see :mod:`.watermark`): as it forwards, the trigger records its watermark (execution
-attempt, last line forwarded), and its triggerer writes the watermarks of all its jobs into one
-Variable at most once a second; a trigger rebuilt on another triggerer reads them first and
-resumes after its own, logging "Resuming after line N of attempt A". Lines forwarded after the
-last write may repeat after a crash. On a clean stop (the trigger runner's SIGTERM or SIGINT) the
-trigger stops forwarding at once (within a batch too: the watermark is exact wherever the loop can
-switch) and its triggerer stores the final watermarks before Airflow's runner acts on the signal
-(:mod:`.shutdown`), so nothing repeats. The resume read waits up to 30 s for a supervisor that is
-slow to give its first answer. The entry leaves the Variable when the trigger ends.
-
-Kill and timeout, per Airflow 3.3's trigger life cycle:
-
-* ``end_by`` (epoch seconds, from ``execution_timeout``) reached: the trigger cancels the remote
-  job and reports ``timeout``.
-* ``on_kill``: Airflow 3.3.2 calls it for a user's action *and* when a triggerer's process group
-  is signalled or a stalled triggerer recovers (``docs/design.md#one-kill-decision``). Decision:
-  before cancelling, the trigger asks its supervisor for the task instance's state
-  (``GetTaskStates``) and reads the stored watermarks (the latest try and job that wrote one);
-  :func:`~airflow_insight.hooks.kill_decision.for_deferred_trigger` cancels only
-  when the deferral ended without this trigger's event (failed, success, cleared, ...) or a later
-  try follows another job; a still-``deferred`` task (a deploy, a move) keeps its job running and
-  the log says so. When the supervisor cannot answer (absent, shutting down, an error), nothing is
-  cancelled: the log names the job and how to cancel it. A job already ended on the server is
-  never deleted. ``cancel_on_kill=False`` never cancels.
-* ``cleanup`` (every exit) unsubscribes and, unless the trigger ended, persists the watermark:
-  the job keeps running and the next triggerer picks it up.
-* Inline under ``airflow dags test`` / ``dag.test()`` (no triggerer: the trigger has no task
-  instance and runs on the task process's main thread), the trigger handles the signals itself:
-  SIGINT (Ctrl-C) cancels the job it follows and ends the task with :class:`JobCancelled`; SIGTERM
-  ends the task at once, leaves the job running and logs how to cancel it. A triggerer never
-  runs a trigger without its task instance, so neither rule can fire on a triggerer's shutdown.
-
-Solver progress: with ``progress`` in its kwargs (``ProgressOptions.to_json()``: the
-callbacks and the stop rules, JSON-safe) the trigger builds one ``SolverProgress`` handler and
-hands it to the watch, so the core answers each ``APP_MESSAGE`` the moment it is decoded; each
-record (and a stop rule that fires) is logged once on ``insight.progress``, and the ``finished``
-event carries ``handler.summary()`` under ``progress``. Decision: a trigger rebuilt on another
-triggerer starts a new handler, so the series starts over there (the stop rules come back from the
-kwargs, and the message the solve is paused at is re-sent on ``SUBSCRIBE``). The operator submits
-before deferring, so the solve may pause at its first callback until this trigger subscribes: a
-trigger that does not subscribe within the server's answer limit (60 s by default) loses the job
-(the server fails it), which a busy or restarting triggerer can cause. A task that starts in the
-triggerer (:mod:`.start`) submits on the trigger's own socket and does not pause that way.
-
-Nothing here blocks the loop: the hook reads the connection with ``aget_connection`` and makes its
-REST calls in threads; the kwargs hold no secret.
+* a trigger rebuilt on another triggerer resumes after the watermark stored by the last one
+  (:mod:`.watermark`, :mod:`.shutdown`);
+* ``end_by`` (from ``execution_timeout``) cancels the job; ``on_kill`` cancels only when a user
+  ended the task (``docs/design.md#one-kill-decision``), and every cancel is the core's
+  :class:`~airflow_insight.protocol.cancel.CancelFlow` (a job already ended is left alone);
+* inline under ``dag.test()`` SIGINT cancels the job and SIGTERM leaves it running;
+* nothing blocks the loop, and the kwargs hold no secret; the hook is built at the first use,
+  not where the operator builds the trigger to defer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import signal
 import threading
 import time
@@ -75,20 +32,18 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from airflow_insight.compat import features, supervisor
 from airflow_insight.compat.runner import finish_despite_cancels
 from airflow_insight.compat.sdk import BaseTrigger, TriggerEvent, task_success_event
 from airflow_insight.compat.supervisor import SupervisorUnavailable, TaskInstanceRef
 from airflow_insight.exceptions import InsightError, JobCancelled
-from airflow_insight.hooks.insight import RUN_LOG_PREFIX, EventLog, InsightHook
+from airflow_insight.hooks.insight import EventLog, InsightHook, JobWatch, RunLogSink
 from airflow_insight.hooks.kill_decision import KillDecision, for_deferred_trigger
 from airflow_insight.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol import events as ev
+from airflow_insight.protocol.cancel import CancelEnd, CancelResult
 from airflow_insight.protocol.follower import FollowerConfig
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.protocol.statuses import is_terminal
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import log_delivery
 from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
@@ -98,11 +53,9 @@ from airflow_insight.triggers.watermark_store import StoreUnavailable, Watermark
 from airflow_insight.triggers.watermark_table import Watermark
 
 CLASSPATH = "airflow_insight.triggers.insight.InsightJobTrigger"
-#: The run-log logger of operator, sensor and trigger alike.
-RUN_LOG_LOGGER = "insight.run_log"
 #: Give the loop back after forwarding this many lines, so a flood never blocks it.
 LINES_PER_YIELD = 200
-#: Bound on the DELETE at timeout or kill (Airflow gives ``on_kill`` 30 s in all).
+#: Bound on each REST call of a cancel (Airflow gives ``on_kill`` 30 s in all).
 CANCEL_TIMEOUT_SECONDS = 20.0
 #: After an interrupt's DELETE, wait this long at most for the job to reach ``CANCELLED``.
 CANCEL_WAIT_SECONDS = 10.0
@@ -173,9 +126,8 @@ def outcome_from_event(event: Mapping[str, Any]) -> JobOutcome:
     return TriggerPayload.from_dict(event).result()
 
 
-def warn_if_log_unread(event: Mapping[str, Any], log: Any) -> None:
+def warn_if_log_unread(payload: TriggerPayload, log: Any) -> None:
     """In the task's log: the trigger fired before its triggerer read its last log records."""
-    payload = TriggerPayload.from_dict(event)
     if payload.log_unread:
         log.warning(
             "The triggerer had not read the trigger's last log records after %.0f s when it"
@@ -186,12 +138,6 @@ def warn_if_log_unread(event: Mapping[str, Any], log: Any) -> None:
             payload.compute_job_id,
             payload.last_run_log_line,
         )
-
-
-def progress_from_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The solver-progress summary a ``finished`` event carries, or None (no progress asked)."""
-    progress = TriggerPayload.from_dict(event).progress
-    return None if progress is None else dict(progress)
 
 
 class InsightJobTrigger(BaseTrigger):
@@ -227,8 +173,7 @@ class InsightJobTrigger(BaseTrigger):
         #: The job's solver-callback handler while following (None: no progress asked for).
         self._handler: SolverProgress | None = None
         self._events: EventLog | None = None
-        self._hook = InsightHook(insight_conn_id)
-        self._watch: Any = None
+        self._watch: JobWatch | None = None
         #: The watermark reached (forwarded) so far, and whether the trigger has ended for good.
         self._mark = Watermark(compute_job_id, execution_attempts, last_run_log_line)
         self._ended = False
@@ -265,10 +210,16 @@ class InsightJobTrigger(BaseTrigger):
             self._events = EventLog(self.log)
         return self._events
 
-    @property
-    def run_log(self) -> Any:
-        """Where run-log lines go, one record per line (logger ``insight.run_log``)."""
-        return structlog.get_logger(RUN_LOG_LOGGER)
+    @functools.cached_property
+    def _hook(self) -> InsightHook:
+        """The connection's hook, built at the first use: the operator builds the trigger to
+        defer, and the hook is the triggerer's business."""
+        return InsightHook(self.insight_conn_id)
+
+    @functools.cached_property
+    def _run_log(self) -> RunLogSink:
+        """Where run-log lines go (the hook's one forwarding loop)."""
+        return RunLogSink()
 
     @property
     def ti_ref(self) -> TaskInstanceRef | None:
@@ -375,11 +326,18 @@ class InsightJobTrigger(BaseTrigger):
         return False
 
     async def cleanup(self) -> None:
-        """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer.
+        """Unsubscribe; unless the trigger ended, persist the watermark for the next triggerer;
+        close the hook's REST client.
 
         Where Airflow never calls ``on_kill`` (feature ``trigger on_kill`` off), a trigger
         cancelled before its end makes the same kill decision here.
         """
+        try:
+            await self._keep_the_place()
+        finally:
+            self._hook.close()
+
+    async def _keep_the_place(self) -> None:
         if self._watch is not None:
             self._watch.close()
         if self.ti_ref is None or self._ended:
@@ -401,7 +359,8 @@ class InsightJobTrigger(BaseTrigger):
             )
 
     async def on_kill(self) -> None:
-        """Cancel the remote job only if a user really stopped the task (module docstring)."""
+        """Cancel the remote job only if a user really stopped the task
+        (``docs/design.md#the-triggers-life-cycle``)."""
         job_id = self.compute_job_id
         if not self.cancel_on_kill:
             self.log.info("Leaving Insight compute job %s running (cancel_on_kill=False)", job_id)
@@ -430,7 +389,12 @@ class InsightJobTrigger(BaseTrigger):
             return
         self._ended = True  # A user ended the task: no watermark to keep for anyone.
         self._end_watermark()
-        await self._cancel_unless_ended(decision.reason)
+        try:
+            settings = await self._hook.aget_settings()
+        except InsightError as exc:
+            self.log.warning("Could not cancel Insight compute job %s: %s", job_id, exc)
+            return
+        await self._cancel(settings, decision.reason)
 
     # ----------------------------------------------------------------------------- following
 
@@ -445,7 +409,7 @@ class InsightJobTrigger(BaseTrigger):
         except InsightError as exc:
             return self._error_payload(exc)
 
-    async def _start_watch(self, settings: ConnectionSettings) -> Any:
+    async def _start_watch(self, settings: ConnectionSettings) -> JobWatch:
         """Watch the job from where this trigger (or an earlier triggerer) got to."""
         await self._resume_point()
         return self._hook.watch_job(
@@ -469,12 +433,10 @@ class InsightJobTrigger(BaseTrigger):
 
     def _follower_config(self, settings: ConnectionSettings) -> FollowerConfig:
         """The follower timing: this trigger's limits, else the connection's."""
-        limit = self.unreachable_limit_seconds
-        return FollowerConfig(
+        return self._hook.follower_config(
             silence_limit_seconds=self.silence_limit_seconds,
-            unreachable_limit_seconds=settings.unreachable_limit_seconds
-            if limit is None
-            else limit,
+            unreachable_limit_seconds=self.unreachable_limit_seconds,
+            settings=settings,
         )
 
     async def _resume_point(self) -> None:
@@ -501,7 +463,7 @@ class InsightJobTrigger(BaseTrigger):
             self.compute_job_id,
         )
 
-    async def _follow(self, watch: Any, settings: ConnectionSettings) -> TriggerPayload:
+    async def _follow(self, watch: JobWatch, settings: ConnectionSettings) -> TriggerPayload:
         while True:
             remaining = None if self.end_by is None else self.end_by - time.time()
             try:
@@ -509,9 +471,9 @@ class InsightJobTrigger(BaseTrigger):
                     event = await watch.next_event()
             except TimeoutError:
                 watch.close()
-                cancelled = await self._cancel(settings, "execution_timeout was reached")
+                result = await self._cancel(settings, "execution_timeout was reached")
                 return TriggerPayload.timed_out(
-                    self.compute_job_id, watch.last_run_log_line, cancelled
+                    self.compute_job_id, watch.last_run_log_line, result.cancelled
                 )
             except asyncio.CancelledError as exc:
                 signum = self._interrupt_signal(exc)
@@ -521,16 +483,13 @@ class InsightJobTrigger(BaseTrigger):
             if not await self._log_event(event, watch):
                 await self._wait_for_the_stop(watch)
             if isinstance(event, ev.JobFinished):
-                # Complete for the resume only if this watch got every line the core forwarded
-                # (a watch that joined late or stopped at a gap did not): else it refetches.
-                complete = (
-                    event.outcome.run_log_complete
-                    and watch.last_run_log_line == event.outcome.last_run_log_line
-                )
+                # What this watch forwarded (it may have joined late or stopped at a gap): the
+                # resume refetches the rest unless the core's rule says it has the whole log.
+                last = watch.last_run_log_line
                 outcome = dataclasses.replace(
                     event.outcome,
-                    last_run_log_line=watch.last_run_log_line,
-                    run_log_complete=complete,
+                    last_run_log_line=last,
+                    run_log_complete=event.outcome.run_log_forwarded_through(last),
                 )
                 handler = self._handler
                 progress = None if handler is None else handler.summary()
@@ -539,7 +498,7 @@ class InsightJobTrigger(BaseTrigger):
             if error is not None:
                 return self._error_payload(error, watch.last_run_log_line)
 
-    async def _wait_for_the_stop(self, watch: Any) -> None:
+    async def _wait_for_the_stop(self, watch: JobWatch) -> None:
         """The triggerer is stopping: forward nothing more; its runner cancels this task soon."""
         watch.close()
         self.log.info(
@@ -551,7 +510,7 @@ class InsightJobTrigger(BaseTrigger):
         )
         await asyncio.get_running_loop().create_future()  # never set: cancelled by the runner
 
-    async def _log_event(self, event: Any, watch: Any) -> bool:
+    async def _log_event(self, event: Any, watch: JobWatch) -> bool:
         """Log one event, once: its lines on the run-log logger, anything else on ours.
 
         False when the triggerer started stopping first (see :mod:`.shutdown`): nothing more
@@ -574,15 +533,12 @@ class InsightJobTrigger(BaseTrigger):
                 # Progress records go to their own logger (insight.progress), the rest to ours.
                 self._event_log(event)
             return True
-        info = self.run_log.info  # Once per batch: the lazy proxy binds on each access.
-        for count, line in enumerate(event.lines, start=1):
-            info(RUN_LOG_PREFIX + line)
-            if count % LINES_PER_YIELD == 0 and count < len(event.lines):
-                # The mark is exact at every point where the stop signal can be handled.
-                self._forwarded(event.execution_attempts, event.first_line + count - 1)
-                await asyncio.sleep(0)
-                if stop is not None and stop.stopping:
-                    return False
+        for count in self._run_log.in_chunks(event.lines, LINES_PER_YIELD):
+            # The mark is exact at every point where the stop signal can be handled.
+            self._forwarded(event.execution_attempts, event.first_line + count - 1)
+            await asyncio.sleep(0)
+            if stop is not None and stop.stopping:
+                return False
         self._forwarded(event.execution_attempts, watch.last_run_log_line)
         return True
 
@@ -622,42 +578,22 @@ class InsightJobTrigger(BaseTrigger):
             latest=None if stored is None else (stored.try_number, stored.compute_job_id),
         )
 
-    async def _cancel_unless_ended(self, why: str) -> None:
-        try:
-            settings = await self._hook.aget_settings()
-            status = await self._hook.aget_job_status(settings, self.compute_job_id)
-        except InsightError as exc:
-            self.log.warning(
-                "Could not read Insight compute job %s first: %s", self.compute_job_id, exc
-            )
-            status, settings = None, None
-        if status is not None and is_terminal(status):
-            self.log.info(
-                "Insight compute job %s already ended (%s): nothing to cancel",
-                self.compute_job_id,
-                status,
-            )
-            return
-        if settings is not None:
-            await self._cancel(settings, why)
-
-    async def _cancel(self, settings: ConnectionSettings, why: str) -> bool:
-        """DELETE the job off the loop; True when the server took the cancellation."""
+    async def _cancel(
+        self, settings: ConnectionSettings, why: str, wait_seconds: float = 0.0
+    ) -> CancelResult:
+        """Cancel the job unless it already ended (the core's cancel flow, off the loop), then
+        wait up to ``wait_seconds`` for its end; how it ended, logged."""
         job_id = self.compute_job_id
         self.log.warning("Cancelling Insight compute job %s: %s", job_id, why)
-        try:
-            async with asyncio.timeout(CANCEL_TIMEOUT_SECONDS):
-                await self._hook.acancel_job(settings, job_id)
-        except (InsightError, TimeoutError) as exc:
-            self.log.error(
-                "Could not cancel Insight compute job %s: %s. %s",
-                job_id,
-                exc,
-                self._hook.cancel_hint(settings, job_id),
-            )
-            return False
-        self.log.info("Insight compute job %s cancelled", job_id)
-        return True
+        result = await self._hook.acancel_job_and_wait(
+            settings, job_id, wait_seconds, CANCEL_TIMEOUT_SECONDS
+        )
+        if result.end is CancelEnd.FAILED:
+            hint = self._hook.cancel_hint(settings, job_id)
+            self.log.error("%s. %s", result.describe(), hint)
+        else:
+            self.log.info(result.describe())
+        return result
 
     async def _cancel_hint(self) -> str:
         try:
@@ -710,15 +646,20 @@ class InsightJobTrigger(BaseTrigger):
         return signum
 
     async def _interrupted(
-        self, signum: signal.Signals, watch: Any, settings: ConnectionSettings
+        self, signum: signal.Signals, watch: JobWatch, settings: ConnectionSettings
     ) -> TriggerPayload:
         watch.close()
         job_id, last = self.compute_job_id, watch.last_run_log_line
         if signum == signal.SIGINT:
-            cancelled = await self._cancel(settings, "interrupted (SIGINT, Ctrl-C)")
-            status = await self._wait_for_end(settings) if cancelled else None
+            result = await self._cancel(
+                settings, "interrupted (SIGINT, Ctrl-C)", CANCEL_WAIT_SECONDS
+            )
+            cancelled = result.cancelled
+            status = result.status if cancelled or result.end is CancelEnd.ALREADY_ENDED else None
             state = f"cancelled (now {status})" if status else "cancelled"
-            if not cancelled:
+            if result.end is CancelEnd.ALREADY_ENDED:
+                state = f"not cancelled: it had already ended ({result.status})"
+            elif not cancelled:
                 state = f"could NOT be cancelled. {self._hook.cancel_hint(settings, job_id)}"
             cancel_error = JobCancelled(
                 f"Interrupted (Ctrl-C) while following Insight compute job {job_id!r}; the job"
@@ -737,19 +678,6 @@ class InsightJobTrigger(BaseTrigger):
         )
         error.permanent = True
         return self._error_payload(error, last)
-
-    async def _wait_for_end(self, settings: ConnectionSettings) -> str | None:
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        status: str | None = None
-        while time.monotonic() < deadline:
-            try:
-                status = await self._hook.aget_job_status(settings, self.compute_job_id)
-            except InsightError:
-                return status
-            if status is None or is_terminal(status):
-                return status
-            await asyncio.sleep(0.2)
-        return status
 
     def _error_payload(
         self, error: InsightError, last_run_log_line: int | None = None, cancelled: bool = False

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_insight.exceptions import ConfigurationError, ServerError
 from airflow_insight.hooks.insight import (
     InsightHook,
+    RunLogSink,
     airflow_error,
     base_url,
     job_result,
@@ -264,3 +265,16 @@ def test_job_end_returns_the_result_or_raises_the_failure(
     assert hook.job_end(JobOutcome("j1", "COMPLETED", model_status="INFEASIBLE"), ["INFEASIBLE"])
     with pytest.raises(JobCancelled):
         hook.job_end(JobOutcome("j1", "CANCELLED"))
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "pauses"),
+    [(5, 2, [2, 4]), (4, 2, [2]), (3, 200, []), (0, 200, [])],
+)
+def test_the_run_log_loop_pauses_between_chunks_never_after_the_last(
+    count: int, size: int, pauses: list[int]
+) -> None:
+    """The trigger gives its loop back at each pause; a pause after the last line would only
+    delay the next event."""
+    lines = [f"line {n}" for n in range(count)]
+    assert list(RunLogSink().in_chunks(lines, size)) == pauses

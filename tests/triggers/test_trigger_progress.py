@@ -19,9 +19,9 @@ from airflow_insight.progress import PROGRESS_LOGGER, ProgressOptions, StopAtGap
 from airflow_insight.triggers.insight import (
     InsightJobTrigger,
     outcome_from_event,
-    progress_from_event,
     trigger_kwargs,
 )
+from airflow_insight.triggers.payload import TriggerPayload
 
 #: The emulator's scripted solve: INTSOL 2109 (no bound yet), GLOBALLOG 1996 / 1971.5 (gap
 #: 1.23 %), GAPNOTIFY 1981 / 1978.25 (0.14 %, below the 1 % rule) after lines 2, 6 and 10 of 12.
@@ -62,7 +62,7 @@ def test_progress_is_answered_logged_once_and_in_the_finished_event(
     log = emulator.run_log("prog-1")
     assert log[-1] == INTERRUPTED_LINE
     assert len(log) == 11  # 10 lines, then the interruption: lines 11-12 were never written
-    progress = progress_from_event(payload)
+    progress = TriggerPayload.from_dict(payload).progress
     assert progress is not None
     assert progress["stopped_early"] is True
     assert progress["stopped_by"]["rule"] == {"rule": "relative_gap", "relative_gap": 0.01}
@@ -87,7 +87,7 @@ def test_without_progress_the_event_has_none(emulator: Emulator) -> None:
     )
     (event,) = asyncio.run(collect(trigger))
     assert event.payload["kind"] == "finished"
-    assert progress_from_event(event.payload) is None
+    assert TriggerPayload.from_dict(event.payload).progress is None
     assert trigger.serialize()[1]["progress"] is None
 
 

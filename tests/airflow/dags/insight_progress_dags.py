@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_insight.operators.insight import InsightJobOperator, build_request
+from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.progress import StopAtGap
 
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -33,12 +33,11 @@ class LostAfterSubmitOperator(InsightJobOperator):
     """Submits (with the progress callbacks), then dies on its first try: the solve pauses at its
     first callback with nobody to answer, until the retry re-attaches."""
 
-    def _follow_blocking(self, context: Any, decision: Any, payload: Any) -> Any:
+    def _follow_blocking(self, context: Any, decision: Any, request: Any, payload: Any) -> Any:
         if context["ti"].try_number == 1:
-            request = build_request(self.job_request, decision.job_id, self._progress)
             self.hook.submit_job(request, payload)
             raise RuntimeError("worker lost after submitting")
-        return super()._follow_blocking(context, decision, payload)
+        return super()._follow_blocking(context, decision, request, payload)
 
 
 def _progress_dag(

@@ -44,12 +44,11 @@ class KillableOperator(InsightJobOperator):
 class FailFirstTryOperator(InsightJobOperator):
     """Submits, then dies on its first try, as if the worker were lost while following."""
 
-    def _follow_blocking(self, context: Any, decision: Any, payload: Any) -> Any:
+    def _follow_blocking(self, context: Any, decision: Any, request: Any, payload: Any) -> Any:
         if context["ti"].try_number == 1:
-            request = {"id": decision.job_id, "computeJobType": "SOLVER", "runLogMessages": True}
             self.hook.submit_job(request)
             raise RuntimeError("worker lost after submitting")
-        return super()._follow_blocking(context, decision, payload)
+        return super()._follow_blocking(context, decision, request, payload)
 
 
 with _dag("t_success") as t_success:
