@@ -1,4 +1,4 @@
-"""Deferrable InsightJobOperator and InsightJobSensor under ``dag.test()`` (issue 4).
+"""Deferrable InsightJobOperator and InsightJobSensor under ``dag.test()``.
 
 ``dag.test()`` runs each trigger inline, in this process, so the task log on stdout holds the
 worker's part, the trigger's part and ``execute_complete``'s part one after the other. The DAGs

@@ -1,5 +1,5 @@
 """Deploys and crashes on a real distributed Airflow: CeleryExecutor, Postgres, Redis, two
-triggerers and two Celery workers, with the emulator as the Insight server (issue 10).
+triggerers and two Celery workers, with the emulator as the Insight server.
 
 Each case asserts on the emulator's record (which jobs were submitted, which cancelled, which
 socket carried which job) and on every log stream of every attempt of the task (the worker's
@@ -41,12 +41,12 @@ from airflow_insight.emulator import Entry
 
 pytestmark = pytest.mark.timeout(1500)
 
-#: The trigger persists its watermark at most this often per job (issue 10: "e.g. at most once a
-#: second"); lines forwarded after the last persist may repeat after a crash.
+#: The trigger persists its watermark at most this often per job (about once a second); lines
+#: forwarded after the last persist may repeat after a crash.
 PERSIST_INTERVAL_SECONDS = 1.0
 #: One persist interval of LONG's lines, plus the batch that may straddle the persist.
 REPEAT_BOUND = int(LONG.lines_per_second * PERSIST_INTERVAL_SECONDS) + LONG.batch_size
-#: What a resumed trigger stream says (issue 10: "the resumed stream says where it resumed").
+#: What a resumed trigger stream says: where it resumed.
 RESUMED = re.compile(r"resum\w*\b.*\bline", re.IGNORECASE)
 REATTACHED = re.compile(r"re-?attach", re.IGNORECASE)
 RUN_TIMEOUT = 900.0

@@ -1,4 +1,4 @@
-"""The stop-signal guard in front of Airflow's real ``TriggerRunner._handle_signal`` (issue 10).
+"""The stop-signal guard in front of Airflow's real ``TriggerRunner._handle_signal``.
 
 Real signals to this process: the guard must run its stop work *before* Airflow's runner sees
 ``stop``, then hand every signal on, and leave Airflow's handlers in place afterwards.

@@ -1,4 +1,4 @@
-"""Deferrable DAGs for tests/airflow (issue 4): dag.test() runs their triggers inline.
+"""Deferrable DAGs for tests/airflow: dag.test() runs their triggers inline.
 
 Downstream ``collect`` tasks write what they received as JSON to ``$INSIGHT_TEST_OUT``.
 :class:`RecordingOperator` notes what the task state store, the XComs and the trigger kwargs held
