@@ -29,6 +29,7 @@ from typing import Any, Concatenate, ParamSpec
 from airflow_insight.exceptions import InsightError, RemoteProtocolError, ServerUnreachable
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.appmessages import AppMessageHandler
+from airflow_insight.protocol.auth import after_refusal
 from airflow_insight.protocol.calls import ErrorMeaning, OutstandingCalls, Purpose, meaning
 from airflow_insight.protocol.config import FollowerConfig
 from airflow_insight.protocol.events import (
@@ -49,7 +50,7 @@ from airflow_insight.protocol.events import (
 )
 from airflow_insight.protocol.replies import answer_app_message
 from airflow_insight.protocol.session import Session, SessionState
-from airflow_insight.protocol.tokens import Token, after_refusal
+from airflow_insight.protocol.tokens import Token
 from airflow_insight.protocol.tracker import JobTracker
 
 __all__ = ["Follower", "FollowerConfig"]
@@ -398,8 +399,7 @@ class Follower:
         if self.session.token_refresh_due(now) and not self._calls.pending(Purpose.REFRESH):
             events.append(self._calls.issue(lambda c: TokenRefreshDue(c), Purpose.REFRESH))
         if self.session.due(now):
-            token = self.session.token
-            if token is not None and not token.refresh_due(now):
+            if not self.session.auth.mint_due(now):
                 events.append(self._open_socket(0))
             else:
                 # No usable token for the handshake: get one first (the REST client's cache

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from airflow_insight.exceptions import LocalProtocolError
+from airflow_insight.protocol.auth import AuthFlow
 from airflow_insight.protocol.tokens import Token
 
 __all__ = ["TRANSITIONS", "Session", "SessionInput", "SessionState"]
@@ -108,14 +109,18 @@ class Session:
         self.opened_at = 0.0
         # True once the open socket delivered a message other than ERROR (see message_received).
         self._proven = False
-        #: The token in use (the core's one copy; the REST client may hold the same object).
-        self.token: Token | None = None
-        self.token_due_at: float | None = None
+        #: The socket's token and its refresh schedule.
+        self.auth = AuthFlow()
 
     def __repr__(self) -> str:
         # The token's own repr hides its value; say only whether there is one.
         token = "yes" if self.token is not None else "none"
         return f"Session(state={self.state.value}, failures={self.failures}, token={token})"
+
+    @property
+    def token(self) -> Token | None:
+        """The token in use (the REST client may hold the same object)."""
+        return self.auth.token
 
     @property
     def is_open(self) -> bool:
@@ -192,15 +197,11 @@ class Session:
 
     def token_in_use(self, token: Token) -> None:
         """Use ``token`` from now on and schedule its refresh."""
-        self.token = token
-        self.token_due_at = token.refresh_due_at
+        self.auth.use(token)
 
     def token_refresh_due(self, now: float) -> bool:
         """True when the token needs replacing at ``now``; asks again after a retry interval."""
-        if self.token is None or self.token_due_at is None or now < self.token_due_at:
-            return False
-        self.token_due_at = now + self.token.retry_interval_seconds
-        return True
+        return self.auth.refresh_due(now)
 
     # ----------------------------------------------------------------------------- timing
 
@@ -218,7 +219,7 @@ class Session:
 
     def deadlines(self) -> list[float]:
         """The session's own next deadlines (token refresh, reconnect)."""
-        found = [] if self.token_due_at is None else [self.token_due_at]
+        found = [] if self.auth.refresh_at is None else [self.auth.refresh_at]
         if self.reconnect_at is not None and self.state is SessionState.BACKING_OFF:
             found.append(self.reconnect_at)
         return found

@@ -1,18 +1,10 @@
-"""The bearer token (§A3): its value and timing in one type, and the rules about it, sans I/O.
+"""The bearer token (§A3): its value and timing in one type, sans I/O.
 
 The client refreshes when a third of the token's lifetime is left: 5 minutes before the end of the
 default 15-minute token, one second before the end of a 3-second test token. Times are floats in
-whatever clock the driver uses (``time.monotonic`` in practice); nothing here reads a clock.
-
-One :class:`Token` serves the REST client (which mints it and sends it with each request) and the
-core (which times its refresh and hands it to the socket): the same object, never a copy.
-
-The 401 rule (§B1.1, §B9 #4), decided here once for REST calls and socket handshakes alike: a
-request refused with 401 gets *one* freshly minted token and is sent once more; a second 401
-means the credentials themselves are refused (:data:`FRESH_TOKEN_RETRIES`). Both callers count
-refusals only through :func:`after_refusal` (the REST client's send loop, the core's handshake
-calls), so neither holds a copy of the rule: each performs what it says, the way an httpx auth
-flow is driven by the client.
+whatever clock the driver uses (``time.monotonic`` in practice); nothing here reads a clock. When
+to mint and which token is in use is decided by :class:`~.auth.AuthFlow`; a :class:`Token` is
+the same object for the REST client and the socket, never a copy.
 """
 
 from __future__ import annotations
@@ -26,22 +18,12 @@ REFRESH_WHEN_LEFT = 1.0 / 3.0
 RETRY_FRACTION = 1.0 / 12.0
 #: Never retry more often than this, whatever the lifetime (keeps a broken clock from spinning).
 MIN_RETRY_SECONDS = 0.01
-#: How many times a request refused with 401 is sent again, each time with a fresh token.
-FRESH_TOKEN_RETRIES = 1
 
 
 def refresh_due_at(*, minted_at: float, expires_at: float) -> float:
     """The moment a token minted at ``minted_at`` and expiring at ``expires_at`` needs replacing."""
     lifetime = max(0.0, expires_at - minted_at)
     return expires_at - lifetime * REFRESH_WHEN_LEFT
-
-
-def after_refusal(refusals: int) -> int | None:
-    """A request sent after ``refusals`` refusals was refused (401) again: the refusal count to
-    send it once more with, after minting a fresh token; None when the credentials are refused
-    (the answer stands)."""
-    refused = refusals + 1
-    return refused if refused <= FRESH_TOKEN_RETRIES else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +50,3 @@ class Token:
     def retry_interval_seconds(self) -> float:
         """How long to wait before asking again for a refresh that did not arrive."""
         return max(MIN_RETRY_SECONDS, max(0.0, self.lifetime_seconds) * RETRY_FRACTION)
-
-    def refresh_due(self, now: float) -> bool:
-        """Tell whether the token should be replaced at ``now``."""
-        return now >= self.refresh_due_at

@@ -48,7 +48,7 @@ def rest_call(rest: InsightRestClient, call: RestCall) -> Callable[[], Any]:
     """The blocking REST function that performs ``call`` (not ``ReconnectDue``: a socket)."""
     match call:
         case ev.TokenRefreshDue():
-            return rest.refresh_token if call.fresh else rest.current_token
+            return functools.partial(rest.token, fresh=call.fresh)
         case ev.ReconcileDue():
             return functools.partial(rest.get_job, call.job_id)
         case ev.RunLogFetchDue():

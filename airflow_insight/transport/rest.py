@@ -8,7 +8,9 @@ Token lifetime: the client asks for ``token_max_age_seconds`` and, right after m
 lifetime (15 minutes by default, §B2.3) and a token believed to live longer than it does would only
 be noticed through 401s. That costs one small request per mint (every ten minutes or so). If the
 GET fails or gives nothing usable, the requested lifetime is assumed and the 401 rule still covers
-us: any call answered 401 mints a new token and is sent again once.
+us: any call answered 401 mints a new token and is sent again once. When to mint, which lifetime
+counts and the token itself belong to the core's :class:`~airflow_insight.protocol.auth.AuthFlow`;
+this client sends the mint request under its lock.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from airflow_insight.exceptions import (
     RemoteProtocolError,
     ServerError,
 )
-from airflow_insight.protocol.tokens import Token, after_refusal
+from airflow_insight.protocol.auth import AuthFlow, after_refusal
+from airflow_insight.protocol.tokens import Token
 from airflow_insight.protocol.wire import (
     COMPUTE_JOB_REQUEST_PART,
     COMPUTE_JOBS_PATH,
@@ -117,33 +120,37 @@ class InsightRestClient:
         self._rng = rng or random.Random()
         self._timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
         self._session = requests.Session()
-        self._token: Token | None = None
+        # The token and when to mint one: the core's flow; this client performs the mint.
+        self._auth = AuthFlow()
         self._token_lock = threading.Lock()
 
     # -- tokens -------------------------------------------------------------------------------
 
-    def current_token(self) -> Token:
-        """Return the cached token, minting a new one when missing or due for refresh (§A3)."""
+    def token(self, *, fresh: bool = False) -> Token:
+        """Return the token for a request now, minting one when the flow says so (§A3): none
+        yet, refresh due, or ``fresh`` asked for."""
         with self._token_lock:
-            token = self._token
-            if token is None or token.refresh_due(self._clock()):
+            token = self._auth.token
+            if token is None or self._auth.mint_due(self._clock(), fresh=fresh):
                 token = self._mint_locked()
             return token
 
+    def current_token(self) -> Token:
+        """Return the cached token, minting a new one when missing or due for refresh."""
+        return self.token()
+
     def refresh_token(self) -> Token:
         """Mint a new token now; REST calls use it from now on."""
-        with self._token_lock:
-            return self._mint_locked()
+        return self.token(fresh=True)
 
     def _renew_after_401(self, refused: Token) -> Token:
         with self._token_lock:
-            # Another thread may have replaced the refused token already.
-            if self._token is None or self._token is refused:
-                return self._mint_locked()
-            return self._token
+            token = self._auth.token
+            if token is None or self._auth.refused(refused):
+                token = self._mint_locked()
+            return token
 
     def _mint_locked(self) -> Token:
-        settings = self._settings
         started = self._clock()
         started_wall = self._wall_clock()
         operation = Operation("requesting an Insight access token", is_token=True)
@@ -158,13 +165,13 @@ class InsightRestClient:
         value = token_text(response)
         # Before anything (the expiry GET's library logging included) could print it.
         announce_secret(value)
-        lifetime = float(settings.token_max_age_seconds)
-        server_lifetime = self._server_lifetime(value, started_wall)
-        if server_lifetime is not None and server_lifetime < lifetime:
-            lifetime = server_lifetime
-        token = Token(value, started + lifetime, lifetime)
-        self._token = token
-        log.info("Minted an Insight access token valid for %.1f s", lifetime)
+        token = self._auth.minted(
+            value,
+            started_at=started,
+            requested_seconds=float(self._settings.token_max_age_seconds),
+            server_seconds=self._server_lifetime(value, started_wall),
+        )
+        log.info("Minted an Insight access token valid for %.1f s", token.lifetime_seconds)
         return token
 
     def _server_lifetime(self, value: str, minted_after_wall: float) -> float | None:
@@ -436,7 +443,7 @@ class InsightRestClient:
         data: bytes | None = None,
         files: Any = None,
     ) -> requests.Response:
-        """Send with the current token; the 401 rule (:func:`~airflow_insight.protocol.tokens.
+        """Send with the current token; the 401 rule (:func:`~airflow_insight.protocol.auth.
         after_refusal`) decides whether a refusal gets a fresh token and one more try (§B1.1)."""
         token = self.current_token()
         refusals = 0
@@ -506,8 +513,8 @@ class InsightRestClient:
     def _redact(self, text: str) -> str:
         # Defence in depth: a server (or proxy) echoing our request must not leak it into messages.
         secrets = [self._settings.client_secret]
-        if self._token is not None:
-            secrets.append(self._token.value)
+        if self._auth.token is not None:
+            secrets.append(self._auth.token.value)
         for secret in secrets:
             if secret:
                 text = text.replace(secret, _REDACTED)

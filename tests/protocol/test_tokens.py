@@ -1,10 +1,10 @@
-"""The token (§A3): a third of the lifetime left, at any scale; the 401 rule; a hidden value."""
+"""The token (§A3): a third of the lifetime left, at any scale; a hidden value."""
 
 from __future__ import annotations
 
 import pytest
 
-from airflow_insight.protocol.tokens import Token, after_refusal, refresh_due_at
+from airflow_insight.protocol.tokens import Token, refresh_due_at
 
 
 def test_default_token_refreshes_five_minutes_before_expiry() -> None:
@@ -16,8 +16,6 @@ def test_rule_scales_down_to_three_second_tokens() -> None:
     token = Token("t", expires_at=13.0, lifetime_seconds=3.0)
     assert token.minted_at == pytest.approx(10.0)
     assert token.refresh_due_at == pytest.approx(12.0)
-    assert not token.refresh_due(11.99)
-    assert token.refresh_due(12.0)
 
 
 def test_retry_interval_is_a_fraction_of_the_lifetime_with_a_floor() -> None:
@@ -25,11 +23,6 @@ def test_retry_interval_is_a_fraction_of_the_lifetime_with_a_floor() -> None:
     assert Token("t", 5.0, 0.0).retry_interval_seconds > 0
     # A token already expired when minted is due at once, never in the past of its expiry.
     assert refresh_due_at(minted_at=10.0, expires_at=5.0) == 5.0
-
-
-def test_one_fresh_token_after_a_401_then_the_refusal_stands() -> None:
-    assert after_refusal(0) == 1  # the first 401: a fresh token, one more try
-    assert after_refusal(1) is None  # the second: the credentials are refused
 
 
 def test_the_value_never_shows_in_repr() -> None:
