@@ -32,10 +32,22 @@ from airflow_insight.exceptions import (
     ConfigurationError,
     InsightError,
     JobNotFound,
+    LocalProtocolError,
     RemoteProtocolError,
     ServerError,
 )
 from airflow_insight.protocol.auth import AuthFlow, after_refusal
+from airflow_insight.protocol.submit import (
+    CREATED_STATUSES,
+    Created,
+    Fail,
+    Found,
+    LookUp,
+    Send,
+    SubmitFlow,
+    Wait,
+)
+from airflow_insight.protocol.submit import Step as SubmitStep
 from airflow_insight.protocol.tokens import Token
 from airflow_insight.protocol.wire import (
     COMPUTE_JOB_REQUEST_PART,
@@ -78,8 +90,6 @@ TOKEN_ACCEPT = f"text/plain, {V2_JSON}"
 TEXT_ACCEPT = f"{V2_PLAIN}, text/plain, {V2_JSON}"
 #: Downloads (results zip, attachments): any binary type, and JSON for error bodies.
 BINARY_ACCEPT = f"{V2_OCTET_STREAM}, application/zip, application/octet-stream, {V2_JSON}"
-#: Part type used when the server refuses the vendor type for the job request part (§B9 #16).
-FALLBACK_JSON = "application/json"
 
 _REDACTED = "[redacted]"
 
@@ -243,15 +253,11 @@ class InsightRestClient:
     ) -> dict[str, Any]:
         """Create a compute job (``POST api/compute-jobs``) and return its job document.
 
-        Never resent blindly: after a 5xx, 429, timeout or connection failure the job is read back
-        first and returned if it exists (our request went through); only a 404 leads to a new
-        submission, within the retry policy's bound (§A8). 409 and 422 raise
-        :class:`~airflow_insight.exceptions.SubmitRejected` with ``status_code`` set.
-
-        Exception (decision): a 409 to a *resend* means, most likely, that our earlier request
-        went through after all (it was still on its way when the job was read back and not found,
-        e.g. held by a slow proxy). The job is then read back once more and returned; only when
-        it is not there either does the 409 raise.
+        Never resent blindly (:mod:`~airflow_insight.protocol.submit` decides, this method
+        performs): after a 5xx, 429, timeout or connection failure the job is read back first and
+        returned if it exists; only a job not found leads to a new submission, within the retry
+        policy's bound (§A8). 409 and 422 raise :class:`~airflow_insight.exceptions.SubmitRejected`
+        with ``status_code`` set, except a 409 to a resend when the job is then found: ours.
         """
         job_id = request.get("id")
         if not isinstance(job_id, str) or not is_valid_job_id(job_id):
@@ -266,78 +272,66 @@ class InsightRestClient:
         if connection_id:
             headers[CONNECTION_ID_HEADER] = connection_id
         request_json = json.dumps(dict(request)).encode("utf-8")
-        part_type = V2_JSON
-        attempt = 0
-        resent = False  # True once a request whose outcome was open has been sent again
-        while True:
-            attempt += 1
+
+        def post(part_type: str) -> requests.Response:
             files = _multipart(request_json, part_type, payload, job_id)
-            try:
-                response = self._send_authorized("POST", url, headers=headers, files=files)
-            except NetworkFailure as failure:
-                if not failure.outcome_unknown:
-                    failure.reraise()
-                found = self._find_or_wait(job_id, attempt, None, str(failure.error))
-                if found is None:
-                    failure.reraise()
-                if isinstance(found, dict):
-                    return found
-                resent = True
-                continue
-            status = response.status_code
-            if status in (200, 201):
-                return self._created_job(response, job_id)
-            if status == 415 and part_type == V2_JSON:
-                log.warning(
-                    "Server refused the part type %s (415); resending as %s", V2_JSON, FALLBACK_JSON
-                )
-                part_type = FALLBACK_JSON
-                continue
-            error = self._error_for(response, operation)
-            if isinstance(error, ServerError):
-                # 500 leaves the outcome open too, but is not worth sending again at once.
-                retry_after = error.retry_after_seconds
-                may_resend = status in RETRYABLE_STATUSES
-                found = self._find_or_wait(
-                    job_id, attempt, retry_after, f"HTTP {status}", may_resend=may_resend
-                )
-                if isinstance(found, dict):
-                    return found
-                if found is not None:
-                    resent = True
-                    continue
-            if status == 409 and resent:
-                existing = self._existing_job(job_id)
-                if existing is not None:
-                    log.info("Compute job %r exists (409 to a resend): it was ours", job_id)
-                    return existing
-            raise error
+            return self._send_authorized("POST", url, headers=headers, files=files)
 
-    def _find_or_wait(
+        flow = SubmitFlow(job_id, next_delay=self._next_delay, resend_statuses=RETRYABLE_STATUSES)
+        return self._perform_submit(flow, post, operation)
+
+    def _perform_submit(
         self,
-        job_id: str,
-        attempt: int,
-        retry_after_seconds: float | None,
-        why: str,
-        *,
-        may_resend: bool = True,
-    ) -> dict[str, Any] | float | None:
-        """After a submission whose outcome is open (§A8): read the job back.
+        flow: SubmitFlow,
+        post: Callable[[str], requests.Response],
+        operation: Operation,
+    ) -> dict[str, Any]:
+        """Perform the submit flow's steps until it ends; the flow decides each next one."""
+        step = flow.start()
+        failure: NetworkFailure | None = None  # the last send's, to raise chained to its cause
+        while True:
+            match step:
+                case Send():
+                    if step.note:
+                        log.warning("%s", step.note)
+                    try:
+                        response = post(step.part_type)
+                    except NetworkFailure as exc:
+                        failure = exc
+                        step = flow.no_answer(exc.error, outcome_unknown=exc.outcome_unknown)
+                        continue
+                    failure = None
+                    step = self._submit_answered(flow, response, operation)
+                    if isinstance(step, Created):
+                        return self._created_job(response, flow.job_id)
+                case LookUp():
+                    existing = self._existing_job(flow.job_id)
+                    step = flow.missing() if existing is None else flow.found(existing)
+                case Wait():
+                    self._pause(
+                        step.delay_seconds, step.attempt, f"POST /{COMPUTE_JOBS_PATH}", step.why
+                    )
+                    step = flow.waited()
+                case Found():
+                    log.info("%s", step.note)
+                    return step.document
+                case Fail():
+                    if failure is not None and step.error is failure.error:
+                        failure.reraise()
+                    raise step.error
+                case Created():
+                    raise LocalProtocolError("a submission was created without an answer")
 
-        Returns the job document when the job exists (our submission went through); otherwise
-        waits the backoff and returns the delay waited, or returns ``None`` when the caller
-        should give up and raise.
-        """
-        existing = self._existing_job(job_id)
-        if existing is not None:
-            log.info("Compute job %r exists after %s: the submission went through", job_id, why)
-            return existing
-        if not may_resend:
-            return None
-        delay = wait_before_retry(self._policy, attempt, retry_after_seconds, self._rng)
-        if delay is not None:
-            self._pause(delay, attempt, f"POST /{COMPUTE_JOBS_PATH}", why)
-        return delay
+    def _submit_answered(
+        self, flow: SubmitFlow, response: requests.Response, operation: Operation
+    ) -> SubmitStep:
+        status = response.status_code
+        error = None if status in CREATED_STATUSES else self._error_for(response, operation)
+        return flow.answered(status, error)
+
+    def _next_delay(self, attempt: int, retry_after_seconds: float | None) -> float | None:
+        """The retry policy, for the submit flow: the wait before the next attempt, or None."""
+        return wait_before_retry(self._policy, attempt, retry_after_seconds, self._rng)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """Return the job document of ``job_id``; :class:`JobNotFound` when the server has none."""
