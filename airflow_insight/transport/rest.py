@@ -319,7 +319,7 @@ class InsightRestClient:
                     if failure is not None and step.error is failure.error:
                         failure.reraise()
                     raise step.error
-                case Created():
+                case Created():  # pragma: no cover - only a Send's answer creates (above)
                     raise LocalProtocolError("a submission was created without an answer")
 
     def _submit_answered(
