@@ -175,9 +175,11 @@ class Follower:
         """Start following a submitted job, optionally resuming from what was already forwarded.
 
         ``app_messages`` answers the job's solver callbacks (see :mod:`.appmessages`).
-        Following a job already followed does nothing (unfollow it first to start over).
+        Following a job already followed only offers its handler (see
+        :meth:`~.tracker.JobTracker.offer_handler`); unfollow it first to start over.
         """
         if job_id in self._jobs.jobs:
+            self._jobs.offer_handler(job_id, app_messages)
             return []
         if not self._jobs.running:
             self._timer.listen(now)  # The limit counts from the first followed job.
