@@ -157,7 +157,8 @@ async def _follow(job_id: str, reporter: Reporter) -> None:
 async def _trigger_to_its_end(job_id: str) -> tuple[str, list[str]]:
     """``InsightJobTrigger.run()`` to its one event, then what ``execute_complete`` reads."""
     from airflow_insight.hooks.insight import InsightHook
-    from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
+    from airflow_insight.triggers.insight import InsightJobTrigger
+    from airflow_insight.triggers.payload import TriggerPayload
 
     trigger = InsightJobTrigger(insight_conn_id=CONN_ID, compute_job_id=job_id)
     payload: dict[str, Any] = {"kind": "no event"}
@@ -166,7 +167,7 @@ async def _trigger_to_its_end(job_id: str) -> tuple[str, list[str]]:
         break
     rest_lines: list[str] = []
     if payload.get("kind") == "finished":
-        outcome = outcome_from_event(payload)
+        outcome = TriggerPayload.from_dict(payload).result()
         status = outcome.status
         # The resumed task fills the log from REST where the trigger did not forward it all.
         rest_lines = await asyncio.to_thread(

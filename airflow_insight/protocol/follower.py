@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec
 
-from airflow_insight.exceptions import InsightError, RemoteProtocolError, ServerUnreachable
+from airflow_insight.exceptions import InsightError, RemoteProtocolError
 from airflow_insight.protocol import messages as m
 from airflow_insight.protocol.appmessages import AppMessageHandler
 from airflow_insight.protocol.auth import after_refusal
@@ -44,14 +44,13 @@ from airflow_insight.protocol.events import (
     ReconnectDue,
     RunLogFetchDue,
     SendText,
-    ServerAnswersAgain,
-    ServerUnanswered,
     TokenRefreshDue,
 )
 from airflow_insight.protocol.replies import answer_app_message
 from airflow_insight.protocol.session import Session, SessionState
 from airflow_insight.protocol.tokens import Token
 from airflow_insight.protocol.tracker import JobTracker
+from airflow_insight.protocol.unreachable import UnreachableTimer
 
 __all__ = ["Follower", "FollowerConfig"]
 
@@ -86,16 +85,16 @@ class Follower:
         server: str = "the Insight server",
     ) -> None:
         self.config = config or FollowerConfig()
-        #: The server as error messages name it (its base URL; never credentials).
-        self.server = server
+        # The socket is a standing question: silence counts from the last answer.
+        self._timer = UnreachableTimer(
+            server, self.config.unreachable_limit_seconds, listening=True
+        )
         self.session = Session(self.config, jitter_source)
         self._calls = OutstandingCalls()
         self._jobs = JobTracker(self.config, self.session, self._calls)
         self._outgoing: list[str] = []
-        # When the server last answered anything (socket or REST); None: no job followed.
-        self._heard_at: float | None = None
-        # When the outage under way was last reported (None: the server answers).
-        self._outage_said_at: float | None = None
+        # When the outage under way was last said (read only during an outage).
+        self._outage_said_at = 0.0
         # Whether a socket was ever open in this session: the next one is a reconnect.
         self._opened_once = False
 
@@ -107,6 +106,15 @@ class Follower:
         )
 
     # ----------------------------------------------------------------------------- state
+
+    @property
+    def server(self) -> str:
+        """The server as error messages name it (its base URL; never credentials)."""
+        return self._timer.server
+
+    @server.setter
+    def server(self, server: str) -> None:
+        self._timer.server = server
 
     @property
     def is_open(self) -> bool:
@@ -141,7 +149,7 @@ class Follower:
         """When :meth:`tick` next has something to do; None when nothing is scheduled."""
         deadlines = self.session.deadlines()
         outage_report = None
-        if self._outage_said_at is not None:
+        if self._timer.in_outage:
             outage_report = self._outage_said_at + self.config.outage_report_interval_seconds
         for deadline in (self._jobs.earliest_check(), self._unreachable_at(), outage_report):
             if deadline is not None:
@@ -168,13 +176,14 @@ class Follower:
         """Start following a submitted job, optionally resuming from what was already forwarded.
 
         ``app_messages`` answers the job's solver callbacks (see :mod:`.appmessages`).
-        Following a job already followed does nothing (unfollow it first to start over).
+        Following a job already followed only offers its handler (see
+        :meth:`~.tracker.JobTracker.offer_handler`); unfollow it first to start over.
         """
         if job_id in self._jobs.jobs:
+            self._jobs.offer_handler(job_id, app_messages)
             return []
         if not self._jobs.running:
-            self._heard_at = now  # The unreachable limit counts from the first followed job.
-            self._outage_said_at = None
+            self._timer.listen(now)  # The limit counts from the first followed job.
         job = self._jobs.add(
             job_id,
             execution_attempts=execution_attempts,
@@ -346,7 +355,7 @@ class Follower:
     def _open_socket(self, refusals: int) -> ReconnectDue:
         token = self.session.token
         attempt = self.session.failures + 1
-        again, quiet = self._opened_once, self._outage_said_at is not None
+        again, quiet = self._opened_once, self._timer.in_outage
         return self._calls.issue(
             lambda c: ReconnectDue(attempt, c, token, reconnect=again, quiet=quiet),
             Purpose.SOCKET,
@@ -357,30 +366,15 @@ class Follower:
 
     def _heard(self, now: float) -> list[Output]:
         """The server answered at ``now``; ends an outage under way (said once)."""
-        since, self._heard_at = self._heard_at, now
-        if self._outage_said_at is None:
-            return []
-        self._outage_said_at = None
-        return [ServerAnswersAgain(self.server, now - (since if since is not None else now))]
+        back = self._timer.answered(now)
+        return [] if back is None else [back]
 
     def _no_answer(self, now: float, error: str) -> list[Output]:
         """A call failed without an answer: the first one of an outage is said, once."""
-        if self._outage_said_at is not None or self._heard_at is None or not self._jobs.running:
+        if self._timer.in_outage or not self._jobs.running:
             return []
         self._outage_said_at = now
-        return [self._outage_report(now, first=True, error=error)]
-
-    def _outage_report(self, now: float, *, first: bool, error: str = "") -> ServerUnanswered:
-        heard_at = self._heard_at if self._heard_at is not None else now
-        limit = self.config.unreachable_limit_seconds
-        return ServerUnanswered(
-            self.server,
-            silent_seconds=now - heard_at,
-            gives_up_in_seconds=None if limit is None else heard_at + limit - now,
-            limit_seconds=limit,
-            first=first,
-            error=error,
-        )
+        return [self._timer.unanswered(now, error)]
 
     # ----------------------------------------------------------------------------- time
 
@@ -391,11 +385,10 @@ class Follower:
         unreachable_at = self._unreachable_at()
         if unreachable_at is not None and now >= unreachable_at:
             return self._unreachable(now)
-        said = self._outage_said_at
-        interval = self.config.outage_report_interval_seconds
-        if said is not None and self._jobs.running and now >= said + interval:
+        report_at = self._outage_said_at + self.config.outage_report_interval_seconds
+        if self._timer.in_outage and self._jobs.running and now >= report_at:
             self._outage_said_at = now
-            events.append(self._outage_report(now, first=False))
+            events.append(self._timer.unanswered(now))
         if self.session.token_refresh_due(now) and not self._calls.pending(Purpose.REFRESH):
             events.append(self._calls.issue(lambda c: TokenRefreshDue(c), Purpose.REFRESH))
         if self.session.due(now):
@@ -411,25 +404,14 @@ class Follower:
         return [*events, *self._jobs.due_calls(now)]
 
     def _unreachable_at(self) -> float | None:
-        limit = self.config.unreachable_limit_seconds
-        if limit is None or self._heard_at is None or not self._jobs.running:
-            return None
-        return self._heard_at + limit
+        return self._timer.deadline() if self._jobs.running else None
 
     def _unreachable(self, now: float) -> Sequence[Output]:
         """Nothing from the server for the limit: every followed job fails, retryably."""
-        waited = now - (self._heard_at or now)
-        self._outage_said_at = None  # Every job fails: nothing is left to report on.
-        events: list[Output] = []
-        for job_id in list(self._jobs.running):
-            error = ServerUnreachable(
-                f"no answer from {self.server} for {waited:.0f} s (neither the progress socket"
-                f" nor REST) while following Insight compute job {job_id}; the job may still be"
-                " running there: a retry of the task re-attaches to it once the server is back"
-                " (limit: unreachable_limit_seconds)"
-            )
-            events.extend(self._jobs.fail(job_id, error))
-        return events
+        running = list(self._jobs.running)
+        errors = [(job_id, self._timer.give_up(now, job_id)) for job_id in running]
+        self._timer.stop()  # Every job fails: nothing is left to wait for.
+        return [event for job_id, error in errors for event in self._jobs.fail(job_id, error)]
 
     # ----------------------------------------------------------------------------- socket input
 

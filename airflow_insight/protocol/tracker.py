@@ -106,6 +106,17 @@ class JobTracker:
         self._checks.set(job, job.next_check_at)
         return job
 
+    def offer_handler(self, job_id: str, app_messages: AppMessageHandler | None) -> None:
+        """Another follow of ``job_id`` (a second watcher) offers its callback handler.
+
+        Each callback gets one answer, so one handler answers: the first one registered for the
+        job keeps answering; a later one is taken only when none was (a sensor's watch first,
+        then an operator's with solver progress).
+        """
+        job = self.jobs[job_id]
+        if job.app_messages is None:
+            job.app_messages = app_messages
+
     def remove(self, job_id: str) -> None:
         """Forget a job; later messages about it are ignored."""
         self.jobs.pop(job_id, None)

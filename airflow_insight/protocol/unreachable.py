@@ -1,10 +1,12 @@
 """How long the Insight server may stay unreachable before the try fails: the one rule.
 
-:class:`UnreachableTimer` is told when a call was answered and when one got no answer; it says
-the outage (once at its start, then each time the adapter asks), says its end, and gives the
-retryable :class:`~airflow_insight.exceptions.ServerUnreachable` once the limit passed. The
-outage counts from the first call that got no answer after the last answer. The timer reads no
-clock: the adapter passes ``now`` (monotonic seconds) and logs what it returns
+:class:`UnreachableTimer` is told when the server answered and when a call got no answer; it
+says the outage (once at its start, then each time the adapter asks), says its end, says when
+the limit passes, and gives the retryable :class:`~airflow_insight.exceptions.ServerUnreachable`.
+The silence counts from the last answer the adapter was waiting past: a listener (the follower,
+whose socket is a standing question) from the last answer itself, a poker (the sensor, which asks
+nothing between pokes) from the first call that got no answer. The timer reads no clock: the
+adapter passes ``now`` (monotonic seconds) and logs what it returns
 (``docs/design.md#the-unreachable-timer``).
 """
 
@@ -18,31 +20,52 @@ class UnreachableTimer:
     """The outage bookkeeping of one adapter waiting for one server.
 
     ``server`` is the server as the log names it; ``limit_seconds`` None never gives up.
+    ``listening`` True: the adapter waits for the server all along (see :meth:`listen`).
     """
 
-    def __init__(self, server: str, limit_seconds: float | None) -> None:
+    def __init__(
+        self, server: str, limit_seconds: float | None, *, listening: bool = False
+    ) -> None:
         self.server = server
         self.limit_seconds = limit_seconds
-        self._since: float | None = None
+        self.listening = listening
+        # Where the silence counts from (None: nothing counts, the server answers).
+        self._silent_since: float | None = None
+        # Whether a call got no answer since the last answer: an outage is under way.
+        self._unanswered = False
 
     @property
     def in_outage(self) -> bool:
         """True while calls get no answer."""
-        return self._since is not None
+        return self._unanswered
+
+    def listen(self, now: float) -> None:
+        """A listener starts waiting at ``now``: the silence counts from here, an outage nobody
+        waited through is forgotten (unsaid)."""
+        self._silent_since = now if self.listening else None
+        self._unanswered = False
+
+    def stop(self) -> None:
+        """Nothing waits for the server any more: nothing counts until :meth:`listen`."""
+        self._silent_since = None
+        self._unanswered = False
 
     def answered(self, now: float) -> ServerAnswersAgain | None:
-        """A call was answered: an outage under way ends (its event, said once), else None."""
-        since, self._since = self._since, None
-        if since is None:
+        """The server answered: an outage under way ends (its event, said once), else None."""
+        since, unanswered = self._silent_since, self._unanswered
+        self._silent_since = now if self.listening else None
+        self._unanswered = False
+        if not unanswered:
             return None
-        return ServerAnswersAgain(self.server, now - since)
+        return ServerAnswersAgain(self.server, now - (now if since is None else since))
 
-    def unanswered(self, now: float, error: str) -> ServerUnanswered:
-        """A call got no answer: the outage as it stands (to log), counted from its start."""
-        first = self._since is None
-        if self._since is None:
-            self._since = now
-        waited = now - self._since
+    def unanswered(self, now: float, error: str = "") -> ServerUnanswered:
+        """A call got no answer (or a report is due): the outage as it stands, to log."""
+        first = not self._unanswered
+        self._unanswered = True
+        if self._silent_since is None:
+            self._silent_since = now
+        waited = now - self._silent_since
         limit = self.limit_seconds
         return ServerUnanswered(
             self.server,
@@ -53,14 +76,27 @@ class UnreachableTimer:
             error=error,
         )
 
-    def expired(self, now: float) -> bool:
-        """True once the outage lasted the limit: the try gives up."""
-        limit = self.limit_seconds
-        return limit is not None and self._since is not None and now - self._since >= limit
+    def deadline(self) -> float | None:
+        """When the try gives up unless the server answers first; None: not counting."""
+        if self.limit_seconds is None or self._silent_since is None:
+            return None
+        return self._silent_since + self.limit_seconds
 
-    def give_up(self, now: float, job_id: str, error: str) -> ServerUnreachable:
+    def expired(self, now: float) -> bool:
+        """True once the silence lasted the limit: the try gives up."""
+        deadline = self.deadline()
+        return deadline is not None and now >= deadline
+
+    def give_up(self, now: float, job_id: str, error: str | None = None) -> ServerUnreachable:
         """The retryable error that ends the wait for ``job_id`` after the limit."""
-        waited = 0.0 if self._since is None else now - self._since
+        waited = 0.0 if self._silent_since is None else now - self._silent_since
+        if self.listening:
+            return ServerUnreachable(
+                f"no answer from {self.server} for {waited:.0f} s (neither the progress socket"
+                f" nor REST) while following Insight compute job {job_id}; the job may still be"
+                " running there: a retry of the task re-attaches to it once the server is back"
+                " (limit: unreachable_limit_seconds)"
+            )
         return ServerUnreachable(
             f"no answer from {self.server} for {waited:.0f} s while waiting for Insight compute"
             f" job {job_id} (last error: {error}); the job may still be running there: a retry"

@@ -146,8 +146,8 @@ class _SharedSocket:
         watch = JobWatch(self, job_id, last_run_log_line)
         if job_id in self.ended:
             watch.deliver(self.ended[job_id])
-        elif job_id not in self.watches:
-            # The first watch's handler answers the job's callbacks (one answer per message).
+        else:
+            # Every watch's follow reaches the core, which picks the handler that answers.
             self.driver.follow(
                 job_id,
                 execution_attempts=execution_attempts,

@@ -43,7 +43,6 @@ from airflow_insight.progress import ProgressOptions, SolverProgress
 from airflow_insight.protocol import events as ev
 from airflow_insight.protocol.cancel import CancelEnd, CancelResult
 from airflow_insight.protocol.follower import FollowerConfig
-from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.settings import ConnectionSettings
 from airflow_insight.triggers import log_delivery
 from airflow_insight.triggers.end import EndFailed, EndPlan, after_the_end, end_in_triggerer
@@ -114,16 +113,6 @@ def end_by_for(start: datetime | None, execution_timeout: timedelta | None) -> f
         return None
     begun = start.timestamp() if start is not None else time.time()
     return begun + execution_timeout.total_seconds()
-
-
-def outcome_from_event(event: Mapping[str, Any]) -> JobOutcome:
-    """Read the trigger's event: the outcome, or raise what ended the wait.
-
-    ``finished`` gives the :class:`JobOutcome` (its ``last_run_log_line`` is what the trigger
-    forwarded); ``timeout`` raises :class:`InsightTimeout`; ``error`` raises the error as the
-    trigger had it: same class, message, ``permanent`` flag and fields.
-    """
-    return TriggerPayload.from_dict(event).result()
 
 
 def warn_if_log_unread(payload: TriggerPayload, log: Any) -> None:

@@ -1111,6 +1111,31 @@ def test_a_failing_handler_still_lets_the_solve_go_on() -> None:
     ]
 
 
+def test_a_second_follow_of_a_job_keeps_the_first_handler_answering() -> None:
+    """Two watchers of one job (a shared socket): one answer per callback, the first handler's."""
+    follower = opened()
+    first, second = _StopAtGap(), _StopAtGap()
+    follower.follow("job-1", now=0.0, app_messages=first)
+    follower.data_to_send()
+    assert follower.follow("job-1", now=0.5, app_messages=second) == []
+    assert follower.data_to_send() == []  # no second SUBSCRIBE
+    follower.receive_text(APP_MESSAGE_FRAME, 1.0)
+    assert len(first.seen) == 1 and second.seen == []
+    (answer,) = follower.data_to_send()
+    assert '"appMessageId":"app-3"' in answer and '"interruptSolve":true' in answer
+
+
+def test_a_later_follow_brings_the_handler_when_the_first_had_none() -> None:
+    """A sensor's watch (no handler) first, then an operator's with solver progress."""
+    follower = opened("job-1")
+    handler = _StopAtGap()
+    follower.follow("job-1", now=0.5, app_messages=handler)
+    follower.data_to_send()
+    follower.receive_text(APP_MESSAGE_FRAME, 1.0)
+    assert len(handler.seen) == 1
+    assert '"interruptSolve":true' in follower.data_to_send()[0]
+
+
 def test_an_app_message_for_a_job_not_followed_gets_the_default_answer() -> None:
     follower = opened("job-2")
     handler = _StopAtGap()

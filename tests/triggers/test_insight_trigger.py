@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TriggerEvent
 from support import assert_no_secrets, connection_json
+from support.trigger_events import outcome_from_event
 from trigger_support import collect, forwarded, run_log, submit, until
 
 from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator, EmulatorConfig
@@ -20,7 +21,7 @@ from airflow_insight.exceptions import ConfigurationError, InsightTimeout, JobFa
 from airflow_insight.hooks.insight import InsightHook
 from airflow_insight.protocol.outcome import JobOutcome
 from airflow_insight.transport.socket_hub import SocketHub
-from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger, outcome_from_event
+from airflow_insight.triggers.insight import CLASSPATH, InsightJobTrigger
 
 #: What the triggerer passes when a user marks the task failed/success or clears it.
 USER_ACTION = "__airflow_user_action__"

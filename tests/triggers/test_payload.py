@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
+from support.trigger_events import outcome_from_event
 
 from airflow_insight import exceptions
 from airflow_insight.exceptions import InsightError, error_classes
 from airflow_insight.protocol.outcome import JobOutcome
-from airflow_insight.triggers.insight import outcome_from_event
 from airflow_insight.triggers.payload import TriggerPayload
 
 #: A value for every field name any class of the tree takes (a new field must be added here:

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from airflow.sdk.execution_time.comms import GetVariableKeys
 from airflow_support import InProcessSupervisorComms, migrate_and_sync, new_task_instance
+from support.trigger_events import outcome_from_event
 from trigger_support import collect, forwarded, run_log, submit, until
 
 from airflow_insight.compat import supervisor
 from airflow_insight.emulator import DEMO_CLIENT_SECRET, Emulator
 from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.protocol.reattach import TaskIdentity
-from airflow_insight.triggers.insight import outcome_from_event
 from airflow_insight.triggers.start import (
     START_CLASSPATH,
     STARTED_KEY,

@@ -26,6 +26,7 @@ from airflow_support import (
     new_task_instance,
     set_state,
 )
+from support.trigger_events import outcome_from_event
 from trigger_support import collect, forwarded, run_log, submit, until
 
 from airflow_insight.compat import features, supervisor
@@ -33,7 +34,7 @@ from airflow_insight.emulator import Emulator
 from airflow_insight.operators.insight import InsightJobOperator
 from airflow_insight.triggers import watermark
 from airflow_insight.triggers.end import EndPlan
-from airflow_insight.triggers.insight import InsightJobTrigger, outcome_from_event
+from airflow_insight.triggers.insight import InsightJobTrigger
 from airflow_insight.triggers.watermark import VARIABLE_PREFIX
 from airflow_insight.triggers.watermark_store import WatermarkReader
 from airflow_insight.triggers.watermark_table import (

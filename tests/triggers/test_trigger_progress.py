@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from support.trigger_events import outcome_from_event
 from trigger_support import collect, submit
 
 from airflow_insight.emulator import NAMED_SCRIPTS, Emulator
@@ -18,7 +19,6 @@ from airflow_insight.exceptions import ConfigurationError
 from airflow_insight.progress import PROGRESS_LOGGER, ProgressOptions, StopAtGap
 from airflow_insight.triggers.insight import (
     InsightJobTrigger,
-    outcome_from_event,
     trigger_kwargs,
 )
 from airflow_insight.triggers.payload import TriggerPayload
